@@ -1,0 +1,133 @@
+"""Recognise what a folder holds and load it as a pool (and a test set when there is one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aeep_core import locations
+from aeep_core.data.idx import find_idx_pairs, read_idx
+from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
+from aeep_core.data.pool import UNKNOWN, DataError, Pool, split_holdout
+
+_TEST_SPLITS = ("t10k", "test")
+
+
+@dataclass
+class Dataset:
+    """A pool to select from and, when the data provides one, a held-out test set."""
+
+    pool: Pool
+    test: Pool | None = None
+
+
+def _idx_pool(images: Path, labels: Path | None) -> Pool:
+    x = read_idx(images)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim != 4:
+        raise DataError(f"{images}: IDX images must have 3 or 4 dimensions, found {x.ndim}")
+    if x.dtype != np.uint8:
+        x = (255 * (x - x.min()) / max(float(x.max() - x.min()), 1e-12)).astype(np.uint8)
+    y = None
+    if labels is not None:
+        y = read_idx(labels).astype(np.int64).reshape(-1)
+        if len(y) != len(x):
+            raise DataError(f"{labels}: {len(y)} labels for {len(x)} images in {images.name}; use the matching file")
+    n_classes = int(y.max()) + 1 if y is not None else 10
+    stem = images.name.split("-")[0]
+    return Pool(
+        inputs=torch.from_numpy(np.ascontiguousarray(x)),
+        names=[f"{stem}/{i:05d}" for i in range(len(x))],
+        class_names=[str(c) for c in range(n_classes)],
+        labels=y,
+    )
+
+
+def _load_idx_folder(folder: Path) -> Dataset:
+    pairs = find_idx_pairs(folder)
+    test_key = next((k for k in pairs if k in _TEST_SPLITS), None)
+    pool_keys = [k for k in pairs if k != test_key]
+    if not pool_keys:
+        raise DataError(f"{folder}: only a test IDX file found; add the training files (train-images-idx3-ubyte.gz)")
+    pool = _idx_pool(*pairs[pool_keys[0]])
+    test = _idx_pool(*pairs[test_key]) if test_key else None
+    if test is not None:
+        n = max(pool.n_classes, test.n_classes)
+        pool.class_names = test.class_names = [str(c) for c in range(n)]
+    return Dataset(pool, test)
+
+
+def _load_image_folder(folder: Path, class_names: list[str] | None = None, progress=None) -> Pool:
+    paths = list_image_files(folder)
+    if not paths:
+        raise DataError(
+            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
+            "point to a folder of images or MNIST IDX files"
+        )
+    inputs, kept, skipped = load_image_files(paths, cache_dir=locations.cache_dir(), progress=progress)
+    if not kept:
+        raise DataError(f"{folder}: none of the {len(paths)} images could be decoded (first: {skipped[0]})")
+    # ImageFolder convention: DIR/cat/x.png is a cat; files directly in DIR are unlabelled.
+    folders = [p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else None for p in kept]
+    names = class_names or sorted({f for f in folders if f is not None})
+    index = {n: i for i, n in enumerate(names)}
+    labels = np.array([index.get(f, UNKNOWN) if f else UNKNOWN for f in folders], dtype=np.int64)
+    return Pool(
+        inputs=inputs,
+        names=[str(p.relative_to(folder)) for p in kept],
+        class_names=names,
+        labels=labels if (labels >= 0).any() else None,
+        skipped=skipped,
+    )
+
+
+def load_pool(folder: Path | str, progress=None) -> Pool:
+    """Load a folder as a pool (IDX training files, a sequence export, or image files)."""
+    return load_dataset(folder, progress=progress).pool
+
+
+def load_dataset(
+    data: Path | str,
+    test: Path | str | None = None,
+    test_split: float | None = None,
+    seed: int = 0,
+    progress=None,
+) -> Dataset:
+    """Load ``data`` and its test set: ``test`` folder, else IDX t10k files, else a
+    stratified ``test_split`` fraction held out of the pool."""
+    folder = Path(data).expanduser()
+    if not folder.exists():
+        raise DataError(f"{folder}: no such folder; check the path")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: is a file; point to the folder that holds it")
+    if find_idx_pairs(folder):
+        ds = _load_idx_folder(folder)
+    else:
+        ds = Dataset(_load_image_folder(folder, progress=progress))
+    if test is not None:
+        test_ds = load_dataset(test)
+        t = test_ds.pool
+        if t.labels is None:
+            raise DataError(f"{test}: test set has no labels; use class-named subfolders")
+        ds.test = _align_classes(ds.pool, t, Path(test))
+    elif test_split:
+        ds.pool, ds.test = split_holdout(ds.pool, test_split, seed)
+    return ds
+
+
+def _align_classes(pool: Pool, test: Pool, where: Path) -> Pool:
+    """Re-index the test labels onto the pool's class names."""
+    if test.class_names == pool.class_names:
+        return test
+    index = {n: i for i, n in enumerate(pool.class_names)}
+    unknown = sorted(set(test.class_names) - set(index))
+    if unknown:
+        raise DataError(f"{where}: test classes {unknown} are not in the pool; rename or remove those folders")
+    remap = np.array([index[n] for n in test.class_names])
+    test.labels = remap[test.labels]
+    test.class_names = list(pool.class_names)
+    return test

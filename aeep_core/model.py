@@ -1,0 +1,75 @@
+"""The pairwise CNN: a classifier whose penultimate layer is the learned similarity space."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class PairwiseCNN(nn.Module):
+    """3 conv + 2 pool + 2 FC, ReLU throughout (the spec's reference shape).
+
+    ``forward`` returns ``(logits, phi)``; ``phi`` (the penultimate layer, after ReLU)
+    is the embedding whose normalised inner product is the similarity of two items.
+    Accepts uint8 images and scales them to [0, 1] itself.
+    """
+
+    def __init__(self, in_channels: int, size: int, n_classes: int, width: int = 16, embed_dim: int = 128):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+        flat = 2 * width * (size // 4) ** 2
+        self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(flat, embed_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(embed_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        phi = self.embed(self.features(x))
+        return self.head(phi), phi
+
+
+def build_model(inputs: torch.Tensor, modality: str, n_classes: int) -> nn.Module:
+    """The network for a pool's inputs: image CNN or (for sequences) a 1-D CNN over time."""
+    if modality == "image":
+        _, c, h, w = inputs.shape
+        return PairwiseCNN(c, min(h, w), n_classes)
+    if modality == "sequence":
+        from aeep_core.sequences.model import SequenceCNN  # imported lazily: optional modality
+
+        _, t, d = inputs.shape
+        return SequenceCNN(d, t, n_classes)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sim(a, b) = <phi(a), phi(b)> / (|phi(a)| |phi(b)|); in [0, 1] because phi >= 0."""
+    return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; any other name is taken as given."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA GPU; use --device auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps asked for, but this machine has no MPS; use --device auto")
+    return device

@@ -1,0 +1,98 @@
+"""What every query strategy sees and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aeep_core.training import entropy
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norm, 1e-12)
+
+
+@dataclass
+class QueryContext:
+    """A scored view of the candidates of one round.
+
+    ``probs`` and ``embeddings`` are the current model's outputs on the candidates;
+    ``labelled_embeddings`` its embeddings of L. Input-space rows (for kff and the
+    raw-pixel ablation) are computed only when a strategy asks for them.
+    """
+
+    candidates: np.ndarray  # global item ids, [n]
+    probs: np.ndarray  # [n, C]
+    embeddings: np.ndarray  # phi, [n, d]
+    labelled_embeddings: np.ndarray  # phi of L, [|L|, d]
+    head_weight: np.ndarray  # last layer W, [C, d]
+    head_bias: np.ndarray  # last layer b, [C]
+    rng: np.random.Generator
+    _inputs: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+
+    @cached_property
+    def entropy(self) -> np.ndarray:
+        return entropy(self.probs)
+
+    @cached_property
+    def unit(self) -> np.ndarray:
+        return unit_rows(self.embeddings)
+
+    @cached_property
+    def labelled_unit(self) -> np.ndarray:
+        return unit_rows(self.labelled_embeddings)
+
+    @cached_property
+    def input_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate rows, labelled rows) in input space, as float32."""
+        if self._inputs is None:
+            raise RuntimeError("this context carries no input-space rows")
+        return self._inputs()
+
+
+@dataclass
+class Selection:
+    """Positions into ``QueryContext.candidates``, and which of them are exploration picks."""
+
+    positions: np.ndarray
+    exploration: np.ndarray
+
+    @classmethod
+    def of(cls, positions: list[int] | np.ndarray, n_explore: int = 0) -> "Selection":
+        pos = np.asarray(positions, dtype=np.int64)
+        flags = np.zeros(len(pos), dtype=bool)
+        flags[:n_explore] = True
+        return cls(pos, flags)
+
+
+class QueryStrategy:
+    """One way of choosing a batch. Subclasses implement :meth:`query`."""
+
+    name: ClassVar[str] = "base"
+    #: whether the strategy reads the embeddings of L (lets the learner skip scoring L)
+    needs_labelled: ClassVar[bool] = False
+
+    def query(self, ctx: QueryContext, k: int) -> Selection:
+        """Choose ``min(k, n)`` distinct candidates."""
+        raise NotImplementedError
+
+    def observe(self, mp: float | None) -> None:
+        """Hear how well the model predicted this batch's exploration picks (mp)."""
+
+    @property
+    def m(self) -> int | None:
+        """How many exploration picks the next batch will hold (None: not applicable)."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What must be saved to continue exactly after a restart."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

@@ -1,0 +1,74 @@
+"""Baselines on the network's features: BMAL (Fisher information), core-set, BADGE."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import kmeans_plusplus
+
+from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
+from aeep_core.strategies.simple import k_centre_greedy
+
+
+class BatchModeFisher(QueryStrategy):
+    """BMAL (Hoi et al., ICML 2006): choose S minimising tr(I_S^-1 I_U).
+
+    I_S = delta*I + sum_{s in S} w(s) f_s f_s^T is the Fisher information of the batch
+    and I_U the mean over the candidates, f = last-layer features (phi with a bias
+    term), w(x) = sum_c p_c(1 - p_c) the multi-class p(1-p). Greedy forward selection
+    with Sherman–Morrison updates: uncertain (large w) and non-redundant (a pick
+    shrinks the gain of whatever it already explains).
+    """
+
+    name = "bmal"
+
+    def __init__(self, ridge: float = 1e-2):
+        self.ridge = ridge
+
+    def query(self, ctx: QueryContext, k: int) -> Selection:
+        f = np.hstack([ctx.unit, np.ones((len(ctx.unit), 1))]).astype(np.float64)
+        w = (ctx.probs * (1 - ctx.probs)).sum(1).astype(np.float64)
+        info_pool = (f * w[:, None]).T @ f / len(f)
+        inv = np.eye(f.shape[1]) / self.ridge  # (delta I)^-1
+        blocked = np.zeros(len(f), dtype=bool)
+        picks: list[int] = []
+        for _ in range(min(k, len(f))):
+            fg = f @ inv  # [n, d]
+            gain = w * np.einsum("nd,de,ne->n", fg, info_pool, fg) / (1 + w * (fg * f).sum(1))
+            i = int(np.argmax(np.where(blocked, -np.inf, gain)))
+            picks.append(i)
+            blocked[i] = True
+            u = inv @ f[i]
+            inv -= w[i] * np.outer(u, u) / (1 + w[i] * f[i] @ u)
+        return Selection.of(picks)
+
+
+class CoreSet(QueryStrategy):
+    """k-centre greedy on phi (Sener & Savarese 2018): cover the pool with balls around L ∪ S."""
+
+    name = "coreset"
+    needs_labelled = True
+
+    def query(self, ctx: QueryContext, k: int) -> Selection:
+        return Selection.of(k_centre_greedy(ctx.embeddings.astype(np.float64), ctx.labelled_embeddings.astype(np.float64), k))
+
+
+class Badge(QueryStrategy):
+    """BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings
+    g(x) = (p(x) - onehot(argmax p(x))) ⊗ phi(x), uncertain (large g) and diverse (D² sampling).
+    Seeding is scikit-learn's ``kmeans_plusplus`` with one trial, i.e. plain D² sampling."""
+
+    name = "badge"
+
+    def query(self, ctx: QueryContext, k: int) -> Selection:
+        p = ctx.probs.astype(np.float64)
+        residual = p.copy()
+        residual[np.arange(len(p)), p.argmax(1)] -= 1.0
+        g = (residual[:, :, None] * ctx.embeddings[:, None, :]).reshape(len(p), -1)
+        k = min(k, len(g))
+        seed = int(ctx.rng.integers(2**31 - 1))
+        _, picks = kmeans_plusplus(g, n_clusters=k, n_local_trials=1, random_state=seed)
+        picks = list(dict.fromkeys(int(i) for i in picks))  # D² never repeats unless g has ties at 0
+        if len(picks) < k:
+            rest = [i for i in ctx.rng.permutation(len(g)) if i not in set(picks)]
+            picks += rest[: k - len(picks)]
+        return Selection.of(picks)

@@ -1,0 +1,146 @@
+"""Training the pairwise network: classification + pair loss on siamese pairs from L."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TrainConfig:
+    """How one round trains. Defaults measured on MNIST (see BENCHMARKS.md)."""
+
+    batch_size: int = 64
+    epochs: float = 40.0  # passes over L; the step count is clamped below
+    min_steps: int = 300
+    max_steps: int = 600
+    lr: float = 4e-3
+    weight_decay: float = 1e-4
+    pair_weight: float = 1.0  # 0 disables the pair loss (the ablation)
+    pair_scale: float = 5.0  # sharpness of the pair logit on the cosine similarity
+    augment: bool = True
+    warm_start: bool = False
+
+    def steps_for(self, n_labelled: int) -> int:
+        """Gradient steps for a labelled set of ``n_labelled`` items."""
+        steps = math.ceil(self.epochs * n_labelled / self.batch_size)
+        return int(min(self.max_steps, max(self.min_steps, steps)))
+
+
+def pair_loss(phi: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
+    """Balanced pair loss over every pair of the minibatch (a siamese pair per pair).
+
+    The similarity is the cosine of the embeddings (bounded to [0, 1] since phi >= 0).
+    It is pushed above 1/2 for same-label pairs and below for different-label pairs;
+    positives and negatives get equal total weight so the rarer kind still counts.
+    """
+    z = F.normalize(phi, dim=1)
+    sim = z @ z.T
+    same = y[:, None] == y[None, :]
+    off_diag = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
+    pos, neg = same & off_diag, ~same
+    logits = scale * (sim - 0.5)
+    bce = F.binary_cross_entropy_with_logits(logits, same.float(), reduction="none")
+    terms = []
+    if pos.any():
+        terms.append(bce[pos].mean())
+    if neg.any():
+        terms.append(bce[neg].mean())
+    return torch.stack(terms).mean() if terms else phi.sum() * 0.0
+
+
+def augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Small random affine jitter (±10° rotation, ±10% shift, 0.9–1.1 scale), batched."""
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
+    n = len(x)
+    rand = lambda: torch.rand(n, generator=generator, device="cpu").to(x.device) * 2 - 1  # noqa: E731
+    angle, scale = rand() * math.pi / 18, 1 + rand() * 0.1
+    tx, ty = rand() * 0.2, rand() * 0.2  # grid units: 2 = full width, so 0.2 = 10%
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def train(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: np.ndarray,
+    config: TrainConfig,
+    device: torch.device,
+    seed: int,
+    modality: str = "image",
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, float]:
+    """Train ``model`` in place on the labelled ``inputs``/``labels``; return the last losses.
+
+    Minibatches are drawn class-balanced from L with replacement, so that a handful of
+    labels still gives every class and both pair kinds to each step.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps = config.steps_for(len(labels))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.15)
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    y_all = torch.as_tensor(labels, dtype=torch.long)
+    losses = {"loss": float("nan"), "ce": float("nan"), "pair": float("nan")}
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            break
+        cls = rng.integers(len(by_class), size=config.batch_size)
+        idx = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in cls])
+        x = inputs[torch.from_numpy(idx)].to(device)
+        y = y_all[torch.from_numpy(idx)].to(device)
+        if config.augment and modality == "image":
+            x = augment_images(x, gen)
+        logits, phi = model(x)
+        ce = F.cross_entropy(logits, y)
+        loss = ce
+        if config.pair_weight > 0:
+            pl = pair_loss(phi, y, config.pair_scale)
+            loss = ce + config.pair_weight * pl
+            losses["pair"] = float(pl.detach())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses["loss"], losses["ce"] = float(loss.detach()), float(ce.detach())
+        if progress is not None:
+            progress(step + 1, steps)
+    model.eval()
+    return losses
+
+
+@torch.inference_mode()
+def score(
+    model: nn.Module, inputs: torch.Tensor, device: torch.device, batch_size: int = 1024, progress: Progress | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``[N, C]`` and embeddings phi ``[N, d]`` for ``inputs``."""
+    model.to(device).eval()
+    probs, embs = [], []
+    for start in range(0, len(inputs), batch_size):
+        logits, phi = model(inputs[start : start + batch_size].to(device))
+        probs.append(torch.softmax(logits.float(), 1).cpu())
+        embs.append(phi.float().cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(inputs)), len(inputs))
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(probs).numpy(), torch.cat(embs).numpy()
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """H(x) = -sum_c h_c log h_c, in nats, per row."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)

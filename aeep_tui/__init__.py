@@ -1,0 +1,1 @@
+"""aeep_tui — the Textual labelling app and the ``aeep-tui`` command line."""

@@ -1,0 +1,54 @@
+"""``aeep-tui simulate``: the active-learning loop with ground truth as the oracle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from aeep_core.strategies import STRATEGIES
+
+    p = sub.add_parser("simulate", help="run active learning with the true labels as the oracle")
+    p.add_argument("--data", required=True, type=Path, help="image folder (class subfolders) or MNIST IDX folder")
+    test = p.add_mutually_exclusive_group()
+    test.add_argument("--test", type=Path, help="labelled test folder (default: t10k files of an IDX folder)")
+    test.add_argument("--test-split", type=float, metavar="F", help="hold out this fraction of the pool as test set")
+    p.add_argument("--strategy", default="aeep", choices=sorted(STRATEGIES))
+    p.add_argument("--batch-size", "-k", type=int, default=20)
+    p.add_argument("--budget", type=int, default=300, help="stop at this many labels")
+    p.add_argument("--initial", type=int, default=20, help="size of the random seed set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--candidates", type=int, default=10_000, help="unlabelled items scored per round")
+    p.add_argument("--warm-start", action="store_true", help="continue training the last round's model")
+    p.add_argument("--no-pair-loss", action="store_true", help="ablation: train with classification loss only")
+    p.add_argument("--json", type=Path, help="write every round to this JSON file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aeep_core.data import load_dataset
+    from aeep_core.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
+    from aeep_core.training import TrainConfig
+
+    data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed)
+    for s in data.pool.skipped:
+        print(f"skipped {s}", file=sys.stderr)
+    config = TrainConfig(warm_start=args.warm_start, pair_weight=0.0 if args.no_pair_loss else 1.0)
+    settings = SimulationSettings(
+        strategy=args.strategy, batch_size=args.batch_size, budget=args.budget, initial=args.initial,
+        seed=args.seed, device=args.device, candidates=args.candidates, train=config,
+    )
+    print(f"{args.strategy}: pool {len(data.pool)}, test {len(data.test) if data.test else 0}, "
+          f"k={args.batch_size}, budget {args.budget}, seed {args.seed}")
+    print(format_header())
+    result = simulate(data, settings, on_round=lambda r: print(format_row(r.as_dict()), flush=True))
+    print(summary_line(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from aeep_core.data import load_dataset
+from aeep_core.learner import SKIPPED, ActiveLearner
+from aeep_core.simulate import SimulationSettings, simulate
+from aeep_core.strategies import make_strategy
+from aeep_core.training import TrainConfig
+from aeep_tui.cli import main
+
+FAST = TrainConfig(min_steps=30, max_steps=30)
+
+
+def test_rounds_grow_the_labelled_set_and_never_repeat_an_item(image_folder):
+    ds = load_dataset(image_folder, test_split=0.2, seed=0)
+    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=FAST, device="cpu", seed=0, test=ds.test)
+    first = learner.initial_ids(6)
+    learner.add_labels(first, ds.pool.labels[first])
+    seen = set(first.tolist())
+    for _ in range(3):
+        learner.train()
+        prop = learner.propose(5)
+        assert len(prop.ids) == 5 and not (set(prop.ids.tolist()) & seen)
+        assert prop.exploration.sum() == prop.m >= 1
+        seen |= set(prop.ids.tolist())
+        labels = ds.pool.labels[prop.ids].copy()
+        labels[-1] = SKIPPED
+        mp, acc = learner.teach(prop, labels)
+        assert mp is None or 0.0 <= mp <= 1.0
+    assert len(learner.labels) == 6 + 3 * 4 and len(learner.skipped) == 3
+    assert not set(learner.unlabelled_ids()) & (set(learner.labels) | learner.skipped)
+    assert 0.0 <= learner.evaluate() <= 1.0
+
+
+def test_simulation_is_deterministic_under_a_seed(image_folder):
+    ds = load_dataset(image_folder, test_split=0.2, seed=0)
+    settings = SimulationSettings(strategy="aeep", batch_size=5, budget=20, initial=5, seed=1, device="cpu", train=FAST)
+    a, b = simulate(ds, settings), simulate(ds, settings)
+    strip = lambda r: [{k: v for k, v in x.items() if not k.endswith("_s")} for x in r["rounds"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert [r["labelled"] for r in a["rounds"]] == [5, 10, 15, 20]
+
+
+def test_restored_learner_proposes_the_same_batch(image_folder):
+    ds = load_dataset(image_folder)
+    def fresh():
+        return ActiveLearner(ds.pool, make_strategy("aeep"), config=FAST, device="cpu", seed=2)
+    a = fresh()
+    first = a.initial_ids(6)
+    a.add_labels(first, ds.pool.labels[first])
+    a.train()
+    p = a.propose(5)
+    a.teach(p, ds.pool.labels[p.ids])
+    a.train()
+    b = fresh()
+    b.load_state_dict(json.loads(json.dumps({**a.state_dict(), "model": None})) | {"model": a.state_dict()["model"]})
+    np.testing.assert_array_equal(a.propose(5).ids, b.propose(5).ids)
+
+
+def test_simulate_cli_writes_the_documented_json(image_folder, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["simulate", "--data", str(image_folder), "--test-split", "0.2", "--strategy", "random",
+                 "--batch-size", "6", "--budget", "18", "--initial", "6", "--seed", "0", "--device", "cpu",
+                 "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["strategy"] == "random" and result["batch_size"] == 6 and result["seed"] == 0
+    keys = {"labelled", "accuracy", "m", "mp", "entropy_batch", "entropy_pool", "train_s", "select_s"}
+    assert all(keys <= set(r) for r in result["rounds"])
+    assert [r["labelled"] for r in result["rounds"]] == [6, 12, 18]
+    assert result["rounds"][0]["m"] is None  # random has no exploration share
+    assert "labelled" in capsys.readouterr().out
+
+
+def test_simulate_cli_reports_bad_data_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["simulate", "--data", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "empty" in err and "no images found" in err
+
+
+def test_simulate_needs_ground_truth(tmp_path, capsys):
+    from PIL import Image
+    for i in range(3):
+        Image.new("L", (28, 28), i * 40).save(tmp_path / f"{i}.png")
+    assert main(["simulate", "--data", str(tmp_path)]) == 2
+    assert "ground truth" in capsys.readouterr().err

@@ -1,0 +1,16 @@
+"""AEEP on the real MNIST files (skipped where ../shared/data/mnist is absent)."""
+
+import pytest
+
+from aeep_core.data import load_dataset
+from aeep_core.simulate import SimulationSettings, simulate
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_aeep_reaches_90_percent_by_200_labels(shared_mnist):
+    ds = load_dataset(shared_mnist)
+    result = simulate(ds, SimulationSettings(strategy="aeep", batch_size=20, budget=200, initial=20, seed=0, device="cpu"))
+    last = result["rounds"][-1]
+    assert last["labelled"] == 200
+    assert last["accuracy"] >= 0.90, [r["accuracy"] for r in result["rounds"]]
