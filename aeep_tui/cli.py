@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-# Each module defines ``add_parser(subparsers)`` and ``run(args) -> int``. Imported
-# lazily so that ``aeep-tui simulate`` does not pay for Textual, nor ``label`` for sklearn.
-COMMANDS = {
-    "label": "aeep_tui.commands.label",
-    "demo": "aeep_tui.commands.demo",
-    "simulate": "aeep_tui.commands.simulate",
-}
+from aeep_tui import commands
+
+# Every module in aeep_tui.commands is a sub-command: it defines ``add_parser(subparsers)``
+# (cheap: heavy imports stay inside ``run``) and ``run(args) -> int``. The order below is
+# the order of ``--help``; modules not listed follow alphabetically.
+ORDER = ["label", "demo", "simulate", "bench", "projects", "export", "forget"]
+
+
+def _command_modules() -> list[str]:
+    found = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label data in the terminal while a CNN retrains and AEEP active learning picks each batch.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS.values():
-        importlib.import_module(module).add_parser(sub)
+    for name in _command_modules():
+        importlib.import_module(f"aeep_tui.commands.{name}").add_parser(sub)
     return parser
 
 
