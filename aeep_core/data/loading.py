@@ -82,6 +82,7 @@ def _load_image_folder(folder: Path, class_names: list[str] | None = None, progr
         class_names=names,
         labels=labels if (labels >= 0).any() else None,
         skipped=skipped,
+        meta={"root": str(folder.resolve()), "paths": [str(p.resolve()) for p in kept]},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ class Pool:
     labels: np.ndarray | None = None
     modality: str = "image"
     skipped: list[SkippedFile] = field(default_factory=list)
+    #: where the items came from (``root``: the data folder) and per-modality extras
+    #: (``events``: one event list per sequence item), for display; never used by the model.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.inputs):
@@ -69,6 +73,7 @@ class Pool:
             names=[self.names[i] for i in index],
             labels=None if self.labels is None else self.labels[index],
             skipped=list(self.skipped),
+            meta={k: ([v[i] for i in index] if isinstance(v, list) and len(v) == len(self) else v) for k, v in self.meta.items()},
         )
 
     def flat_inputs(self, index: np.ndarray) -> np.ndarray:
