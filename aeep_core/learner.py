@@ -126,7 +126,9 @@ class ActiveLearner:
         cand = unlabelled if len(unlabelled) <= self.candidates else np.sort(rng.choice(unlabelled, self.candidates, replace=False))
         probs, emb = score(self.model, self.pool.inputs[torch.from_numpy(cand)], self.device, progress=progress)
         lab_ids = np.fromiter(self.labels, dtype=np.int64)
-        _, lab_emb = score(self.model, self.pool.inputs[torch.from_numpy(lab_ids)], self.device)
+        lab_emb = np.zeros((0, emb.shape[1]), np.float32)
+        if self.strategy.needs_labelled:
+            _, lab_emb = score(self.model, self.pool.inputs[torch.from_numpy(lab_ids)], self.device)
         head = self.model.head
         ctx = QueryContext(
             candidates=cand, probs=probs, embeddings=emb, labelled_embeddings=lab_emb,

@@ -76,6 +76,18 @@ def test_every_image_mode_is_converted(tmp_path):
         assert np.corrcoef(pool.inputs[i, 0].numpy().ravel().astype(float), grey.ravel().astype(float))[0, 1] > 0.9
 
 
+def test_large_16_bit_images_are_resized(tmp_path):
+    root = tmp_path / "deep"
+    root.mkdir()
+    for i in range(2):
+        a = np.zeros((120, 90), np.uint16)
+        a[40:80, 30:60] = 60000
+        Image.fromarray(a).save(root / f"{i}.png")
+    pool = load_pool(root)
+    assert pool.inputs.shape == (2, 1, 64, 64)  # short side 90 is clamped to 64
+    assert pool.inputs.max() == 255 and pool.inputs.min() == 0
+
+
 def test_colour_and_large_images_pick_rgb_and_a_bounded_side(tmp_path):
     root = tmp_path / "colour"
     root.mkdir()

@@ -87,11 +87,14 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
 def _load(path: Path, shape: ModelShape) -> np.ndarray:
     with Image.open(path) as img:
         img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.size != (shape.size, shape.size):
-            # pad (not crop): the whole object stays visible to the model
-            img = ImageOps.pad(img.convert("RGBA") if img.mode == "P" else img, (shape.size, shape.size))
-        return to_array(img, shape.channels)
+        # convert first: resizing works on every mode once it is 8-bit L or RGB
+        a = to_array(ImageOps.exif_transpose(img), shape.channels)
+    if a.shape[:2] != (shape.size, shape.size):
+        # pad (not crop): the whole object stays visible to the model
+        small = ImageOps.pad(Image.fromarray(a[:, :, 0] if shape.channels == 1 else a), (shape.size, shape.size))
+        a = np.asarray(small, dtype=np.uint8)
+        a = a[:, :, None] if a.ndim == 2 else a
+    return a
 
 
 def load_image_files(
