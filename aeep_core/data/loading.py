@@ -105,6 +105,11 @@ def load_dataset(
         raise DataError(f"{folder}: no such folder; check the path")
     if not folder.is_dir():
         raise DataError(f"{folder}: is a file; point to the folder that holds it")
+    from aeep_core.sequences import load_sequence_dataset, looks_like_sequences  # lazy: optional modality
+
+    if looks_like_sequences(folder):
+        # Sequences build pool and test together: both must use the pool's event embedding.
+        return load_sequence_dataset(folder, test=test, test_split=test_split, seed=seed)
     if find_idx_pairs(folder):
         ds = _load_idx_folder(folder)
     else:
