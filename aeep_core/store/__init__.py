@@ -1,0 +1,10 @@
+"""The per-project SQLite store: schema and migrations, writer lock, items and drift, export.
+
+See :mod:`aeep_core.session` for the labelling session built on it.
+"""
+
+from aeep_core.store.db import Store
+from aeep_core.store.errors import ProjectLocked, StoreError
+from aeep_core.store.schema import SCHEMA_VERSION
+
+__all__ = ["Store", "StoreError", "ProjectLocked", "SCHEMA_VERSION"]

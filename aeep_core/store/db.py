@@ -1,0 +1,195 @@
+"""One project's database: settings, items, append-only labels, rounds and checkpoints.
+
+A :class:`Store` is one SQLite connection shared by the UI thread and the training
+worker (``check_same_thread=False``), every use serialised by one lock. Each write is
+one transaction committed before the method returns; a failing write raises
+:class:`StoreError` and leaves every earlier commit intact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from aeep_core import locations
+from aeep_core.store import schema
+from aeep_core.store.errors import StoreError
+from aeep_core.store.lock import WriterLock
+
+
+class Store:
+    """Open with :meth:`create` or :meth:`open`; :meth:`close` releases the writer lock."""
+
+    def __init__(self, project: Path, conn: sqlite3.Connection, lock: WriterLock | None):
+        self.project = Path(project)
+        self.db = locations.project_db(self.project)
+        self.read_only = lock is None
+        self._conn: sqlite3.Connection | None = conn
+        self._conn.row_factory = sqlite3.Row
+        self._writer = lock
+        self._mutex = threading.RLock()
+
+    # --- opening and closing ---------------------------------------------------------
+    @classmethod
+    def create(cls, project: Path, settings: dict[str, Any]) -> "Store":
+        """A new project folder with its database; ``settings`` values are stored as JSON."""
+        project = Path(project)
+        project.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(locations.project_lock(project)).acquire()
+        try:
+            db = locations.project_db(project)
+            if db.exists() and db.stat().st_size > 0:
+                raise StoreError(f"{db}: a project database already exists here; open it instead")
+            conn = schema.create(db, {k: json.dumps(v) for k, v in settings.items()})
+        except BaseException:
+            lock.release()
+            raise
+        return cls(project, conn, lock)
+
+    @classmethod
+    def open(cls, project: Path, read_only: bool = False) -> "Store":
+        """An existing project; raise :class:`StoreError` (or ProjectLocked) if unusable."""
+        project = Path(project)
+        db = locations.project_db(project)
+        if not db.is_file():
+            raise StoreError(f"{db}: no project database here; check the path")
+        lock = None if read_only else WriterLock(locations.project_lock(project)).acquire()
+        try:
+            conn = schema.open_existing(db, read_only=read_only)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(project, conn, lock)
+
+    def close(self) -> None:
+        """Close the database and release the writer lock (safe to call twice)."""
+        with self._mutex:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+                    if self._writer is not None:
+                        self._writer.release()
+
+    # --- primitives ------------------------------------------------------------------
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        hint = "free some disk space and try again" if "full" in str(exc) else "answers committed so far are kept"
+        return StoreError(f"{self.db}: cannot {doing} ({exc}); {hint}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One committed write; rolled back entirely if anything inside fails."""
+        if self.read_only:
+            raise StoreError(f"{self.project}: opened read-only; close the other process and reopen to change it")
+        with self._mutex:
+            conn = self._live()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc, "save") from exc
+                raise
+
+    def query(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        """Rows of a read-only statement."""
+        with self._mutex:
+            try:
+                return self._live().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc, "read") from exc
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"{self.project}: the project is closed")
+        return self._conn
+
+    # --- settings ----------------------------------------------------------------------
+    def setting(self, key: str, default: Any = None) -> Any:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_settings(self, **values: Any) -> None:
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+
+    # --- labels ----------------------------------------------------------------------
+    def add_label(self, item_id: int, round_: int, label: int | None) -> int:
+        """Append one answer row (None = taken back); return the row's id (ids only grow)."""
+        with self.transaction() as c:
+            return int(c.execute(
+                "INSERT INTO labels (item_id, round, label, at) VALUES (?, ?, ?, ?)", (item_id, round_, label, time.time())
+            ).lastrowid)
+
+    def current_labels(self) -> list[sqlite3.Row]:
+        """The latest answer row of every item that has one: id, item_id, round, label, at."""
+        return self.query(
+            "SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l "
+            "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id ORDER BY l.id"
+        )
+
+    # --- rounds ----------------------------------------------------------------------
+    def rounds(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM rounds ORDER BY number")
+
+    def round_items(self, number: int) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM round_items WHERE round = ? ORDER BY position", (number,))
+
+    def add_round(
+        self, number: int, items: list[tuple[int, bool, int | None, float | None]], engine: dict[str, Any],
+        stats: dict[str, Any], checkpoint: tuple[str, str] | None = None,
+    ) -> None:
+        """Record an open round: its batch (item id, exploration, predicted, confidence) in
+        order, the engine state it was chosen in, and the checkpoint (file, sha256) of the
+        model that chose it, all in one transaction."""
+        now = time.time()
+        with self.transaction() as c:
+            ckpt_id = None
+            if checkpoint is not None:
+                cur = c.execute(
+                    "INSERT INTO checkpoints (file, round, sha256, created_at) VALUES (?, ?, ?, ?)",
+                    (checkpoint[0], number, checkpoint[1], now),
+                )
+                ckpt_id = cur.lastrowid
+            cols = ("m", "entropy_batch", "entropy_pool", "test_accuracy", "train_s", "select_s")
+            c.execute(
+                f"INSERT INTO rounds (number, status, created_at, engine, checkpoint_id, {', '.join(cols)}) "
+                f"VALUES (?, 'open', ?, ?, ?, {', '.join('?' * len(cols))})",
+                (number, now, json.dumps(engine), ckpt_id, *(stats.get(k) for k in cols)),
+            )
+            c.executemany(
+                "INSERT INTO round_items (round, position, item_id, exploration, predicted, confidence) VALUES (?, ?, ?, ?, ?, ?)",
+                [(number, pos, item, int(expl), pred, conf) for pos, (item, expl, pred, conf) in enumerate(items)],
+            )
+
+    def finish_round(self, number: int, engine: dict[str, Any], mp: float | None, batch_accuracy: float | None) -> None:
+        """Mark a round done with its outcome and the engine state after learning from it."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE rounds SET status = 'done', confirmed_at = ?, engine = ?, mp = ?, batch_accuracy = ? WHERE number = ?",
+                (time.time(), json.dumps(engine), mp, batch_accuracy, number),
+            )
+
+    def last_checkpoint(self) -> sqlite3.Row | None:
+        """The checkpoint of the newest round that has one."""
+        rows = self.query(
+            "SELECT c.* FROM rounds r JOIN checkpoints c ON c.id = r.checkpoint_id ORDER BY r.number DESC LIMIT 1"
+        )
+        return rows[0] if rows else None
+
+    def checkpoint_files(self) -> list[str]:
+        return [r["file"] for r in self.query("SELECT file FROM checkpoints")]

@@ -1,0 +1,170 @@
+"""The project database's schema, its versions and forward migrations, and safe opening.
+
+``PRAGMA user_version`` holds the schema version and ``PRAGMA application_id`` marks the
+file as ours, so a foreign or corrupt file is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from aeep_core.store.errors import StoreError
+
+APPLICATION_ID = 0x41454550  # "AEEP"
+SCHEMA_VERSION = 2
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Version 1: the first layout. Kept verbatim so the migration from it stays tested.
+SCHEMA_V1 = """
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,                  -- relative to the data folder, or the pool name
+    hash TEXT NOT NULL,                  -- sha256 of the file (or of the item's pixels)
+    present INTEGER NOT NULL DEFAULT 1,  -- 0: vanished from the data folder
+    first_seen REAL NOT NULL,
+    UNIQUE (path, hash)
+);
+CREATE INDEX items_hash ON items (hash);
+CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY,
+    file TEXT NOT NULL,                  -- relative to the project folder
+    round INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE rounds (
+    number INTEGER PRIMARY KEY,          -- 1, 2, ...: the batch's ordinal
+    status TEXT NOT NULL CHECK (status IN ('open', 'done')),
+    created_at REAL NOT NULL,
+    confirmed_at REAL,
+    m INTEGER, mp REAL, entropy_batch REAL, entropy_pool REAL,
+    batch_accuracy REAL, test_accuracy REAL, train_s REAL, select_s REAL,
+    engine TEXT NOT NULL,                -- JSON: learner round and strategy state
+    checkpoint_id INTEGER REFERENCES checkpoints (id)
+);
+CREATE TABLE round_items (
+    round INTEGER NOT NULL REFERENCES rounds (number),
+    position INTEGER NOT NULL,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    exploration INTEGER NOT NULL,
+    predicted INTEGER,
+    confidence REAL,
+    PRIMARY KEY (round, position)
+);
+CREATE TABLE labels (                    -- append-only: the current answer is the latest row
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    round INTEGER NOT NULL REFERENCES rounds (number),
+    label INTEGER,                       -- class index, -1 skipped, NULL taken back (undo)
+    at REAL NOT NULL
+);
+CREATE INDEX labels_item ON labels (item_id, id);
+"""
+
+# Each entry upgrades from version ``key`` to ``key + 1``, inside one transaction.
+MIGRATIONS: dict[int, str] = {
+    # 2: remember each file's size and mtime with its hash, so reopening a large
+    # folder does not read every file again.
+    1: "ALTER TABLE items ADD COLUMN size INTEGER; ALTER TABLE items ADD COLUMN mtime_ns INTEGER;",
+}
+
+
+def _fix(db: Path) -> str:
+    return f"move {db.name} out of {db.parent} (or point --project-dir elsewhere) to start a new project"
+
+
+def check_header(db: Path) -> None:
+    """Refuse a file that is not one of our databases, by reading its header only."""
+    with open(db, "rb") as f:
+        head = f.read(100)
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{db}: not an aeep-tui project database (not SQLite, or corrupt); {_fix(db)}")
+    app_id = int.from_bytes(head[68:72], "big")
+    if app_id != APPLICATION_ID:
+        raise StoreError(f"{db}: a SQLite database of another program, not an aeep-tui project; {_fix(db)}")
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # FULL: a committed answer survives power loss too, not only a killed process.
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def create(db: Path, settings: dict[str, str]) -> sqlite3.Connection:
+    """A new database at the current schema version, holding ``settings`` (key -> JSON).
+
+    It is built under a temporary name and renamed into place, so a crash never
+    leaves a half-made database that a later open would refuse as corrupt.
+    """
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(db.name + ".new")
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    _configure(conn)
+    # Rollback-journal mode while building, so the header always carries our id.
+    conn.executescript(
+        f"BEGIN; {SCHEMA_V1} {' '.join(MIGRATIONS[v] for v in sorted(MIGRATIONS))}"
+        f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    )
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)", settings.items())
+    conn.execute("COMMIT")
+    conn.close()
+    os.replace(tmp, db)
+    return open_existing(db)
+
+
+def open_existing(db: Path, read_only: bool = False) -> sqlite3.Connection:
+    """Open one of our databases, checked and migrated; raise :class:`StoreError` otherwise.
+
+    Nothing is written to a file that fails a check; a migration first copies the
+    database to ``project.sqlite3.v<N>.bak``.
+    """
+    check_header(db)
+    uri = f"{db.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        _configure(conn)
+        bad = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if bad != "ok":
+            conn.close()
+            raise StoreError(f"{db}: the database is corrupt ({bad}); {_fix(db)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{db}: cannot read the database ({exc}); {_fix(db)}") from exc
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(f"{db}: made by a newer aeep-tui (schema {version}, this one knows {SCHEMA_VERSION}); upgrade aeep-tui")
+    if version < 1:
+        conn.close()
+        raise StoreError(f"{db}: holds no aeep-tui schema; {_fix(db)}")
+    if version < SCHEMA_VERSION:
+        if read_only:
+            conn.close()
+            raise StoreError(f"{db}: needs an upgrade (schema {version} -> {SCHEMA_VERSION}); open it once without read-only")
+        migrate(conn, db, version)
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, db: Path, version: int) -> None:
+    """Apply every migration from ``version`` up, each in its own transaction."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the backup copy then holds everything
+    backup = db.with_name(f"{db.name}.v{version}.bak")
+    if not backup.exists():
+        shutil.copy2(db, backup)
+    while version < SCHEMA_VERSION:
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"{db}: upgrading schema {version} failed ({exc}); the backup {backup.name} is untouched") from exc
+        version += 1
