@@ -70,6 +70,41 @@ def augment_images(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
 
 
+def class_balanced_batch(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices into ``labels``: a class drawn uniformly, then a member of it, ``size`` times
+    (with replacement), so a handful of labels still gives every class and both pair
+    kinds to each step."""
+    classes = np.unique(labels)
+    by_class = [np.flatnonzero(labels == c) for c in classes]
+    picks = rng.integers(len(by_class), size=size)
+    return np.array([by_class[c][rng.integers(len(by_class[c]))] for c in picks], dtype=np.int64)
+
+
+def training_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator,
+    modality: str = "image",
+) -> dict[str, float]:
+    """One gradient step of the joint objective (classification + pair loss) on a minibatch."""
+    if config.augment and modality == "image":
+        x = augment_images(x, generator)
+    logits, phi = model(x)
+    ce = F.cross_entropy(logits, y)
+    loss, pair = ce, float("nan")
+    if config.pair_weight > 0:
+        pl = pair_loss(phi, y, config.pair_scale)
+        loss = ce + config.pair_weight * pl
+        pair = float(pl.detach())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": float(loss.detach()), "ce": float(ce.detach()), "pair": pair}
+
+
 def train(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -81,41 +116,22 @@ def train(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` in place on the labelled ``inputs``/``labels``; return the last losses.
-
-    Minibatches are drawn class-balanced from L with replacement, so that a handful of
-    labels still gives every class and both pair kinds to each step.
-    """
+    """Train ``model`` in place on the labelled ``inputs``/``labels`` for
+    ``config.steps_for(len(labels))`` steps with a one-cycle schedule; return the last losses."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps = config.steps_for(len(labels))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.15)
-    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     y_all = torch.as_tensor(labels, dtype=torch.long)
     losses = {"loss": float("nan"), "ce": float("nan"), "pair": float("nan")}
     for step in range(steps):
         if should_stop is not None and should_stop():
             break
-        cls = rng.integers(len(by_class), size=config.batch_size)
-        idx = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in cls])
-        x = inputs[torch.from_numpy(idx)].to(device)
-        y = y_all[torch.from_numpy(idx)].to(device)
-        if config.augment and modality == "image":
-            x = augment_images(x, gen)
-        logits, phi = model(x)
-        ce = F.cross_entropy(logits, y)
-        loss = ce
-        if config.pair_weight > 0:
-            pl = pair_loss(phi, y, config.pair_scale)
-            loss = ce + config.pair_weight * pl
-            losses["pair"] = float(pl.detach())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        idx = torch.from_numpy(class_balanced_batch(labels, config.batch_size, rng))
+        losses = training_step(model, opt, inputs[idx].to(device), y_all[idx].to(device), config, gen, modality)
         sched.step()
-        losses["loss"], losses["ce"] = float(loss.detach()), float(ce.detach())
         if progress is not None:
             progress(step + 1, steps)
     model.eval()
