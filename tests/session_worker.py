@@ -1,0 +1,85 @@
+"""A real labelling process for the crash test: ``python tests/session_worker.py MODE DATA PROJECT STOP``.
+
+It answers every batch with the ground truth of the generated folder and prints one
+JSON line per event, *after* the call that stored it returned.
+
+- ``crash``: confirm batches 1..STOP-1, then answer batch STOP slowly and never finish
+  (the test kills it with SIGKILL in the middle).
+- ``reference``: the same without stopping: confirm batch STOP, print batch STOP+1.
+- ``resume``: once a line arrives on stdin, reopen PROJECT, print the restored batch, finish it, print the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
+
+SETTINGS = ProjectSettings(
+    classes=["class0", "class1", "class2"], keys=["1", "2", "3"], strategy="aeep", batch_size=6, seed=3,
+    device="cpu", train={"min_steps": 10, "max_steps": 10},
+)
+
+
+def say(**event) -> None:
+    print(json.dumps(event), flush=True)
+
+
+def truth(session: LabellingSession, position: int) -> int:
+    return int(session.pool.labels[session.batch.items[position].item_id])
+
+
+def finish_batch(session: LabellingSession) -> None:
+    for pos, item in enumerate(session.batch.items):
+        if item.answer is None:
+            answer = SKIPPED if pos == 5 else truth(session, pos)  # one skip per batch
+            session.label(pos, answer)
+            say(event="label", round=session.batch.round, position=pos, name=item.name, answer=answer)
+    session.confirm_batch()
+
+
+def next_batch(session: LabellingSession) -> None:
+    batch = session.prepare_next_batch()
+    say(event="batch", round=batch.round, names=[it.name for it in batch.items],
+        exploration=[it.exploration for it in batch.items])
+
+
+def main(mode: str, data: Path, project: Path, stop: int) -> None:
+    torch.set_num_threads(1)
+    if mode == "resume":
+        sys.stdin.readline()  # started early so the imports overlap the other run; go on cue
+        session = LabellingSession.open(data, project_dir=project)
+        b = session.batch
+        say(event="restored", round=b.round, names=[it.name for it in b.items], answers=[it.answer for it in b.items])
+        finish_batch(session)
+        next_batch(session)
+        return
+    session = LabellingSession.open(data, SETTINGS, project_dir=project)
+    say(event="opened")
+    for _ in range(stop - 1):
+        next_batch(session)
+        finish_batch(session)
+    next_batch(session)
+    if mode == "reference":
+        finish_batch(session)
+        next_batch(session)
+        return
+    wrong = (truth(session, 0) + 1) % 3
+    session.label(0, wrong)  # a slip, taken back: the store keeps both rows
+    session.undo()
+    for pos in range(len(session.batch.items) - 1):
+        session.label(pos, truth(session, pos))
+        say(event="label", round=session.batch.round, position=pos, name=session.batch.items[pos].name,
+            answer=truth(session, pos))
+        time.sleep(0.3)
+    say(event="waiting")
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
