@@ -114,13 +114,19 @@ class ActiveLearner:
         )
         return time.perf_counter() - start
 
-    def propose(self, k: int, progress: Progress | None = None) -> Proposal:
-        """Score a candidate subset of U and let the strategy choose ``k`` of them."""
+    def propose(self, k: int, progress: Progress | None = None, exclude: np.ndarray | None = None) -> Proposal:
+        """Score a candidate subset of U and let the strategy choose ``k`` of them.
+
+        ``exclude``: items to leave out although not yet labelled (the batch on screen,
+        when the next one is chosen before the person finishes it).
+        """
         if self.model is None:
             raise RuntimeError("train() before propose()")
         start = time.perf_counter()
         rng = np.random.default_rng([self.seed, self.round])
         unlabelled = self.unlabelled_ids()
+        if exclude is not None and len(exclude):
+            unlabelled = np.setdiff1d(unlabelled, exclude, assume_unique=True)
         if len(unlabelled) == 0:
             raise ValueError("the pool is exhausted: every item is labelled or skipped")
         cand = unlabelled if len(unlabelled) <= self.candidates else np.sort(rng.choice(unlabelled, self.candidates, replace=False))
