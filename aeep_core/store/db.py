@@ -59,6 +59,7 @@ class Store:
         db = locations.project_db(project)
         if not db.is_file():
             raise StoreError(f"{db}: no project database here; check the path")
+        schema.check_header(db)  # before the lock file: a foreign folder gets nothing new
         lock = None if read_only else WriterLock(locations.project_lock(project)).acquire()
         try:
             conn = schema.open_existing(db, read_only=read_only)

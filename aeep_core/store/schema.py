@@ -120,37 +120,55 @@ def create(db: Path, settings: dict[str, str]) -> sqlite3.Connection:
     return open_existing(db)
 
 
+def _connect(db: Path, mode: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False)
+    _configure(conn)
+    return conn
+
+
 def open_existing(db: Path, read_only: bool = False) -> sqlite3.Connection:
     """Open one of our databases, checked and migrated; raise :class:`StoreError` otherwise.
 
-    Nothing is written to a file that fails a check; a migration first copies the
-    database to ``project.sqlite3.v<N>.bak``.
+    The checks run on a read-only connection (which never checkpoints a leftover WAL into
+    the file), so nothing is written to a file that fails them; a migration first copies
+    the database to ``project.sqlite3.v<N>.bak``.
     """
     check_header(db)
-    uri = f"{db.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        _configure(conn)
-        bad = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if bad != "ok":
-            conn.close()
-            raise StoreError(f"{db}: the database is corrupt ({bad}); {_fix(db)}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn = _connect(db, "ro")
+        try:
+            bad = conn.execute("PRAGMA quick_check").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            if not read_only:
+                conn.close()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{db}: cannot read the database ({exc}); {_fix(db)}") from exc
-    if version > SCHEMA_VERSION:
+    problem = None
+    if bad != "ok":
+        problem = f"{db}: the database is corrupt ({bad}); {_fix(db)}"
+    elif version > SCHEMA_VERSION:
+        problem = f"{db}: made by a newer aeep-tui (schema {version}, this one knows {SCHEMA_VERSION}); upgrade aeep-tui"
+    elif version < 1:
+        problem = f"{db}: holds no aeep-tui schema; {_fix(db)}"
+    elif version < SCHEMA_VERSION and read_only:
+        problem = f"{db}: needs an upgrade (schema {version} -> {SCHEMA_VERSION}); open it once without read-only"
+    if problem is not None:
         conn.close()
-        raise StoreError(f"{db}: made by a newer aeep-tui (schema {version}, this one knows {SCHEMA_VERSION}); upgrade aeep-tui")
-    if version < 1:
-        conn.close()
-        raise StoreError(f"{db}: holds no aeep-tui schema; {_fix(db)}")
-    if version < SCHEMA_VERSION:
-        if read_only:
+        raise StoreError(problem)
+    if read_only:
+        return conn
+    try:
+        conn = _connect(db, "rw")
+        try:
+            if version < SCHEMA_VERSION:
+                migrate(conn, db, version)
+            conn.execute("PRAGMA journal_mode = WAL")
+        except BaseException:
             conn.close()
-            raise StoreError(f"{db}: needs an upgrade (schema {version} -> {SCHEMA_VERSION}); open it once without read-only")
-        migrate(conn, db, version)
-    if not read_only:
-        conn.execute("PRAGMA journal_mode = WAL")
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"{db}: cannot open the database for writing ({exc}); check its permissions and free space") from exc
     return conn
 
 
