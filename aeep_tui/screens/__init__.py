@@ -1,0 +1,1 @@
+"""Screens of the labelling app: setup (first open), opening, labelling, help."""

@@ -1,0 +1,38 @@
+"""Which key labels which class: 1–9, 0, then letters the labelling screen leaves free."""
+
+from __future__ import annotations
+
+import string
+
+# Letters the labelling screen already uses (hjkl move, s skip, q quit, g guesses,
+# r retry): a class never gets one of them.
+RESERVED_LETTERS = set("hjklsqgr")
+CLASS_KEYS = list("1234567890") + [c for c in string.ascii_lowercase if c not in RESERVED_LETTERS]
+
+
+def assign_keys(classes: list[str]) -> list[str]:
+    """One key per class, in order; raises ValueError past the number of free keys."""
+    if len(classes) > len(CLASS_KEYS):
+        raise ValueError(f"at most {len(CLASS_KEYS)} classes can have a key, got {len(classes)}")
+    return CLASS_KEYS[: len(classes)]
+
+
+def parse_classes(text: str) -> list[str]:
+    """Class names from ``a, b, c`` or one per line; blanks dropped, order kept, no repeats."""
+    names: list[str] = []
+    for part in text.replace("\n", ",").split(","):
+        name = part.strip()
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def describe_keys(keys: list[str]) -> str:
+    """Compact footer text for a run of keys, e.g. ``1-9 0 a-c``."""
+    runs: list[list[str]] = []
+    for key in keys:
+        if runs and key != "0" and runs[-1][-1] != "0" and ord(key) == ord(runs[-1][-1]) + 1:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return " ".join(r[0] if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)

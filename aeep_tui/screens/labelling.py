@@ -1,0 +1,309 @@
+"""The labelling screen: the batch as a grid of cards, the stats panel, the retrain strip.
+
+Every key is declared here and shown in the footer. Retraining and selection run in a
+thread worker (``prepare_next_batch`` is heavy), so help, quit and scrolling keep
+answering while the model trains; a failure is shown in the retrain strip with a retry
+key instead of ending the app.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from aeep_tui.screens.class_keys import describe_keys
+from aeep_tui.screens.help import HelpScreen
+from aeep_tui.widgets.cards import card_for
+from aeep_tui.widgets.item_card import SKIPPED, ItemCard
+from aeep_tui.widgets.retrain_status import RetrainStatus
+from aeep_tui.widgets.stats_panel import StatsPanel
+
+# Cards smaller than this stop being readable; past it the grid scrolls instead.
+MIN_CARD_WIDTH, MIN_CARD_HEIGHT = 18, 7
+PROGRESS_INTERVAL_S = 0.1  # at most ten progress repaints a second from the worker
+RETRAIN_GROUP = "retrain"
+
+
+class LabellingScreen(Screen):
+    """Shows ``session.batch`` and drives a :class:`aeep_core.session.LabellingSession`."""
+
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),
+        Binding("right", "move(1, 0)", "move", show=False),
+        Binding("up", "move(0, -1)", "move", show=False),
+        Binding("down", "move(0, 1)", "move", show=False),
+        Binding("h", "move(-1, 0)", "move", show=False),
+        Binding("l", "move(1, 0)", "move", show=False),
+        Binding("k", "move(0, -1)", "move", show=False),
+        Binding("j", "move(0, 1)", "move", show=False),
+        Binding("s", "skip", "skip"),
+        Binding("backspace", "undo", "undo", key_display="⌫"),
+        Binding("enter", "confirm", "confirm batch", key_display="⏎"),
+        Binding("g", "toggle_guesses", "guesses"),
+        Binding("r", "retry", "retry"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("q", "app.save_and_quit", "save & quit"),
+    ]
+
+    # Focus goes to the first open card once the batch is mounted, not to whichever
+    # widget happens to be first (the stats panel).
+    AUTO_FOCUS = ""
+
+    show_guesses: reactive[bool] = reactive(False)
+    busy: reactive[bool] = reactive(False)
+    failed: reactive[bool] = reactive(False)
+
+    def __init__(self, session) -> None:
+        super().__init__()
+        self.session = session
+        self.cards: list[ItemCard] = []
+        self.columns = 1
+        self._stop = threading.Event()
+        # Class keys depend on the project, so they are bound per screen; the footer shows
+        # one entry for all of them ("1-9 0 label") instead of a key per class.
+        keys = session.settings.keys
+        for index, key in enumerate(keys):
+            self._bindings.bind(key, f"label({index})", "label", show=index == 0, key_display=describe_keys(keys))
+
+    # --- layout -----------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="batch-area"):
+                yield Static(id="batch-title")
+                yield Container(id="card-grid")
+                yield RetrainStatus(id="retrain")
+            yield StatsPanel(id="stats")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_stats()
+        if self.session.batch is not None:
+            self.show_batch()
+        elif self.session.finished:
+            self.show_finished()
+        else:
+            self.start_retraining()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_cards)
+
+    def fit_cards(self) -> None:
+        """Size the grid so the whole batch fits the terminal when it can."""
+        grid = self.query_one("#card-grid")
+        n = max(len(self.cards), 1)
+        width, height = grid.size.width, grid.size.height
+        if width <= 0 or height <= 0:
+            return
+
+        # A square image needs about twice as many columns as rows of cells; pick the
+        # column count that gives the largest such image.
+        def image_side(cols: int) -> float:
+            rows = math.ceil(n / cols)
+            return min(width // cols / 2, height // rows)
+
+        self.columns = max(range(1, n + 1), key=image_side)
+        if width // self.columns < MIN_CARD_WIDTH:
+            self.columns = max(1, width // MIN_CARD_WIDTH)
+        rows = math.ceil(n / self.columns)
+        grid.styles.grid_size_columns = self.columns
+        grid.styles.grid_rows = str(max(MIN_CARD_HEIGHT, height // rows))
+
+    # --- showing state ----------------------------------------------------------
+    def refresh_stats(self) -> None:
+        self.query_one(StatsPanel).update_stats(self.session.stats)
+        self._refresh_title()
+
+    def _refresh_title(self) -> None:
+        batch = self.session.batch
+        title = self.query_one("#batch-title", Static)
+        guesses = "shown" if self.show_guesses else "hidden (g shows)"
+        if batch is None:
+            title.update("Finished." if self.session.finished else f"Round {self.session.stats.round} · waiting for the next batch…")
+            return
+        left = sum(item.answer is None for item in batch.items)
+        status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} to label"
+        title.update(f"Round {batch.round} · {len(batch.items)} cards · {status} · guesses {guesses}")
+
+    def show_batch(self) -> None:
+        """Replace the cards with those of ``session.batch``."""
+        grid = self.query_one("#card-grid")
+        grid.remove_children()
+        self.cards = [card_for(self.session, item) for item in self.session.batch.items]
+        for card in self.cards:
+            card.show_guess = self.show_guesses
+        grid.mount_all(self.cards)
+        self.call_after_refresh(self.fit_cards)
+        self.call_after_refresh(self._focus_first_open)
+        self._refresh_title()
+        self.refresh_bindings()
+
+    def show_finished(self) -> None:
+        stats = self.session.stats
+        reason = "the budget is reached" if stats.budget is not None and stats.labelled >= stats.budget else "the pool is used up"
+        self.query_one("#card-grid").remove_children()
+        self.cards = []
+        self.query_one("#batch-title", Static).update(
+            f"[b]Done:[/b] {stats.labelled:,} labels, {reason}. Every answer is saved; q quits."
+        )
+        self.refresh_bindings()
+
+    def _focus_first_open(self) -> None:
+        open_cards = [c for c in self.cards if c.item.answer is None]
+        if open_cards or self.cards:
+            (open_cards or self.cards)[0].focus()
+
+    def watch_show_guesses(self, visible: bool) -> None:
+        for card in self.cards:
+            card.show_guess = visible
+        if self.is_mounted:
+            self._refresh_title()
+
+    # --- actions ----------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Dim keys that cannot act now (None), hide retry unless a retrain failed."""
+        if action == "retry":
+            return self.failed
+        labelling = not self.busy and self.session.batch is not None and bool(self.cards)
+        if action in ("label", "skip", "undo"):
+            return True if labelling else None
+        if action == "confirm":
+            return True if labelling and self.session.batch.complete else None
+        return True
+
+    def focused_position(self) -> int | None:
+        focused = self.focused
+        return self.cards.index(focused) if isinstance(focused, ItemCard) and focused in self.cards else None
+
+    def action_move(self, dx: int, dy: int) -> None:
+        if not self.cards:
+            return
+        position = self.focused_position()
+        position = 0 if position is None else position + dx + dy * self.columns
+        card = self.cards[min(max(position, 0), len(self.cards) - 1)]
+        card.focus()
+        card.scroll_visible()
+
+    def action_label(self, answer: int) -> None:
+        position = self.focused_position()
+        if position is None:
+            return
+        self.session.label(position, answer)
+        self._answer_changed(position)
+        self._focus_next_open(position)
+
+    def action_skip(self) -> None:
+        self.action_label(SKIPPED)
+
+    def action_undo(self) -> None:
+        position = self.session.undo()
+        if position is None:
+            self.notify("Nothing to undo in this batch.", severity="warning")
+            return
+        self._answer_changed(position)
+        self.cards[position].focus()
+
+    def _answer_changed(self, position: int) -> None:
+        card = self.cards[position]
+        card.item = self.session.batch.items[position]
+        card.refresh_answer()
+        self._refresh_title()
+        self.refresh_bindings()
+        self.query_one(StatsPanel).update_stats(self.session.stats)
+
+    def _focus_next_open(self, position: int) -> None:
+        n = len(self.cards)
+        for step in range(1, n + 1):
+            card = self.cards[(position + step) % n]
+            if card.item.answer is None:
+                card.focus()
+                card.scroll_visible()
+                return
+        self.notify("Batch complete: ⏎ confirms it, ⌫ undoes the last answer.")
+
+    def action_confirm(self) -> None:
+        batch = self.session.batch
+        if batch is None or self.busy:
+            return
+        if not batch.complete:
+            left = sum(item.answer is None for item in batch.items)
+            self.notify(f"{left} card{'s' * (left != 1)} still to label or skip (s).", severity="warning")
+            return
+        self.session.confirm_batch()
+        self.refresh_stats()
+        self.start_retraining()
+
+    def action_toggle_guesses(self) -> None:
+        self.show_guesses = not self.show_guesses
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.session.settings.classes, self.session.settings.keys))
+
+    def action_retry(self) -> None:
+        if self.failed and not self.busy:
+            self.start_retraining()
+
+    # --- the retrain worker -----------------------------------------------------
+    def start_retraining(self) -> None:
+        self.busy, self.failed = True, False
+        self._stop.clear()
+        for card in self.cards:
+            card.add_class("-done")
+        self.query_one(RetrainStatus).start()
+        self._refresh_title()
+        self.refresh_bindings()
+        self.run_worker(self._prepare_next_batch, thread=True, group=RETRAIN_GROUP, exit_on_error=False)
+
+    def _prepare_next_batch(self):
+        """Runs in a thread: train, score, select; progress goes to the UI thread."""
+        last = 0.0
+
+        def progress(stage: str, done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if done >= total or now - last >= PROGRESS_INTERVAL_S:
+                last = now
+                self.app.call_from_thread(self.query_one(RetrainStatus).stage, stage, done, total)
+
+        return self.session.prepare_next_batch(progress=progress, should_stop=self._stop.is_set)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != RETRAIN_GROUP or event.state not in (
+            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+        ):
+            return
+        self.busy = False
+        self.query_one(RetrainStatus).finish()
+        if event.state == WorkerState.ERROR:
+            self.failed = True
+            error = event.worker.error
+            self.query_one(RetrainStatus).failed(f"{type(error).__name__}: {error}")
+            self.notify(f"Retraining failed: {error}", severity="error", timeout=10)
+        elif self._stop.is_set():
+            return  # quitting: the app closes the session next
+        elif self.session.batch is not None:
+            self.show_batch()
+            self.notify(f"Round {self.session.batch.round}: a new batch of {len(self.cards)} is ready.")
+        elif self.session.finished:
+            self.show_finished()
+        self.refresh_stats()
+        self.refresh_bindings()
+
+    async def stop_retraining(self) -> None:
+        """Ask a running retrain to stop at its next check and wait for it."""
+        self._stop.set()
+        for worker in self.workers:
+            if worker.group == RETRAIN_GROUP and worker.is_running:
+                try:
+                    await worker.wait()
+                except Exception:  # a failure while stopping changes nothing: we are leaving
+                    pass

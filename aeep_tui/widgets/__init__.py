@@ -1,0 +1,1 @@
+"""Widgets of the labelling app: item cards, the stats side panel, the retrain bar."""

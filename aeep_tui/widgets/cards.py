@@ -1,0 +1,43 @@
+"""Which card shows an item: one place to plug in a new modality.
+
+Image items get a textual-image ``Image`` (textual-image picks Kitty TGP, Sixel or unicode
+blocks by itself); sequence items get the ``TimelineCard`` from
+:mod:`aeep_tui.widgets.timeline`, imported only when such a pool is open.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image as PILImage
+from textual.widget import Widget
+from textual_image.widget import Image as TerminalImage
+
+from aeep_tui.widgets.item_card import ItemCard
+
+
+def item_image(session, item_id: int) -> PILImage.Image | Path:
+    """The original file when there is one (full resolution), else the pool's tensor."""
+    path = session.source_path(item_id)
+    if path is not None and Path(path).is_file():
+        return Path(path)
+    pixels = session.pool.inputs[item_id].numpy()  # uint8 [C, H, W]
+    return PILImage.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0))
+
+
+def body_for(session, item) -> Widget:
+    """The modality-specific inside of a card."""
+    if session.pool.modality == "sequence":
+        from aeep_tui.widgets.timeline import TimelineCard
+
+        events = session.pool.meta.get("events", [])
+        item_events = events[item.item_id] if item.item_id < len(events) else []
+        return TimelineCard(item_events, summary=f"{len(item_events)} events")
+    # textual_image.widget.Image is the auto-detecting class (TGP, Sixel or blocks); it
+    # cannot be subclassed without naming a renderable, so it is styled by class instead.
+    return TerminalImage(item_image(session, item.item_id), classes="card-image")
+
+
+def card_for(session, item) -> ItemCard:
+    """A focusable card for one batch item, with the body its modality needs."""
+    return ItemCard(item, body_for(session, item), session.settings.classes, session.settings.keys)

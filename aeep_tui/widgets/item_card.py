@@ -1,0 +1,63 @@
+"""One item of the batch as a focusable card: a modality-specific body in a frame.
+
+The frame is the same for every modality: the item's name as the border title, the
+answer given so far as the border subtitle, and (toggled by the screen, hidden by
+default so it cannot bias the person labelling) the model's guess and whether the item
+is an exploration pick. What sits inside (an image, a timeline…) comes from
+:func:`aeep_tui.widgets.cards.card_for`.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+
+SKIPPED = -1
+
+
+def describe_guess(item, class_names: list[str]) -> str:
+    """``7 83% · explore`` (``no guess yet`` in the cold-start batch, which is random)."""
+    if item.predicted is None:
+        return "no guess yet · random start"
+    confidence = f" {item.confidence:.0%}" if item.confidence is not None else ""
+    return f"{class_names[item.predicted]}{confidence} · {'explore' if item.exploration else 'exploit'}"
+
+
+class ItemCard(Widget, can_focus=True):
+    """A card of the batch grid; the labelling screen owns every key binding."""
+
+    show_guess: reactive[bool] = reactive(False)
+
+    def __init__(self, item, body: Widget, class_names: list[str], keys: list[str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.item = item
+        self.body = body
+        self.class_names = class_names
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        with Container(classes="card-body"):
+            yield self.body
+        yield Static(describe_guess(self.item, self.class_names), classes="card-guess")
+
+    def on_mount(self) -> None:
+        self.border_title = self.item.name
+        self.refresh_answer()
+
+    def refresh_answer(self) -> None:
+        """Show the item's current answer (called after label, skip and undo)."""
+        answer = self.item.answer
+        self.set_class(answer is not None and answer != SKIPPED, "-labelled")
+        self.set_class(answer == SKIPPED, "-skipped")
+        if answer is None:
+            self.border_subtitle = "·"
+        elif answer == SKIPPED:
+            self.border_subtitle = "skipped"
+        else:
+            self.border_subtitle = f"{self.keys[answer]} ▸ {self.class_names[answer]}"
+
+    def watch_show_guess(self, visible: bool) -> None:
+        self.set_class(visible, "-show-guess")

@@ -1,0 +1,48 @@
+"""The strip that shows retraining and selection between batches, or their failure."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Label, ProgressBar
+
+STAGE_TEXT = {
+    "train": "Retraining the network",
+    "evaluate": "Measuring test accuracy",
+    "score": "Scoring unlabelled items",
+    "select": "Choosing the next batch",
+}
+
+
+class RetrainStatus(Horizontal):
+    """Hidden while labelling; a labelled progress bar while the worker runs."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="retrain-label")
+        yield ProgressBar(id="retrain-bar", show_eta=False)
+
+    def on_mount(self) -> None:
+        self.display = False
+
+    def start(self) -> None:
+        self.remove_class("-error")
+        self.display = True
+        self.query_one("#retrain-bar").display = True
+        self.query_one("#retrain-label", Label).update("Retraining the network…")
+        self.query_one("#retrain-bar", ProgressBar).update(total=None, progress=0)
+
+    def stage(self, stage: str, done: int, total: int) -> None:
+        """One progress report of the worker (``stage`` is ``train`` or ``score``)."""
+        text = STAGE_TEXT.get(stage, stage.capitalize())
+        self.query_one("#retrain-label", Label).update(f"{text}…  {done:,}/{total:,}")
+        self.query_one("#retrain-bar", ProgressBar).update(total=max(total, 1), progress=done)
+
+    def failed(self, message: str) -> None:
+        """Show a training failure in place of the bar; the screen offers a retry key."""
+        self.display = True
+        self.add_class("-error")
+        self.query_one("#retrain-bar").display = False
+        self.query_one("#retrain-label", Label).update(f"Retraining failed: {message}  —  r retries, q quits")
+
+    def finish(self) -> None:
+        self.display = False

@@ -1,0 +1,95 @@
+"""The side panel: where the labelling stands and what the active learner is doing.
+
+Every value comes from one :class:`SessionStats`; ``update_stats`` is the only entry
+point, so the panel can never show numbers from two different moments.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Label, ProgressBar, Sparkline, Static
+
+
+def fmt_number(value: float | int | None, digits: int = 2) -> str:
+    """``—`` for a value that does not apply yet, else a short number."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def fmt_percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def known(history: list) -> list[float]:
+    """The values of a per-round history that apply (rounds without one are left out)."""
+    return [float(v) for v in history if v is not None]
+
+
+class StatsPanel(VerticalScroll):
+    """Round, progress against the budget, AEEP's m and mp, entropy, accuracy, timing."""
+
+    def compose(self) -> ComposeResult:
+        # Static (not Label) where text may wrap in the 36-column panel.
+        yield Static(id="stat-round", classes="stat-heading")
+        yield Static(id="stat-labelled")
+        yield Label("Budget", id="stat-budget-label", classes="stat-label")
+        yield ProgressBar(id="stat-budget", show_eta=False)
+        yield Static(id="stat-budget-none", classes="stat-dim")
+        yield Label("Exploration picks m", classes="stat-label")
+        yield Static(id="stat-m")
+        yield Sparkline([], id="spark-m")
+        yield Label("Matching prob. mp", classes="stat-label")
+        yield Static(id="stat-mp")
+        yield Sparkline([], id="spark-mp")
+        yield Label("Mean entropy (nats)", classes="stat-label")
+        yield Static(id="stat-entropy")
+        yield Label("Accuracy", classes="stat-label")
+        yield Static(id="stat-accuracy")
+        yield Sparkline([], id="spark-accuracy")
+        yield Label("Model", classes="stat-label")
+        yield Static(id="stat-model")
+
+    def on_mount(self) -> None:
+        self.border_title = "Active learning"
+
+    def update_stats(self, stats) -> None:
+        """Show ``stats`` (a :class:`aeep_core.session.SessionStats`)."""
+        self.query_one("#stat-round", Static).update(f"Round {stats.round}")
+        skipped = f" · {stats.skipped} skipped" if stats.skipped else ""
+        self.query_one("#stat-labelled", Static).update(f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
+        self._show_budget(stats.labelled, stats.budget)
+        self.query_one("#stat-m", Static).update(f"m now [b]{fmt_number(stats.m)}[/b]")
+        self.query_one("#stat-mp", Static).update(f"mp now [b]{fmt_number(stats.mp)}[/b]")
+        self.query_one("#spark-m", Sparkline).data = known(stats.m_history)
+        self.query_one("#spark-mp", Sparkline).data = known(stats.mp_history)
+        self.query_one("#stat-entropy", Static).update(
+            f"batch [b]{fmt_number(stats.entropy_batch)}[/b] · pool [b]{fmt_number(stats.entropy_pool)}[/b]"
+        )
+        self.query_one("#stat-accuracy", Static).update(
+            f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]"
+        )
+        self.query_one("#spark-accuracy", Sparkline).data = known(stats.accuracy_history)
+        self.query_one("#stat-model", Static).update(
+            f"device [b]{stats.device}[/b]\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}"
+        )
+
+    def _show_budget(self, labelled: int, budget: int | None) -> None:
+        bar = self.query_one("#stat-budget", ProgressBar)
+        none = self.query_one("#stat-budget-none", Static)
+        bar.display = budget is not None
+        none.display = budget is None
+        label = self.query_one("#stat-budget-label", Label)
+        if budget is None:
+            label.update("Budget")
+            none.update("none set (--budget N)")
+        else:
+            label.update(f"Budget {min(labelled, budget):,} / {budget:,}")
+            bar.update(total=max(budget, 1), progress=min(labelled, budget))

@@ -1,0 +1,228 @@
+"""The labelling app driven with Textual's Pilot on generated images.
+
+Real session, real SQLite store, real (tiny) training and real textual-image cards: only
+the training length is cut (10 steps) so a round takes well under a second.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+from textual_image.widget import Image as TerminalImage
+
+from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
+from aeep_tui.app import LabellingApp
+from aeep_tui.screens.help import HelpScreen
+from aeep_tui.screens.labelling import LabellingScreen
+from aeep_tui.screens.setup import SetupScreen
+from aeep_tui.widgets.item_card import ItemCard
+from aeep_tui.widgets.retrain_status import RetrainStatus
+from aeep_tui.widgets.stats_panel import StatsPanel
+
+SIZE = (120, 40)
+CLASSES = ["class0", "class1", "class2"]
+
+
+def quick_settings(**changes) -> ProjectSettings:
+    base = ProjectSettings(
+        classes=CLASSES, keys=["1", "2", "3"], batch_size=4, device="cpu",
+        train={"min_steps": 10, "max_steps": 10}, candidates=200,
+    )
+    return replace(base, **changes)
+
+
+async def until(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
+    """Let the app run until ``condition()`` holds (workers finish in their own threads)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def labelling_screen(app) -> LabellingScreen | None:
+    return next((s for s in app.screen_stack if isinstance(s, LabellingScreen)), None)
+
+
+def batch_ready(app, round_: int):
+    def ready() -> bool:
+        screen = labelling_screen(app)
+        return (
+            screen is not None and not screen.busy and app.session is not None
+            and app.session.batch is not None and app.session.batch.round == round_
+            and len(screen.cards) == len(app.session.batch.items)
+            and all(card.is_mounted for card in screen.cards)
+        )
+
+    return ready
+
+
+def panel_text(app, widget_id: str) -> str:
+    return str(app.screen.query_one(StatsPanel).query_one(widget_id).render())
+
+
+async def test_label_a_batch_and_the_next_arrives(image_folder):
+    app = LabellingApp(image_folder, quick_settings(budget=40), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        screen = app.screen
+        assert isinstance(screen, LabellingScreen)
+        assert len(screen.cards) == 4
+        # Every card shows its image through textual-image, and the item's name.
+        for card, item in zip(screen.cards, app.session.batch.items):
+            assert card.query_one(TerminalImage).image is not None
+            assert card.border_title == item.name
+            assert not card.has_class("-show-guess")  # guesses are hidden by default
+        assert "Round 1" in panel_text(app, "#stat-round")
+
+        for key in "1231":
+            await pilot.press(key)
+        assert [it.answer for it in app.session.batch.items] == [0, 1, 2, 0]
+        assert screen.cards[2].border_subtitle == "3 ▸ class2"
+
+        await pilot.press("enter")
+        await until(pilot, batch_ready(app, 2), what="the batch after retraining")
+        assert app.session.stats.labelled == 4
+        assert "Round 2" in panel_text(app, "#stat-round")
+        assert "Labelled 4 / 90" in panel_text(app, "#stat-labelled")
+        assert "Budget 4 / 40" in str(app.screen.query_one("#stat-budget-label").render())
+        assert "retrain" in panel_text(app, "#stat-model") and "—" not in panel_text(app, "#stat-model").split("·")[0]
+        # The second batch comes from the trained model, so it has guesses to show.
+        assert all(it.predicted is not None for it in app.session.batch.items)
+        await pilot.press("g")
+        assert all(card.has_class("-show-guess") for card in app.screen.cards)
+        await pilot.press("q")
+    assert app.session is None  # closed on quit
+
+
+async def test_undo_skip_and_incomplete_confirm(image_folder):
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        screen = app.screen
+        await pilot.press("2", "s")
+        items = app.session.batch.items
+        assert [it.answer for it in items] == [1, SKIPPED, None, None]
+        assert screen.cards[1].has_class("-skipped")
+        assert screen.focused is screen.cards[2]  # moved on to the next open card
+
+        await pilot.press("backspace")  # takes back the skip, focus returns to that card
+        assert items[1].answer is None and screen.focused is screen.cards[1]
+        assert not screen.cards[1].has_class("-skipped")
+
+        await pilot.press("enter")  # incomplete: nothing happens but a notice
+        assert not screen.busy and app.session.batch.round == 1
+
+        await pilot.press("right", "3", "left", "left", "h")  # arrows and hjkl move
+        assert screen.focused is screen.cards[0]
+        assert [it.answer for it in items] == [1, None, 2, None]
+        await pilot.press("down")  # one row holds all four cards at this size
+        assert screen.focused is screen.cards[min(screen.columns, 3)]
+        await pilot.press("q")
+
+
+async def test_quit_and_reopen_to_the_same_state(image_folder):
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        ids = [it.item_id for it in app.session.batch.items]
+        await pilot.press("3", "s")
+        await pilot.press("q")
+    assert LabellingSession.find(image_folder) is not None
+
+    # Reopening needs no settings and no setup screen: it resumes silently.
+    again = LabellingApp(image_folder)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(again, 1), what="the restored batch")
+        items = again.session.batch.items
+        assert [it.item_id for it in items] == ids
+        assert [it.answer for it in items] == [2, SKIPPED, None, None]
+        screen = again.screen
+        assert screen.cards[0].border_subtitle == "3 ▸ class2"
+        assert screen.focused is screen.cards[2]  # the first card still open
+        await pilot.press("q")
+
+
+async def test_keys_answer_while_training_runs(image_folder):
+    # Long enough that training is certainly still running while keys are pressed.
+    settings = quick_settings(train={"min_steps": 100_000, "max_steps": 100_000})
+    app = LabellingApp(image_folder, settings, confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.press("1", "2", "3", "1", "enter")
+        screen = app.screen
+        status = screen.query_one(RetrainStatus)
+        await until(pilot, lambda: "Retraining" in str(status.query_one("#retrain-label").render()), what="training progress")
+        assert screen.busy
+
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.screen is screen and screen.busy
+        await pilot.press("right", "1")  # moving still works; labelling waits for the next batch
+        assert app.session.batch is None
+
+        started = time.monotonic()
+        await pilot.press("q")  # stops training at its next step and quits
+        await until(pilot, lambda: app.session is None, timeout=20, what="quit during training")
+    assert time.monotonic() - started < 20
+
+
+async def test_training_failure_is_shown_not_a_crash(image_folder):
+    # A negative learning rate makes the optimiser itself refuse: a real failure in training.
+    app = LabellingApp(image_folder, quick_settings(train={"min_steps": 10, "max_steps": 10, "lr": -1.0}), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.press("1", "2", "3", "1", "enter")
+        screen = app.screen
+        await until(pilot, lambda: screen.failed, what="the failure")
+        label = str(screen.query_one("#retrain-label").render())
+        assert "Retraining failed" in label and "learning rate" in label
+        assert app.is_running and screen.check_action("retry", ()) is True
+        await pilot.press("r")  # retry fails the same way, still without a crash
+        await until(pilot, lambda: screen.failed and not screen.busy, what="the second failure")
+        await pilot.press("q")
+
+
+async def test_setup_screen_on_first_open(image_folder):
+    (image_folder / "classes.txt").write_text("class0\nclass1\nclass2\n")
+    app = LabellingApp(image_folder, quick_settings(classes=[], keys=[]))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, SetupScreen)
+        assert app.screen.query_one("#setup-classes").value == "class0, class1, class2"
+        assert "1 → class0" in str(app.screen.query_one("#setup-keys").render())
+
+        classes = app.screen.query_one("#setup-classes")
+        classes.value = "only-one"
+        await pilot.click("#setup-start")
+        assert isinstance(app.screen, SetupScreen)  # refused, with a reason
+        assert "at least two" in str(app.screen.query_one("#setup-error").render())
+
+        classes.value = "cat, dog, bird"
+        batch = app.screen.query_one("#setup-batch-size")
+        batch.value = "3"
+        await pilot.press("ctrl+s")
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        assert app.session.settings.classes == ["cat", "dog", "bird"]
+        assert app.session.settings.keys == ["1", "2", "3"]
+        assert len(app.screen.cards) == 3
+        await pilot.press("q")
+
+
+async def test_open_error_ends_with_a_message(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = LabellingApp(empty, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: not app.is_running or app.error_message is not None, what="the error")
+    assert app.error_message and "no images found" in app.error_message
+
+
+@pytest.mark.parametrize("keys", [["1", "2"], list("1234567890abc")])
+def test_footer_summarises_class_keys(keys):
+    from aeep_tui.screens.class_keys import describe_keys
+
+    assert describe_keys(keys) in {"1-2", "1-9 0 a-c"}
