@@ -1,0 +1,88 @@
+"""The pipelined loop: training runs while the person labels; the next batch is chosen ahead."""
+
+import time
+
+import numpy as np
+
+from aeep_core.data import load_dataset
+from aeep_core.learner import SKIPPED, ActiveLearner
+from aeep_core.pipeline import PipelinedLearner
+from aeep_core.strategies import make_strategy
+from aeep_core.training import TrainConfig
+
+
+def _pipeline(image_folder, lookahead=2, k=5):
+    ds = load_dataset(image_folder)
+    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=TrainConfig(min_steps=15, max_steps=15),
+                            device="cpu", seed=0, candidates=50)
+    return ds.pool, PipelinedLearner(learner, batch_size=k, lookahead=lookahead, chunk_steps=3)
+
+
+def test_every_label_enters_training_exactly_once(image_folder):
+    pool, pipe = _pipeline(image_folder)
+    batch = pipe.start()
+    try:
+        for round_ in range(4):
+            truth = pool.labels[batch.ids]
+            for pos, y in enumerate(truth):
+                if round_ == 1 and pos == 0:
+                    pipe.answer(pos, (y + 1) % pool.n_classes)  # a slip of the finger ...
+                    time.sleep(0.05)
+                    pipe.answer(pos, y)  # ... corrected: the item must not enter twice
+                elif round_ == 2 and pos == 1:
+                    pipe.answer(pos, y)
+                    time.sleep(0.05)
+                    pipe.answer(pos, SKIPPED)  # labelled, then skipped: it must leave training
+                else:
+                    pipe.answer(pos, y)
+            batch = pipe.next_batch(timeout=60)
+        time.sleep(0.2)  # let the trainer absorb the last answers
+    finally:
+        pipe.close()
+    learner = pipe.learner
+    assert len(pipe.stats.fed) == len(set(pipe.stats.fed))
+    assert sorted(pipe.stats.fed) == sorted(learner.labels)
+    assert len(learner.labels) == 4 * 5 - 1 and len(learner.skipped) == 1
+    assert all(learner.labels[i] == pool.labels[i] for i in learner.labels)
+
+
+def test_batches_chosen_during_training_never_repeat_labelled_or_on_screen_items(image_folder):
+    pool, pipe = _pipeline(image_folder, lookahead=4)  # choose after the first answer of each batch
+    batch = pipe.start()
+    seen: set[int] = set()
+    steps_at_selection = []
+    try:
+        for _ in range(5):
+            on_screen = set(batch.ids.tolist())
+            assert not on_screen & seen, "a labelled item came back"
+            for pos, y in enumerate(pool.labels[batch.ids]):
+                pipe.answer(pos, y)
+                time.sleep(0.1)  # the person is slow: training goes on meanwhile
+            seen |= on_screen
+            selections = pipe.stats.selections
+            steps_at_selection.append(pipe.stats.steps)
+            batch = pipe.next_batch(timeout=60)
+            assert pipe.stats.selections == selections + 1 or selections >= 1
+            assert len(set(batch.ids.tolist())) == len(batch.ids)
+    finally:
+        pipe.close()
+    # training kept running between selections: the step count grows batch after batch
+    assert all(b > a for a, b in zip(steps_at_selection, steps_at_selection[1:]))
+    assert pipe.learner.strategy.m is not None and len(pipe.learner.strategy.history) >= 3
+
+
+def test_exhausted_pool_ends_with_none(image_folder):
+    ds = load_dataset(image_folder)
+    small = ds.pool.subset(np.arange(8))
+    learner = ActiveLearner(small, make_strategy("random"), config=TrainConfig(min_steps=5, max_steps=5), device="cpu")
+    pipe = PipelinedLearner(learner, batch_size=4, lookahead=0, chunk_steps=2)
+    batch = pipe.start()
+    try:
+        for pos, y in enumerate(small.labels[batch.ids]):
+            pipe.answer(pos, y)
+        batch = pipe.next_batch(timeout=60)
+        for pos, y in enumerate(small.labels[batch.ids]):
+            pipe.answer(pos, y)
+        assert pipe.next_batch(timeout=60) is None
+    finally:
+        pipe.close()
