@@ -21,25 +21,26 @@ class SequenceCNN(nn.Module):
         self.length = length
         # Kernel 3 with dilations 1, 2, 4: a receptive field of 15 events, enough to see a
         # visit's worth of diagnoses/drugs together, at the cost of three small layers.
-        self.features = nn.Sequential(
+        self.convs = nn.ModuleList([
             nn.Conv1d(event_dim, width, 3, padding=1),
-            nn.ReLU(inplace=True),
             nn.Conv1d(width, width, 3, padding=2, dilation=2),
-            nn.ReLU(inplace=True),
             nn.Conv1d(width, width, 3, padding=4, dilation=4),
-            nn.ReLU(inplace=True),
-        )
+        ])
         self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width, embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(embed_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.float()
         mask = (x.abs().sum(dim=2) > 0).unsqueeze(1)  # [B, 1, T]; padding rows are exactly zero
-        h = self.features(x.transpose(1, 2))  # [B, width, T]
+        h = x.transpose(1, 2)  # [B, D, T]
+        for conv in self.convs:
+            # Zero the padding positions after every layer: a conv bias would otherwise make
+            # them non-zero and leak into the first real events through the next kernel.
+            h = torch.relu(conv(h)) * mask
         count = mask.sum(dim=2).clamp_min(1)
         mean = (h * mask).sum(dim=2) / count
-        # ReLU outputs are >= 0, so filling padding with 0 never beats a real position; an
+        # Padding is already 0 and ReLU outputs are >= 0, so padding never wins the max; an
         # empty history pools to zeros instead of -inf.
-        mx = h.masked_fill(~mask, 0.0).amax(dim=2)
+        mx = h.amax(dim=2)
         phi = self.embed(torch.cat([mx, mean], dim=1))
         return self.head(phi), phi
