@@ -177,7 +177,8 @@ class LabellingSession:
                 settings = ProjectSettings.from_dict(store.setting("project"))
                 loaded = load_project_data(data, settings, progress)
                 if not read_only:
-                    store.set_settings(data_path=str(data), last_opened=time.time())
+                    store.set_settings(data_path=str(data), last_opened=time.time(),
+                                       items_are_files="paths" in loaded.pool.meta)
             except BaseException:
                 store.close()
                 raise
@@ -191,7 +192,8 @@ class LabellingSession:
             loaded = load_project_data(data, settings, progress)  # bad data leaves no project behind
             now = time.time()
             store = Store.create(project, {
-                "project": asdict(settings), "data_path": str(data), "name": data.name, "created_at": now, "last_opened": now,
+                "project": asdict(settings), "data_path": str(data), "name": data.name, "created_at": now,
+                "last_opened": now, "items_are_files": "paths" in loaded.pool.meta,
             })
         try:
             item_ids, drift = sync_items(store, loaded.pool, progress)
