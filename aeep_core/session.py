@@ -10,7 +10,6 @@ every random choice of the learner comes from (seed, round), both stored.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import threading
 import time
@@ -241,22 +240,12 @@ class LabellingSession:
         self.batch = Batch(number, items)
 
     def _load_checkpoint(self) -> None:
-        import torch
-
-        from aeep_core.model import build_model
+        from aeep_core.store.files import load_checkpoint
 
         row = self._store.last_checkpoint()
-        if row is None:
-            return
-        path = self.project_path / row["file"]
-        try:
-            if hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
-                return  # damaged file: the next round trains afresh anyway
-            model = build_model(self.pool.inputs, self.pool.modality, self.pool.n_classes)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-        except (OSError, RuntimeError, KeyError):
-            return  # e.g. the input size changed with the data: it cannot be reused
-        self.learner.model = model.to(self.learner.device).eval()
+        model = None if row is None else load_checkpoint(self.project_path, row["file"], row["sha256"], self.pool)
+        if model is not None:
+            self.learner.model = model.to(self.learner.device)
 
     # --- the person's answers ------------------------------------------------------------
     def _check_position(self, position: int) -> Batch:

@@ -235,3 +235,46 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
     expected = [json.loads(x) for x in out_ref.splitlines()][-1]
     assert nxt["event"] == expected["event"] == "batch" and nxt["round"] == expected["round"] == 4
     assert nxt["names"] == expected["names"] and nxt["exploration"] == expected["exploration"]
+
+
+def test_idx_pool_items_are_named_rows_hashed_by_pixels(tmp_path):
+    from tests.conftest import write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    x = np.stack([shapes_image(i % 3, rng) for i in range(24)])
+    write_idx(folder / "train-images-idx3-ubyte.gz", x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(24) % 3)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x[:6])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(6) % 3)
+    with LabellingSession.open(folder, settings(classes=["0", "1", "2"])) as s:
+        assert s.pool.names[5] == "train/00005" and s.source_path(5) is None and s.test is not None
+        s.prepare_next_batch()
+        answer_all(s)
+        s.confirm_batch()
+        s.prepare_next_batch()
+        assert s.stats.test_accuracy is not None and 0 <= s.stats.accuracy_history[-1] <= 1
+        batch = [it.name for it in s.batch.items]
+    with LabellingSession.open(folder) as s:  # nothing drifted, nothing rehashed into new items
+        assert not s.drift.any and [it.name for it in s.batch.items] == batch
+
+
+def test_sequence_items_keep_their_identity_when_patients_join(tmp_path):
+    from tests.sequences_fixtures import write_jsonl_folder
+
+    folder = write_jsonl_folder(tmp_path / "ehr", per_class=8)
+    with LabellingSession.open(folder, settings(classes=["sick", "well"], keys=["s", "w"])) as s:
+        assert s.pool.modality == "sequence" and s.source_path(0) is None
+        s.prepare_next_batch()
+        answer_all(s)
+        s.confirm_batch()
+        labelled = sorted(s.pool.names[i] for i in s.learner.labels)
+        assert s.prepare_next_batch().round == 2
+    write_jsonl_folder(tmp_path / "more", per_class=2, seed=7)
+    extra = (tmp_path / "more" / "patients.jsonl").read_text().replace('"pati-', '"new-')
+    with (folder / "patients.jsonl").open("a") as fh:
+        fh.write(extra)
+    with LabellingSession.open(folder) as s:  # the embedding is retrained: the matrices change
+        assert (s.drift.added, s.drift.changed) == (4, 0)
+        assert sorted(s.pool.names[i] for i in s.learner.labels) == labelled

@@ -4,6 +4,7 @@ and its model checkpoints (written atomically)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +38,16 @@ def load_project_data(data: Path, settings: "ProjectSettings", progress: Callabl
     """The pool of ``data`` and the test set (``settings.test_dir``, else IDX t10k files),
     both speaking the project's class indices; ground truth from folder names is kept
     (for simulations and tests) but never shown to the engine."""
+    from aeep_core.sequences import looks_like_sequences
+
     report = (lambda d, t: progress("load", d, t)) if progress else None
-    ds = load_dataset(data, progress=report)
-    if settings.test_dir:
-        ds.test = load_dataset(settings.test_dir).pool
+    if looks_like_sequences(data):
+        # Sequence pool and test share one event embedding, trained (seeded) with the pool.
+        ds = load_dataset(data, test=settings.test_dir, seed=settings.seed, progress=report)
+    else:
+        ds = load_dataset(data, progress=report)
+        if settings.test_dir:
+            ds.test = load_dataset(settings.test_dir).pool
     for pool in (ds.pool, ds.test):
         if pool is None:
             continue
@@ -78,3 +85,22 @@ def write_checkpoint(project: Path, number: int, model: "torch.nn.Module") -> tu
         finally:
             os.close(fd)
     return f"{folder.name}/{final.name}", hashlib.sha256(final.read_bytes()).hexdigest()
+
+
+def load_checkpoint(project: Path, file: str, sha256: str, pool: Pool) -> "torch.nn.Module | None":
+    """The model saved in ``file`` if its bytes match ``sha256`` and its shape still fits
+    the pool (the input size can change with the data); None otherwise."""
+    import torch
+
+    from aeep_core.model import build_model
+
+    path = Path(project) / file
+    try:
+        blob = path.read_bytes()
+        if hashlib.sha256(blob).hexdigest() != sha256:
+            return None  # damaged: the next round trains afresh anyway
+        model = build_model(pool.inputs, pool.modality, pool.n_classes)
+        model.load_state_dict(torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)["model"])
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return None
+    return model.eval()

@@ -8,6 +8,7 @@ files with equal content are noticed as duplicates.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections import defaultdict
@@ -51,9 +52,10 @@ def fingerprint(pool: Pool, known: dict[str, tuple[int, int, str]], progress: St
 
     File items hash their bytes, reusing ``known[path] = (size, mtime_ns, hash)`` when
     the file's size and mtime are unchanged; items without a file (IDX rows, sequences)
-    use their pool name as path and hash their input tensor.
+    use their pool name as path and hash their event history (sequences) or their
+    input tensor (IDX rows).
     """
-    paths = pool.meta.get("paths")
+    paths, events = pool.meta.get("paths"), pool.meta.get("events")
     out = []
     for i, name in enumerate(pool.names):
         if paths is not None:
@@ -64,6 +66,11 @@ def fingerprint(pool: Pool, known: dict[str, tuple[int, int, str]], progress: St
             else:
                 digest = file_sha256(Path(paths[i]))
             out.append((name, digest, st.st_size, st.st_mtime_ns))
+        elif events is not None:
+            # The history itself, not the matrix: the matrix moves with the event embedding,
+            # which is retrained when patients join the pool.
+            text = json.dumps(events[i], sort_keys=True, default=str)
+            out.append((name, hashlib.sha256(text.encode()).hexdigest(), None, None))
         else:
             out.append((name, hashlib.sha256(pool.inputs[i].numpy().tobytes()).hexdigest(), None, None))
         if progress is not None and (i % 256 == 255 or i == len(pool) - 1):
