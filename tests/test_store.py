@@ -35,6 +35,14 @@ def test_database_is_wal_with_foreign_keys_a_version_and_our_id(tmp_path):
         with pytest.raises(StoreError, match="FOREIGN KEY"):  # a label must point at an item and a round
             store.add_label(item_id=42, round_=1, label=0)
         assert store.query("SELECT COUNT(*) FROM labels")[0][0] == 0
+        with store.transaction() as c:
+            c.execute("INSERT INTO items (path, hash, first_seen) VALUES ('a.png', 'h', 0)")
+            c.execute("INSERT INTO rounds (number, status, created_at, engine) VALUES (1, 'open', 0, '{}')")
+        store.add_label(1, 1, 0)
+        for sql in ("UPDATE labels SET label = 1", "DELETE FROM labels"):
+            with pytest.raises(StoreError, match="append-only"), store.transaction() as c:
+                c.execute(sql)
+        assert [tuple(r) for r in store.query("SELECT item_id, label FROM labels")] == [(1, 0)]
     finally:
         store.close()
     assert not (tmp_path / "p" / "project.sqlite3.new").exists()
@@ -169,6 +177,7 @@ def test_migration_from_schema_1_keeps_every_answer_and_the_open_batch(tmp_path)
         assert [tuple(r) for r in s._store.query("SELECT item_id, round, label, at FROM labels ORDER BY id")] == \
             [tuple(r) for r in labels_before]
         assert s._store.query("SELECT COUNT(*) FROM items WHERE size IS NULL")[0][0] == 0  # filled on open
+        assert len(s._store.query("SELECT name FROM sqlite_master WHERE type = 'trigger'")) == 2
         assert s.drift.added == 0 and s.stats.labelled == 5
     assert (project / "project.sqlite3.v1.bak").exists()
 

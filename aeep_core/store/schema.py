@@ -67,9 +67,16 @@ CREATE INDEX labels_item ON labels (item_id, id);
 
 # Each entry upgrades from version ``key`` to ``key + 1``, inside one transaction.
 MIGRATIONS: dict[int, str] = {
-    # 2: remember each file's size and mtime with its hash, so reopening a large
-    # folder does not read every file again.
-    1: "ALTER TABLE items ADD COLUMN size INTEGER; ALTER TABLE items ADD COLUMN mtime_ns INTEGER;",
+    # 2: remember each file's size and mtime with its hash, so reopening a large folder
+    # does not read every file again; and let the database itself keep labels append-only.
+    1: """
+        ALTER TABLE items ADD COLUMN size INTEGER;
+        ALTER TABLE items ADD COLUMN mtime_ns INTEGER;
+        CREATE TRIGGER labels_no_update BEFORE UPDATE ON labels
+            BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
+        CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
+            BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
+    """,
 }
 
 
