@@ -29,7 +29,7 @@ import numpy as np
 
 from aeep_core.data.loading import Dataset
 from aeep_core.data.pool import DataError, SkippedFile
-from aeep_core.sequences.loading import _synthea_exports, build_dataset, split_records
+from aeep_core.sequences.loading import build_dataset, split_records, synthea_exports
 from aeep_core.sequences.readers import PatientRecord, merge_records, read_synthea_export, write_jsonl
 
 HF_CODES = frozenset({"88805009", "84114007"})
@@ -71,7 +71,7 @@ def read_exports(data_dir: Path | str) -> tuple[list[PatientRecord], CohortStats
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: no such folder; point --data to the Synthea exports (e.g. ../shared/data/ehr)")
-    exports = _synthea_exports(data_dir)
+    exports = synthea_exports(data_dir)
     if not exports:
         raise DataError(f"{data_dir}: no Synthea export (a folder with patients.csv and conditions.csv) found")
     stats = CohortStats(exports=len(exports))

@@ -34,7 +34,8 @@ def _event_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() == ".jsonl" or is_long_csv(p)))
 
 
-def _synthea_exports(folder: Path) -> list[Path]:
+def synthea_exports(folder: Path) -> list[Path]:
+    """``folder`` itself if it is a Synthea export, else its sub-folders that are (sorted)."""
     if is_synthea_export(folder):
         return [folder]
     return sorted(d for d in folder.iterdir() if d.is_dir() and is_synthea_export(d))
@@ -45,7 +46,7 @@ def looks_like_sequences(folder: Path | str) -> bool:
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    return bool(_event_files(folder) or _synthea_exports(folder))
+    return bool(_event_files(folder) or synthea_exports(folder))
 
 
 def read_records(source: Path | str) -> tuple[list[PatientRecord], list[PatientRecord], list[SkippedFile]]:
@@ -61,7 +62,7 @@ def read_records(source: Path | str) -> tuple[list[PatientRecord], list[PatientR
         skipped += skip
         (test_groups if _is_test_name(f) and source.is_dir() else pool_groups).append(recs)
     if source.is_dir():
-        for export in _synthea_exports(source):
+        for export in synthea_exports(source):
             try:
                 recs, skip = read_synthea_export(export)
             except DataError as exc:  # one broken export must not sink the others
