@@ -162,7 +162,8 @@ class LabellingSession:
     ) -> "LabellingSession":
         """Open the project of ``data``, creating it (``settings`` required) when there is none.
 
-        An existing project keeps its stored settings. Raises :class:`ProjectLocked` when
+        An existing project keeps its stored settings. ``progress(stage, done, total)``
+        reports "load" (decoding the data) and "hash" (identifying items). Raises :class:`ProjectLocked` when
         another process has it open (unless ``read_only``), :class:`StoreError` for an
         unusable database, ``DataError`` for unusable data, ValueError for bad settings.
         """
