@@ -339,7 +339,8 @@ class LabellingSession:
             else:
                 train_s = learner.train(progress=report("train"), should_stop=should_stop)
                 if should_stop is not None and should_stop():
-                    return None  # the model is half-trained: record nothing
+                    self._load_checkpoint()  # the model is half-trained: record nothing, keep the last good one
+                    return None
                 if progress:
                     progress("evaluate", 0, 1)
                 accuracy = learner.evaluate()
