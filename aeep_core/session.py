@@ -339,7 +339,9 @@ class LabellingSession:
             else:
                 train_s = learner.train(progress=report("train"), should_stop=should_stop)
                 if should_stop is not None and should_stop():
-                    self._load_checkpoint()  # the model is half-trained: record nothing, keep the last good one
+                    # The model is half-trained: record nothing, go back to the last good one.
+                    learner.model = None
+                    self._load_checkpoint()
                     return None
                 if progress:
                     progress("evaluate", 0, 1)
