@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.widgets import Static
 
 from aeep_tui.widgets.timeline import TYPE_STYLES, TimelineCard, summarise_events, timeline_text, type_counts
@@ -75,3 +76,27 @@ async def test_short_and_empty_histories():
     app = _Host([])
     async with app.run_test(size=(100, 20)):
         assert "no events" in str(app.query_one(".timeline-summary", Static).render())
+
+
+class _Frame(Widget, can_focus=True):
+    """Like the app's ItemCard: a focusable frame around the timeline."""
+
+    def compose(self) -> ComposeResult:
+        yield TimelineCard(_history(40))
+
+
+class _FramedHost(App):
+    def compose(self) -> ComposeResult:
+        yield _Frame()
+
+
+async def test_inside_a_focusable_card_focus_goes_to_the_card():
+    app = _FramedHost()
+    async with app.run_test(size=(100, 20)) as pilot:
+        card = app.query_one(TimelineCard)
+        await pilot.click(TimelineCard)
+        await pilot.pause()
+        assert app.focused is app.query_one(_Frame)  # the screen's keys keep finding the card
+        card.page(-1)
+        await pilot.pause()
+        assert card.scroller.scroll_y < card.scroller.max_scroll_y  # paging still works, called by the host

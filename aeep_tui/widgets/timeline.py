@@ -7,7 +7,9 @@ by type above the scroll, so the shape of a long record is visible without scrol
 
 Keys: the card binds only PageUp/PageDown/Home/End (and the mouse wheel), so every labelling
 key of an image card (class keys, arrows/hjkl, s, backspace, enter) reaches the screen
-unchanged. A screen that keeps focus on an outer card can call :meth:`TimelineCard.page`.
+unchanged. Inside a focusable container (the app's ``ItemCard``) a click or Tab passes focus
+on to that container, because the labelling screen finds the current card by what is
+focused; such a container forwards paging with :meth:`TimelineCard.page`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 SUMMARY_THRESHOLD = 12
@@ -108,6 +111,11 @@ class TimelineCard(Vertical, can_focus=True):
     def on_mount(self) -> None:
         # Open at the newest events: the model reads the last T, and so should the person.
         self.call_after_refresh(self.scroller.scroll_end, animate=False)
+
+    def on_focus(self) -> None:
+        host = next((a for a in self.ancestors if isinstance(a, Widget) and a.can_focus), None)
+        if host is not None:
+            host.focus()
 
     @property
     def scroller(self) -> VerticalScroll:
