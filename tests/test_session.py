@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,8 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
 
     procs = [worker("reference", tmp_path / "ref"), worker("crash", tmp_path / "crash"), worker("resume", tmp_path / "crash")]
     ref, crash, resumed = procs  # resume starts now, so its imports overlap, but waits for a cue
+    watchdog = threading.Timer(240, lambda: [p.kill() for p in procs])  # a hung worker fails, never hangs
+    watchdog.start()
     try:
         ev = _events(crash, lambda e: sum(1 for x in e if x["event"] == "label" and x["round"] == 3) >= 2)
         # While it runs, the project is its: a second writer is told the pid.
@@ -221,6 +224,7 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
         out_r, err_r = resumed.communicate("go\n", timeout=300)
         out_ref, err_ref = ref.communicate(timeout=300)
     finally:
+        watchdog.cancel()
         for p in procs:
             if p.poll() is None:
                 p.kill()
