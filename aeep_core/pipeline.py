@@ -3,25 +3,31 @@
 The plain loop makes a person wait, after the last label of every batch, for a full
 retrain and a scoring pass. :class:`PipelinedLearner` moves both off that path:
 
-* a background thread keeps training one warm model on L, absorbing each answer the
-  moment it is given (each answer enters the training set exactly once; an undo or a
-  relabel replaces it, a skip removes it);
-* once all but ``lookahead`` cards of the batch on screen are answered, the same thread
-  chooses the next batch with the model as it is, leaving out every labelled item and
-  every item of the batch on screen, and AEEP's m adapts from the exploration picks
-  answered so far;
+* a background thread keeps one warm model and trains it ``steps_per_label`` steps for
+  every answer as it arrives (each answer enters the training set exactly once; a
+  relabel replaces it, a skip or an undo removes it);
+* once all but ``lookahead`` cards of the batch on screen are answered, and the steps
+  owed for those answers are done, the same thread chooses the next batch, leaving out
+  every labelled item and every item of the batch on screen; AEEP's m adapts from the
+  exploration picks answered by then;
 * :meth:`next_batch` then usually returns at once.
 
-One thread owns the model and the learner's state; the caller only enqueues answers and
-waits for batches, so no lock is held while a person types.
+Training is driven by answers, not by the clock: answers are taken one at a time, each
+followed by its steps, and the choice happens right after the (k - lookahead)-th answer
+of a batch is trained on. The model and the batches after a given sequence of answers
+are therefore always the same, and :meth:`snapshot` + ``resume=`` + replaying the answers
+given since make a crashed session continue exactly. One thread owns the model; the
+caller only enqueues answers.
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +35,8 @@ import torch
 from aeep_core.learner import SKIPPED, ActiveLearner, Proposal
 from aeep_core.model import build_model
 from aeep_core.training import class_balanced_batch, training_step
+
+RETRACT = -2  # an undo: the item leaves L without being skipped
 
 
 @dataclass
@@ -46,44 +54,62 @@ class PipelinedLearner:
     """Drive an :class:`ActiveLearner` without making the person wait between batches."""
 
     def __init__(
-        self, learner: ActiveLearner, batch_size: int, lookahead: int = 2, chunk_steps: int = 10,
-        lr: float = 1e-3, evaluate: bool = False,
+        self, learner: ActiveLearner, batch_size: int, lookahead: int = 2, steps_per_label: int = 25,
+        lr: float = 1e-3, evaluate: bool = False, resume: dict[str, Any] | None = None,
     ):
-        self.learner = learner
-        self.evaluate = evaluate
-        self.batch_size = batch_size
-        self.lookahead = max(0, lookahead)
-        self.chunk_steps = chunk_steps
-        self.lr = lr
+        self.learner, self.batch_size, self.evaluate = learner, batch_size, evaluate
+        self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
         self.stats = PipelineStats()
         self.current: Proposal | None = None
-        self._answers: dict[int, int] = {}  # position in the current batch -> label
-        self._inbox: queue.SimpleQueue[tuple[int, int]] = queue.SimpleQueue()
+        self._answers: dict[int, int] = {}  # position in the current batch -> label (caller's view)
+        self._seen: dict[int, int] = {}  # the same, as far as the trainer has absorbed it
+        self._seen_generation = 0
+        self._absorbed = 0  # answers absorbed since the pipeline began (resumed count included)
+        # (generation, position, item, label); generation -1 = replayed history
+        self._inbox: queue.SimpleQueue[tuple[int, int, int, int]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._ready: Proposal | None = None
+        self._ready_snapshot: dict[str, Any] | None = None
         self._ready_event = threading.Event()
-        self._exhausted = False
         # A request names the batch it is for, so a late request cannot trigger a second
         # selection for a batch whose successor is already chosen.
-        self._generation = 0
-        self._requested = -1
-        self._selected = -1
-        # A fresh model trains a full round's worth of steps before it may choose.
-        self._steps_before_select = 0 if learner.model is not None else learner.config.steps_for(max(1, len(learner.labels)))
+        self._generation, self._requested, self._selected = 0, -1, -1
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._optimizer: torch.optim.Optimizer | None = None
         self._rng = np.random.default_rng([learner.seed, 2**21])
         self._gen = torch.Generator().manual_seed(learner.seed)
+        # dropout draws from torch's global generator: the trainer keeps its own copy of it
+        self._global_rng = torch.Generator().manual_seed(learner.seed * 7919 + 1).get_state()
+        self._owed = 0
+        self._busy = False  # the thread holds an answer it took but has not yet recorded
+        if resume is not None:
+            self._restore(resume)
+        elif learner.labels:  # labels but no pipeline state: a fresh model trains a full round first
+            self._owed = learner.config.steps_for(len(learner.labels))
         self._thread = threading.Thread(target=self._run, name="aeep-pipeline", daemon=True)
 
     # --- the person's side ----------------------------------------------------------
-    def start(self, initial: int | None = None) -> Proposal | None:
-        """Start training; return the first batch (random when nothing is labelled yet)."""
-        if not self.learner.labels:
+    def start(
+        self, current: Proposal | None = None, initial: int | None = None,
+        backlog: list[tuple[int, int]] = (), answered: list[tuple[int, int]] = (),
+    ) -> Proposal | None:
+        """Start the thread and return the batch to show: ``current`` (a resumed batch),
+        else a random one when nothing is labelled yet, else a freshly chosen one.
+
+        Resuming from a snapshot: ``backlog`` holds the (item, label) answers to earlier
+        batches given after the snapshot, ``answered`` the (position, label) answers to
+        ``current`` so far, both in the order given; they are replayed as they happened.
+        """
+        self.current = current
+        for item, label in backlog:
+            self._inbox.put((-1, -1, int(item), int(label)))
+        if current is None and not self.learner.labels:
             ids = self.learner.initial_ids(initial or self.batch_size)
             n = len(ids)
             self.current = Proposal(ids, np.zeros(n, bool), np.full(n, -1), np.zeros(n), float("nan"), float("nan"), None, 0.0)
+        for position, label in answered:
+            self.answer(position, label)
         self._thread.start()
         if self.current is None:
             self._request_selection()
@@ -91,21 +117,37 @@ class PipelinedLearner:
         return self.current
 
     def answer(self, position: int, label: int) -> None:
-        """The person labelled (or skipped, ``SKIPPED``) card ``position`` of the current batch."""
+        """Card ``position`` of the current batch was labelled, skipped (``SKIPPED``) or
+        un-answered (``RETRACT``)."""
         assert self.current is not None
-        self._answers[position] = label
-        self._inbox.put((int(self.current.ids[position]), int(label)))
-        if len(self._answers) >= len(self.current.ids) - self.lookahead:
-            self._request_selection()
+        if label == RETRACT:
+            self._answers.pop(position, None)
+        else:
+            self._answers[position] = label
+        self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label)))
         self._wake.set()
 
     def next_batch(self, timeout: float | None = None) -> Proposal | None:
         """The batch after the current one, once every card is answered (blocks until
         chosen); None when the pool is exhausted."""
         assert self.current is not None and len(self._answers) == len(self.current.ids), "answer every card first"
-        self._request_selection()
         self.current = self._take_ready(timeout)
         return self.current
+
+    @property
+    def last_snapshot(self) -> dict[str, Any] | None:
+        """The state the current batch was chosen in (model, optimizer, generators): what a
+        store checkpoints so that a crash resumes exactly."""
+        return self._ready_snapshot
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until every answer given so far is absorbed and trained on; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._error is not None or (self._inbox.empty() and self._owed <= 0 and not self._busy):
+                return self._error is None
+            time.sleep(0.01)
+        return False
 
     def close(self) -> None:
         """Stop the background thread (training state stays in the learner)."""
@@ -120,7 +162,13 @@ class PipelinedLearner:
         self._wake.set()
 
     def _selection_due(self) -> bool:
-        return self._requested == self._generation != self._selected and self._steps_before_select <= 0
+        """Right after the (k - lookahead)-th answer of the batch is trained on (or at once
+        for a start without a batch): a point fixed by the answers, not by the clock."""
+        if self._selected == self._seen_generation or self._owed > 0:
+            return False
+        if self.current is None:
+            return self._requested == self._generation
+        return self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
 
     def _take_ready(self, timeout: float | None) -> Proposal | None:
         if not self._ready_event.wait(timeout):
@@ -136,31 +184,51 @@ class PipelinedLearner:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._absorb()
-                if self._selection_due() and self.learner.model is not None:
+                if self._owed > 0 and self.learner.labels:
+                    self._train(min(self._owed, 5))  # short chunks: stop() stays prompt
+                elif self._selection_due() and self.learner.labels:
                     self._select()
-                elif self.learner.labels:
-                    self._train_chunk()
-                else:
-                    self._wake.wait(0.1)
+                elif not self._absorb_one():
+                    self._wake.wait(0.2)
                     self._wake.clear()
         except BaseException as exc:  # surfaced to the caller by _take_ready
             self._error = exc
             self._ready_event.set()
 
-    def _absorb(self) -> None:
-        while True:
-            try:
-                item, label = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-            if label != SKIPPED and item not in self.learner.labels:
+    def _absorb_one(self) -> bool:
+        """Take the next answer into L (and owe its training steps); False if none waits."""
+        self._busy = True
+        try:
+            generation, position, item, label = self._inbox.get_nowait()
+        except queue.Empty:
+            self._busy = False
+            return False
+        learner = self.learner
+        if generation >= 0:
+            if generation != self._seen_generation:
+                self._seen_generation, self._seen = generation, {}
+            if label == RETRACT:
+                self._seen.pop(position, None)
+            else:
+                self._seen[position] = label
+        if label >= 0:
+            if item not in learner.labels:
                 self.stats.fed.append(item)
-            elif label == SKIPPED and item in self.learner.labels:
+            learner.add_labels([item], [label])
+            self._owed += self.steps_per_label
+        else:
+            if item in learner.labels:
                 self.stats.fed.remove(item)
-            self.learner.add_labels([item], [label])
+            learner.labels.pop(item, None)
+            if label == SKIPPED:
+                learner.skipped.add(item)
+            else:
+                learner.skipped.discard(item)
+        self._absorbed += 1
+        self._busy = False
+        return True
 
-    def _train_chunk(self) -> None:
+    def _train(self, steps: int) -> None:
         learner = self.learner
         if learner.model is None:
             torch.manual_seed(learner.seed * 7919)
@@ -170,36 +238,70 @@ class PipelinedLearner:
         ids = np.fromiter(learner.labels, dtype=np.int64)
         y = np.fromiter(learner.labels.values(), dtype=np.int64)
         learner.model.train()
-        for _ in range(self.chunk_steps):
-            pick = class_balanced_batch(y, learner.config.batch_size, self._rng)
-            x = learner.pool.inputs[torch.from_numpy(ids[pick])].to(learner.device)
-            training_step(learner.model, self._optimizer, x, torch.from_numpy(y[pick]).to(learner.device),
-                          learner.config, self._gen, learner.pool.modality)
-            self.stats.steps += 1
-            self._steps_before_select -= 1
-            if self._selection_due():
-                break  # the person is nearly done: choose now rather than finish the chunk
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._global_rng)
+            for _ in range(steps):
+                pick = class_balanced_batch(y, learner.config.batch_size, self._rng)
+                x = learner.pool.inputs[torch.from_numpy(ids[pick])].to(learner.device)
+                training_step(learner.model, self._optimizer, x, torch.from_numpy(y[pick]).to(learner.device),
+                              learner.config, self._gen, learner.pool.modality)
+            self._global_rng = torch.get_rng_state()
         learner.model.eval()
+        self.stats.steps += steps
+        self._owed -= steps
 
     def _select(self) -> None:
         start = time.perf_counter()
         learner, current = self.learner, self.current
         self._selected = self._generation
         if current is not None and current.m is not None:
-            answers = dict(self._answers)  # written by the caller's thread; read a snapshot
+            answers = self._seen
             explored = [p for p, y in answers.items() if current.exploration[p] and y != SKIPPED]
             hits = [current.predicted[p] == answers[p] for p in explored]
             learner.strategy.observe(float(np.mean(hits)) if hits else None)
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
         k = min(self.batch_size, len(free) if exclude is None else len(np.setdiff1d(free, exclude)))
-        if k <= 0:
-            self._exhausted = True
-        else:
+        if k > 0:
             self._ready = learner.propose(k, exclude=exclude)
             learner.round += 1
+            self._ready_snapshot = self.snapshot()
         self.stats.selections += 1
         self.stats.select_s.append(time.perf_counter() - start)
         self._ready_event.set()
-        if self.evaluate and not self._exhausted:
+        if self.evaluate and k > 0:
             self.stats.accuracy.append((len(learner.labels), learner.evaluate()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Model, optimizer and generator states (copies), for :class:`PipelinedLearner` ``resume``."""
+        model = self.learner.model
+        return {
+            "model": None if model is None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": None if self._optimizer is None else copy.deepcopy(self._optimizer.state_dict()),
+            "rng": copy.deepcopy(self._rng.bit_generator.state),
+            "torch_gen": self._gen.get_state().clone(),
+            "global_rng": self._global_rng.clone(),
+            "strategy": copy.deepcopy(self.learner.strategy.state_dict()),
+            "round": self.learner.round,
+            "labels": [[i, y] for i, y in self.learner.labels.items()],
+            "skipped": sorted(self.learner.skipped),
+            "absorbed": self._absorbed,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        learner = self.learner
+        if state.get("model") is not None:
+            learner.model = build_model(learner.pool.inputs, learner.pool.modality, learner.pool.n_classes)
+            learner.model.load_state_dict(state["model"])
+            learner.model.to(learner.device).eval()
+            self._optimizer = torch.optim.AdamW(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
+            if state.get("optimizer") is not None:
+                self._optimizer.load_state_dict(state["optimizer"])
+        self._rng.bit_generator.state = state["rng"]
+        self._gen.set_state(state["torch_gen"])
+        self._global_rng = state["global_rng"].clone()
+        learner.strategy.load_state_dict(state.get("strategy", {}))
+        learner.round = int(state.get("round", learner.round))
+        learner.labels = {int(i): int(y) for i, y in state["labels"]}
+        learner.skipped = {int(i) for i in state["skipped"]}
+        self._absorbed = int(state["absorbed"])

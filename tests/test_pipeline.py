@@ -11,11 +11,11 @@ from aeep_core.strategies import make_strategy
 from aeep_core.training import TrainConfig
 
 
-def _pipeline(image_folder, lookahead=2, k=5):
+def _pipeline(image_folder, lookahead=2, k=5, resume=None):
     ds = load_dataset(image_folder)
     learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=TrainConfig(min_steps=15, max_steps=15),
                             device="cpu", seed=0, candidates=50)
-    return ds.pool, PipelinedLearner(learner, batch_size=k, lookahead=lookahead, chunk_steps=3)
+    return ds.pool, PipelinedLearner(learner, batch_size=k, lookahead=lookahead, steps_per_label=3, resume=resume)
 
 
 def test_every_label_enters_training_exactly_once(image_folder):
@@ -36,7 +36,7 @@ def test_every_label_enters_training_exactly_once(image_folder):
                 else:
                     pipe.answer(pos, y)
             batch = pipe.next_batch(timeout=60)
-        time.sleep(0.2)  # let the trainer absorb the last answers
+        assert pipe.wait_idle()
     finally:
         pipe.close()
     learner = pipe.learner
@@ -75,7 +75,7 @@ def test_exhausted_pool_ends_with_none(image_folder):
     ds = load_dataset(image_folder)
     small = ds.pool.subset(np.arange(8))
     learner = ActiveLearner(small, make_strategy("random"), config=TrainConfig(min_steps=5, max_steps=5), device="cpu")
-    pipe = PipelinedLearner(learner, batch_size=4, lookahead=0, chunk_steps=2)
+    pipe = PipelinedLearner(learner, batch_size=4, lookahead=0, steps_per_label=2)
     batch = pipe.start()
     try:
         for pos, y in enumerate(small.labels[batch.ids]):
@@ -86,3 +86,40 @@ def test_exhausted_pool_ends_with_none(image_folder):
         assert pipe.next_batch(timeout=60) is None
     finally:
         pipe.close()
+
+
+def test_a_crash_mid_batch_resumes_to_the_same_next_batches(image_folder):
+    """Snapshot when a batch is chosen + the answers given since = the same future."""
+    pool, pipe = _pipeline(image_folder)
+    log: list[tuple[int, int]] = []  # every answer (item, label) in order, as a store keeps them
+    batches, snapshots, log_at_batch = [], [], []
+    batch = pipe.start()
+    try:
+        for _ in range(4):
+            batches.append(batch)
+            snapshots.append(pipe.last_snapshot)
+            log_at_batch.append(len(log))
+            for pos, y in enumerate(pool.labels[batch.ids]):
+                pipe.answer(pos, int(y))
+                log.append((int(batch.ids[pos]), int(y)))
+            batch = pipe.next_batch(timeout=60)
+        batches.append(batch)
+    finally:
+        pipe.close()
+
+    # crash while batch 2 is on screen, after two of its answers
+    snap, current = snapshots[2], batches[2]
+    shown = current.ids
+    given = [(p, int(pool.labels[shown[p]])) for p in range(2)]
+    backlog = log[snap["absorbed"] : log_at_batch[2]]
+    _, again = _pipeline(image_folder, resume=snap)
+    # the batch on screen (ids, exploration flags, guesses) comes from the store in a real session
+    again.start(current=current, backlog=backlog, answered=given)
+    try:
+        for pos in range(2, len(shown)):
+            again.answer(pos, int(pool.labels[shown[pos]]))
+        nxt = again.next_batch(timeout=60)
+        np.testing.assert_array_equal(nxt.ids, batches[3].ids)
+        np.testing.assert_array_equal(nxt.exploration, batches[3].exploration)
+    finally:
+        again.close()
