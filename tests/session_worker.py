@@ -3,10 +3,12 @@
 It answers every batch with the ground truth of the generated folder and prints one
 JSON line per event, *after* the call that stored it returned.
 
-- ``crash``: confirm batches 1..STOP-1, then answer batch STOP slowly and never finish
-  (the test kills it with SIGKILL in the middle).
-- ``reference``: the same without stopping: confirm batch STOP, print batch STOP+1.
-- ``resume``: once a line arrives on stdin, reopen PROJECT, print the restored batch, finish it, print the next one.
+- ``crash``: first an uninterrupted reference run in ``PROJECT-reference`` (confirm batch
+  STOP, print batch STOP+1 as ``reference``); then the run to be killed in PROJECT:
+  confirm batches 1..STOP-1, answer batch STOP slowly and never finish it (the test
+  kills it with SIGKILL in the middle).
+- ``resume``: once a line arrives on stdin, reopen PROJECT, print the restored batch,
+  finish it, print the next one.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ def truth(session: LabellingSession, position: int) -> int:
     return int(session.pool.labels[session.batch.items[position].item_id])
 
 
-def finish_batch(session: LabellingSession) -> None:
+def finish_batch(session: LabellingSession, quiet: bool = False) -> None:
     for pos, item in enumerate(session.batch.items):
         if item.answer is None:
             answer = SKIPPED if pos == 5 else truth(session, pos)  # one skip per batch
             session.label(pos, answer)
-            say(event="label", round=session.batch.round, position=pos, name=item.name, answer=answer)
+            if not quiet:
+                say(event="label", round=session.batch.round, position=pos, name=item.name, answer=answer)
     session.confirm_batch()
 
 
@@ -59,16 +62,19 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
         finish_batch(session)
         next_batch(session)
         return
+    # The reference shares this process (one import of torch, not two); it cannot leak
+    # into the run below: every random choice is seeded from (seed, round).
+    with LabellingSession.open(data, SETTINGS, project_dir=project.with_name(project.name + "-reference")) as ref:
+        for _ in range(stop):
+            ref.prepare_next_batch()
+            finish_batch(ref, quiet=True)
+        b = ref.prepare_next_batch()
+        say(event="reference", round=b.round, names=[it.name for it in b.items], exploration=[it.exploration for it in b.items])
     session = LabellingSession.open(data, SETTINGS, project_dir=project)
-    say(event="opened")
     for _ in range(stop - 1):
         next_batch(session)
         finish_batch(session)
     next_batch(session)
-    if mode == "reference":
-        finish_batch(session)
-        next_batch(session)
-        return
     wrong = (truth(session, 0) + 1) % 3
     session.label(0, wrong)  # a slip, taken back: the store keeps both rows
     session.undo()
