@@ -1,0 +1,148 @@
+"""The benchmark's report: summary figures per variant and batch size, and the table."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aeep_core.metrics import aulc, labels_to, spread, value_at
+
+if TYPE_CHECKING:
+    from aeep_core.bench import BenchSettings, Task, Variant
+
+
+def _curve(run: dict[str, Any], figure: str) -> tuple[list[int], list[float | None]]:
+    return [r["labelled"] for r in run["rounds"]], [r.get(figure) for r in run["rounds"]]
+
+
+def summarise(runs: list[dict[str, Any]], task: "Task", start: int, end: int) -> dict[str, Any]:
+    """Mean ± spread over the runs (seeds) of one variant and batch size.
+
+    ``aulc`` and ``labels_to`` are on the task's curve figure (accuracy for MNIST);
+    ``acc_at`` (and ``auroc_at`` where AUROC was measured) at the task's label counts.
+    """
+    curves = [_curve(r, task.curve) for r in runs]
+    acc = [_curve(r, "accuracy") for r in runs]
+    out: dict[str, Any] = {
+        "seeds": [r["seed"] for r in runs],
+        "aulc": spread([aulc(x, y, start, end) for x, y in curves]),
+        "labels_to": {f"{t:g}": spread([labels_to(x, y, t) for x, y in curves]) for t in task.thresholds},
+        "acc_at": {str(n): spread([value_at(x, y, n) for x, y in acc]) for n in task.at if n <= end},
+        "final": spread([y[-1] for _, y in acc]),
+        "s_per_round": spread([r.get("s_per_round") for r in runs]),
+        "train_s": spread([_mean([q["train_s"] for q in r["rounds"]]) for r in runs]),
+        "select_s": spread([_mean([q["select_s"] for q in r["rounds"]]) for r in runs]),
+    }
+    if any(q.get("auroc") is not None for r in runs for q in r["rounds"]):
+        au = [_curve(r, "auroc") for r in runs]
+        out["auroc_at"] = {str(n): spread([value_at(x, y, n) for x, y in au]) for n in task.at if n <= end}
+    return out
+
+
+def _mean(xs: list[float | None]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def build_report(
+    settings: "BenchSettings", task: "Task", variants: list["Variant"], runs: list[dict[str, Any]], started: float
+) -> dict[str, Any]:
+    """The JSON document: settings, environment, and per variant its summary per batch
+    size and every run (``simulate`` format plus ``variant``, ``wall_s``, ``s_per_round``)."""
+    import torch
+
+    strategies: dict[str, Any] = {}
+    for v in variants:
+        mine = [r for r in runs if r["variant"] == v.name]
+        strategies[v.name] = {
+            "strategy": v.strategy, "options": v.options, "train": v.train,
+            "summary": {
+                str(k): summarise([r for r in mine if r["batch_size"] == k], task, settings.initial, settings.budget)
+                for k in settings.batch_sizes if any(r["batch_size"] == k for r in mine)
+            },
+            "runs": mine,
+        }
+    plain = dataclasses.asdict(settings)
+    plain["data"] = None if settings.data is None else str(settings.data)
+    return {
+        "format": "aeep-bench/1",
+        "task": task.name,
+        "curve": task.curve,
+        "settings": plain,
+        "environment": {
+            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "machine": platform.machine(), "device": runs[0]["device"] if runs else None,
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": time.time() - started,
+        "strategies": strategies,
+    }
+
+
+def _cell(s: dict[str, Any], scale: float = 100.0, digits: int = 1, unit: str = "") -> str:
+    if s["mean"] is None:
+        return "-"
+    text = f"{scale * s['mean']:.{digits}f}"
+    if s["n"] > 1:
+        text += f"±{scale * s['std']:.{digits}f}"
+    return text + unit
+
+
+def _labels_cell(s: dict[str, Any], end: int) -> str:
+    """Mean labels to a threshold; ``>B`` when no seed reached it, ``(r/n)`` when some did not."""
+    if s["mean"] is None:
+        return f">{end}"
+    text = _cell(s, scale=1.0, digits=0)
+    return text + (f" ({s['n']}/{s['n'] + s['missing']})" if s["missing"] else "")
+
+
+def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per batch size: (title, header, rows) of the table, cells already formatted."""
+    end = report["settings"]["budget"]
+    names = list(report["strategies"])
+    ks = sorted({int(k) for v in report["strategies"].values() for k in v["summary"]})
+    blocks = []
+    for k in ks:
+        rows = [(n, report["strategies"][n]["summary"].get(str(k))) for n in names]
+        rows = [(n, s) for n, s in rows if s is not None]
+        if not rows:
+            continue
+        first = rows[0][1]
+        at, thr = list(first["acc_at"]), list(first["labels_to"])
+        head = ["strategy", *[f"acc@{n}" for n in at], *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round"]
+        body = [
+            [name, *[_cell(s["acc_at"][n]) for n in at], *[_labels_cell(s["labels_to"][t], end) for t in thr],
+             _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0)]
+            for name, s in rows
+        ]
+        seeds = len(first["seeds"])
+        title = (f"k={k}, {seeds} seed{'s' if seeds != 1 else ''}, labels {report['settings']['initial']}→{end}"
+                 f" ({report['task']}, curve: {report['curve']}; mean±sd over seeds)")
+        blocks.append((title, head, body))
+    return blocks
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Plain-text table per batch size: accuracy at fixed label counts (%), labels to each
+    threshold, AULC (%), seconds per round; mean ± standard deviation over seeds."""
+    lines: list[str] = []
+    for title, head, body in table_blocks(report):
+        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        lines += [title, fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The same table as Markdown (for BENCHMARKS.md)."""
+    out: list[str] = []
+    for title, head, body in table_blocks(report):
+        out += [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(r) + " |" for r in body]
+        out.append("")
+    return "\n".join(out)

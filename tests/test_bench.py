@@ -1,0 +1,146 @@
+"""The benchmark end to end on tiny generated data: runs, resumes, reports, plots."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aeep_core import bench
+from aeep_core.bench import BenchSettings, ProgressLine, parse_variant, preset, run_bench, split_list
+from aeep_core.data import load_dataset
+from aeep_core.plots import plot_report
+from aeep_core.report import format_markdown, format_table
+from aeep_core.training import TrainConfig
+from aeep_tui.cli import main
+from tests.conftest import make_image_folder, shapes_image, write_idx
+
+FAST = TrainConfig(min_steps=10, max_steps=10)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread and lose much when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _settings(**kw) -> BenchSettings:
+    base = dict(strategies=["aeep", "random"], seeds=[0, 1], batch_sizes=[5], budget=10, initial=5,
+                candidates=60, device="cpu", train=FAST)
+    return BenchSettings(**{**base, **kw})
+
+
+@pytest.fixture
+def loader(image_folder):
+    calls = []
+
+    def load(path, seed):
+        calls.append(seed)
+        return load_dataset(image_folder, test_split=0.3, seed=0)
+
+    load.calls = calls
+    return load
+
+
+def test_variants_and_lists_parse():
+    assert split_list("aeep,ee[m_fraction=0.25,beta=2],random") == ["aeep", "ee[m_fraction=0.25,beta=2]", "random"]
+    v = parse_variant("aeep-nopair")
+    assert (v.strategy, v.train) == ("aeep", {"pair_weight": 0.0})
+    v = parse_variant("aeep[beta=0.5,rate=0.3,warm_start=true]")
+    assert v.options == {"beta": 0.5, "rate": 0.3} and v.train == {"warm_start": True}
+    assert parse_variant("aeep-pixels").options == {"space": "pixels"}
+    for bad in ("nope", "aeep[beta]", "aeep[beta=1"):
+        with pytest.raises(ValueError):
+            parse_variant(bad)
+
+
+def test_presets_meet_the_protocol():
+    quick, paper = preset("quick"), preset("paper")
+    assert set(bench.BASELINES) <= set(quick.strategies)
+    assert len(paper.seeds) >= 3 and paper.batch_sizes == [10, 20, 50] and paper.budget >= 1000
+    assert set(bench.ABLATIONS) <= set(paper.strategies) and paper.test_subset is None
+    assert preset("quick", budget=100, seeds=None).budget == 100
+    assert quick.rounds_per_run(20) == 15  # 20, 40, ..., 300
+
+
+def test_bench_runs_reports_and_resumes(tmp_path, loader, capsys):
+    partial = tmp_path / "b.json.partial"
+    settings = _settings()
+    report = run_bench(settings, partial=partial, progress=ProgressLine(0), loader=loader)
+    assert loader.calls == [0]  # MNIST-like data is loaded once, not per run
+    assert list(report["strategies"]) == ["aeep", "random"]
+    aeep = report["strategies"]["aeep"]
+    assert len(aeep["runs"]) == 2
+    rounds = aeep["runs"][0]["rounds"]
+    assert [r["labelled"] for r in rounds] == [5, 10]
+    assert {"accuracy", "m", "mp", "train_s", "select_s", "auroc"} <= set(rounds[0])
+    # the same initial labelled set per seed for every strategy: the first model is the same
+    for seed in (0, 1):
+        firsts = {e["runs"][seed]["rounds"][0]["accuracy"] for e in report["strategies"].values()}
+        assert len(firsts) == 1
+    summary = aeep["summary"]["5"]
+    assert summary["aulc"]["n"] == 2 and 0 <= summary["aulc"]["mean"] <= 1
+    assert set(summary["labels_to"]) == {"0.9", "0.95", "0.97", "0.98"}
+    assert set(summary["acc_at"]) == set()  # 100.. labels are beyond this budget
+    assert "auroc_at" not in summary  # three classes: AUROC does not apply
+    assert len(partial.read_text().splitlines()) == 4
+
+    # a restart with the same settings recomputes nothing; a torn last line is ignored
+    with partial.open("a") as fh:
+        fh.write('{"key": "half a li')
+
+    def no_data(path, seed):
+        raise AssertionError("a finished run was recomputed")
+
+    again = run_bench(settings, partial=partial, loader=no_data)
+    assert again["strategies"]["aeep"]["runs"] == aeep["runs"]
+
+    # changed settings do not reuse old runs
+    more = run_bench(_settings(strategies=["random"], seeds=[0], budget=8, batch_sizes=[3]), partial=partial, loader=loader)
+    assert [r["labelled"] for r in more["strategies"]["random"]["runs"][0]["rounds"]] == [5, 8]
+
+    table = format_table(report)
+    assert "random" in table and "L→95%" in table and "AULC" in table and ">10" in table
+    assert "| strategy |" in format_markdown(report)
+    png = plot_report(report, tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(report)  # the whole report is plain JSON
+
+
+def test_binary_task_reports_auroc(tmp_path):
+    folder = make_image_folder(tmp_path / "two", per_class=20, n_classes=2)
+    report = run_bench(
+        _settings(strategies=["random"], seeds=[0], budget=8, batch_sizes=[3]),
+        loader=lambda p, s: load_dataset(folder, test_split=0.3, seed=0),
+    )
+    run = report["strategies"]["random"]["runs"][0]
+    assert all(0 <= r["auroc"] <= 1 for r in run["rounds"])
+
+
+def _idx_folder(root, n_train=80, n_test=40):
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for name, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 3
+        x = np.stack([shapes_image(int(c), rng) for c in y])
+        write_idx(root / f"{name}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{name}-labels-idx1-ubyte.gz", y.astype(np.uint8))
+    return root
+
+
+def test_cli_bench_writes_json_png_and_table(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(bench.PRESETS, "quick", {**bench.PRESETS["quick"], "train": FAST})
+    data = _idx_folder(tmp_path / "idx")
+    out = tmp_path / "out" / "b.json"
+    argv = ["bench", "--data", str(data), "--strategies", "aeep-pixels,kff", "--batch-sizes", "4", "--budget", "10",
+            "--initial", "6", "--candidates", "40", "--test-subset", "30", "--device", "cpu", "--json", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert "k=4, 1 seed" in printed.out and "kff" in printed.out
+    report = json.loads(out.read_text())
+    assert report["settings"]["test_subset"] == 30
+    assert out.with_suffix(".png").exists() and (tmp_path / "out" / "b.json.partial").exists()
+    assert main([*argv, "--strategies", "nope"]) == 2
