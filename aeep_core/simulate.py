@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from aeep_core.data.loading import Dataset
-from aeep_core.data.pool import DataError
+from aeep_core.data.pool import DataError, Pool
 from aeep_core.learner import ActiveLearner, RoundRecord
+from aeep_core.metrics import auroc
 from aeep_core.strategies import make_strategy
-from aeep_core.training import TrainConfig
+from aeep_core.training import TrainConfig, score
 
 
 @dataclass
@@ -36,8 +37,9 @@ def simulate(
 ) -> dict[str, Any]:
     """Run rounds until ``budget`` labels; return ``{"strategy", "batch_size", "seed", "rounds"}``.
 
-    Each record describes the model trained on ``labelled`` labels: its test accuracy and
-    the batch it then chose (m, entropies); ``mp`` is measured once that batch is labelled.
+    Each record describes the model trained on ``labelled`` labels: its test accuracy
+    (and ``auroc`` for a two-class task, None otherwise) and the batch it then chose
+    (m, entropies); ``mp`` is measured once that batch is labelled.
     """
     pool = data.pool
     if not pool.has_labels:
@@ -54,7 +56,7 @@ def simulate(
     rounds: list[dict[str, Any]] = []
     while True:
         train_s = learner.train()
-        accuracy = learner.evaluate()
+        accuracy, area = evaluate(learner, data.test)
         record = RoundRecord(len(learner.labels), accuracy, None, None, None, None, train_s, None)
         k = min(settings.batch_size, budget - len(learner.labels), len(learner.unlabelled_ids()))
         if k > 0:
@@ -62,7 +64,7 @@ def simulate(
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
             record.mp, record.batch_accuracy = learner.teach(proposal, pool.labels[proposal.ids])
-        rounds.append(record.as_dict())
+        rounds.append({**record.as_dict(), "auroc": area})
         if on_round is not None:
             on_round(record)
         if k <= 0:
@@ -74,6 +76,20 @@ def simulate(
         "device": str(learner.device),
         "rounds": rounds,
     }
+
+
+def evaluate(learner: ActiveLearner, test: Pool | None) -> tuple[float | None, float | None]:
+    """Test accuracy, and AUROC of the class-1 probability when the task has two classes.
+
+    Scores the test set once for both figures (the learner's own ``evaluate`` gives
+    accuracy only). (None, None) without a labelled test set.
+    """
+    if test is None or test.labels is None or learner.model is None:
+        return None, None
+    probs, _ = score(learner.model, test.inputs, learner.device)
+    accuracy = float((probs.argmax(1) == test.labels).mean())
+    area = auroc(probs[:, 1], test.labels == 1) if probs.shape[1] == 2 else None
+    return accuracy, area
 
 
 TABLE_COLUMNS = ("labelled", "accuracy", "m", "mp", "entropy_batch", "entropy_pool", "train_s", "select_s")
