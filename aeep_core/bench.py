@@ -206,14 +206,15 @@ def run_key(settings: BenchSettings, variant: Variant, seed: int, k: int) -> str
 
 # --- progress ---------------------------------------------------------------------------
 class ProgressLine:
-    """A one-line progress bar on stderr (``\\r``-redrawn on a terminal; one line per
-    finished run otherwise, so logs stay readable)."""
+    """A one-line progress bar on stderr: redrawn in place on a terminal; in a log file,
+    one line per finished run plus the bar at most every ``every`` seconds, so logs of
+    long runs stay readable but still show life."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 24):
-        self.total, self.done, self.width = max(total, 1), 0, width
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 24, every: float = 60.0):
+        self.total, self.done, self.width, self.every = max(total, 1), 0, width, every
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.perf_counter()
+        self.start = self.last = time.perf_counter()
         self.counted = 0  # rounds actually computed (not skipped), for the ETA
 
     def advance(self, n: int = 1, what: str = "", computed: bool = True) -> None:
@@ -221,6 +222,10 @@ class ProgressLine:
         self.counted += n if computed else 0
         if self.tty:
             self.stream.write("\r" + self.line(what) + "\033[K")
+            self.stream.flush()
+        elif computed and time.perf_counter() - self.last >= self.every:
+            self.last = time.perf_counter()
+            self.stream.write(self.line(what) + "\n")
             self.stream.flush()
 
     def note(self, text: str) -> None:

@@ -144,3 +144,40 @@ def test_cli_bench_writes_json_png_and_table(tmp_path, monkeypatch, capsys):
     assert report["settings"]["test_subset"] == 30
     assert out.with_suffix(".png").exists() and (tmp_path / "out" / "b.json.partial").exists()
     assert main([*argv, "--strategies", "nope"]) == 2
+
+
+def test_heart_failure_task_reports_auroc(tmp_path):
+    """The heart-failure task is wired to the cohort builder and reports AUROC (tiny Synthea-like export)."""
+    pytest.importorskip("aeep_core.sequences.cohort", reason="the sequence modality is not installed")
+    from tests.sequences_fixtures import patient_events, write_synthea_export
+
+    rng = np.random.default_rng(0)
+    patients = {}
+    for i in range(30):
+        sick = i % 3 == 0
+        events = patient_events("sick" if sick else "well", rng, n=10)
+        if sick:
+            events.append({"time": "2030-01-01", "code": "88805009", "text": "Chronic congestive heart failure (disorder)",
+                           "type": "condition"})
+        patients[f"p{i}"] = {"birth": "1960-01-01", "events": events}
+    write_synthea_export(tmp_path / "ehr" / "a", patients)
+    report = run_bench(_settings(task="heart-failure", data=tmp_path / "ehr", strategies=["random"], seeds=[0],
+                                 budget=12, initial=6, batch_sizes=[6]))
+    assert report["curve"] == "auroc"
+    summary = report["strategies"]["random"]["summary"]["6"]
+    assert set(summary["labels_to"]) == {"0.7", "0.75", "0.8", "0.85"}
+    run = report["strategies"]["random"]["runs"][0]
+    assert all(r["auroc"] is not None for r in run["rounds"])
+
+
+def test_progress_line_in_a_log_file():
+    import io
+
+    out = io.StringIO()
+    bar = ProgressLine(4, stream=out, every=0.0)
+    bar.advance(1, "aeep seed 0 k=20: 40 labels")
+    bar.advance(2, computed=False)  # resumed runs move the bar without printing
+    bar.note("aeep seed 0 k=20: accuracy 95.0% at 300 labels, 10 s")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[######") and "1/4 rounds" in lines[0] and "40 labels" in lines[0]
+    assert lines[1].startswith("aeep seed 0") and len(lines) == 2
