@@ -49,7 +49,7 @@ def finish_batch(session: LabellingSession, quiet: bool = False) -> None:
 def next_batch(session: LabellingSession) -> None:
     batch = session.prepare_next_batch()
     say(event="batch", round=batch.round, names=[it.name for it in batch.items],
-        exploration=[it.exploration for it in batch.items])
+        exploration=[it.exploration for it in batch.items], strategy=session.learner.strategy.state_dict())
 
 
 def main(mode: str, data: Path, project: Path, stop: int) -> None:
@@ -69,7 +69,8 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
             ref.prepare_next_batch()
             finish_batch(ref, quiet=True)
         b = ref.prepare_next_batch()
-        say(event="reference", round=b.round, names=[it.name for it in b.items], exploration=[it.exploration for it in b.items])
+        say(event="reference", round=b.round, names=[it.name for it in b.items],
+            exploration=[it.exploration for it in b.items], strategy=ref.learner.strategy.state_dict())
     session = LabellingSession.open(data, SETTINGS, project_dir=project)
     for _ in range(stop - 1):
         next_batch(session)

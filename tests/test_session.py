@@ -236,6 +236,7 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
     expected = next(e for e in ev if e["event"] == "reference")
     assert nxt["event"] == "batch" and nxt["round"] == expected["round"] == 4
     assert nxt["names"] == expected["names"] and nxt["exploration"] == expected["exploration"]
+    assert nxt["strategy"] == expected["strategy"] and len(expected["strategy"]["history"]) == 2  # m, mp of rounds 2-3
 
 
 def test_idx_pool_items_are_named_rows_hashed_by_pixels(tmp_path):
