@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +281,37 @@ def test_sequence_items_keep_their_identity_when_patients_join(tmp_path):
     with LabellingSession.open(folder) as s:  # the embedding is retrained: the matrices change
         assert (s.drift.added, s.drift.changed) == (4, 0)
         assert sorted(s.pool.names[i] for i in s.learner.labels) == labelled
+
+
+def test_prepare_in_a_worker_thread_while_the_ui_reads(small_folder):
+    with LabellingSession.open(small_folder, settings(), project_dir=small_folder.parent / "p") as s:
+        s.prepare_next_batch()
+        answer_all(s)
+        s.confirm_batch()
+        result, errors = [], []
+        worker = threading.Thread(target=lambda: result.append(s.prepare_next_batch()))
+        worker.start()
+        while worker.is_alive():  # what the UI thread does meanwhile
+            try:
+                s.stats, s.finished, s.batch
+            except Exception as exc:  # pragma: no cover - the failure this test looks for
+                errors.append(exc)
+            time.sleep(0.002)
+        worker.join()
+        assert not errors and result[0] is s.batch and s.stats.round == 2
+
+
+def test_a_label_that_cannot_be_saved_is_not_shown_as_given(small_folder):
+    with LabellingSession.open(small_folder, settings(), project_dir=small_folder.parent / "p") as s:
+        s.prepare_next_batch()
+        s.label(0, 1)
+        pages = s._store.query("PRAGMA page_count")[0][0]
+        s._store.query(f"PRAGMA max_page_count = {pages}")  # the disk is full, for real
+        last = None
+        with pytest.raises(StoreError, match="cannot save"):
+            for i in range(5000):  # fill the last free page, then fail
+                s.label(1, i % 3)
+                last = i % 3
+        assert last is not None and s.batch.items[1].answer == last and s.batch.items[0].answer == 1
+    with LabellingSession.open(small_folder, project_dir=small_folder.parent / "p", read_only=True) as s:
+        assert [it.answer for it in s.batch.items[:2]] == [1, last]
