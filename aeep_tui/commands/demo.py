@@ -15,21 +15,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def prepare_demo(args: argparse.Namespace, quiet: bool = False):
+    """Write the digits once (later runs reuse them) and return (pool folder, settings)."""
     from aeep_core import locations
     from aeep_core.session import ProjectSettings
-    from aeep_tui.commands.label import run_app
     from aeep_tui.demo_data import DIGITS, build_demo
     from aeep_tui.screens.class_keys import assign_keys
 
-    written = []
+    written: list[int] = []
 
     def report(done: int, total: int) -> None:
         written.append(done)
-        print(f"\raeep-tui demo: writing MNIST digits {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
+        if not quiet:
+            print(f"\raeep-tui demo: writing MNIST digits {done:,}/{total:,}", end="", file=sys.stderr, flush=True)
 
     demo = build_demo(locations.demo_data_dir(), progress=report)
-    if written:  # first run only: later runs reuse the digits and resume the project
+    if written and not quiet:  # first run only
         print(f"\naeep-tui demo: digits in {demo.root}", file=sys.stderr)
     settings = ProjectSettings(
         classes=list(DIGITS),
@@ -40,4 +41,11 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         test_dir=str(demo.test),
     )
-    return run_app(demo.train, settings)
+    return demo.train, settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from aeep_tui.commands.label import run_app
+
+    train, settings = prepare_demo(args)
+    return run_app(train, settings)

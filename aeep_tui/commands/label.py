@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
     p.add_argument("--budget", type=int, metavar="N", help="stop after N labels")
+    p.add_argument("--train-steps", type=int, metavar="N", help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine")
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
@@ -35,6 +36,7 @@ def settings_from_args(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         test_dir=str(args.test.expanduser().resolve()) if args.test else None,
+        train={"min_steps": args.train_steps, "max_steps": args.train_steps} if args.train_steps else {},
     )
 
 

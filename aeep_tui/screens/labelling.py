@@ -67,6 +67,10 @@ class LabellingScreen(Screen):
         self.session = session
         self.cards: list[ItemCard] = []
         self.columns = 1
+        # The card the keys act on. Textual applies focus() a moment later, so a fast
+        # typist's next key could still see the old focus; keys use this position instead.
+        self.cursor = 0
+        self._pending_focus: ItemCard | None = None
         self._stop = threading.Event()
         # Class keys depend on the project, so they are bound per screen; the footer shows
         # one entry for all of them ("1-9 0 label") instead of a key per class.
@@ -158,9 +162,26 @@ class LabellingScreen(Screen):
         self.refresh_bindings()
 
     def _focus_first_open(self) -> None:
-        open_cards = [c for c in self.cards if c.item.answer is None]
-        if open_cards or self.cards:
-            (open_cards or self.cards)[0].focus()
+        open_positions = [i for i, c in enumerate(self.cards) if c.item.answer is None]
+        if self.cards:
+            self.move_cursor(open_positions[0] if open_positions else 0)
+
+    def move_cursor(self, position: int) -> None:
+        """Point the keys at the card at ``position`` and focus it."""
+        self.cursor = position
+        card = self.cards[position]
+        self._pending_focus = card
+        card.focus()
+        card.scroll_visible()
+
+    def on_descendant_focus(self, event) -> None:
+        # Focus that the keys did not ask for (a click, Tab) moves the cursor; a stale
+        # focus event from an earlier move_cursor is ignored.
+        widget = event.widget
+        if widget is self._pending_focus:
+            self._pending_focus = None
+        elif self._pending_focus is None and widget in self.cards:
+            self.cursor = self.cards.index(widget)
 
     def watch_show_guesses(self, visible: bool) -> None:
         for card in self.cards:
@@ -181,17 +202,14 @@ class LabellingScreen(Screen):
         return True
 
     def focused_position(self) -> int | None:
-        focused = self.focused
-        return self.cards.index(focused) if isinstance(focused, ItemCard) and focused in self.cards else None
+        return min(self.cursor, len(self.cards) - 1) if self.cards else None
 
     def action_move(self, dx: int, dy: int) -> None:
         if not self.cards:
             return
         position = self.focused_position()
         position = 0 if position is None else position + dx + dy * self.columns
-        card = self.cards[min(max(position, 0), len(self.cards) - 1)]
-        card.focus()
-        card.scroll_visible()
+        self.move_cursor(min(max(position, 0), len(self.cards) - 1))
 
     def action_label(self, answer: int) -> None:
         position = self.focused_position()
@@ -210,7 +228,7 @@ class LabellingScreen(Screen):
             self.notify("Nothing to undo in this batch.", severity="warning")
             return
         self._answer_changed(position)
-        self.cards[position].focus()
+        self.move_cursor(position)
 
     def _answer_changed(self, position: int) -> None:
         card = self.cards[position]
@@ -223,10 +241,8 @@ class LabellingScreen(Screen):
     def _focus_next_open(self, position: int) -> None:
         n = len(self.cards)
         for step in range(1, n + 1):
-            card = self.cards[(position + step) % n]
-            if card.item.answer is None:
-                card.focus()
-                card.scroll_visible()
+            if self.cards[(position + step) % n].item.answer is None:
+                self.move_cursor((position + step) % n)
                 return
         self.notify("Batch complete: ⏎ confirms it, ⌫ undoes the last answer.")
 
