@@ -284,60 +284,111 @@ def _test_subset(data: Dataset, n: int | None) -> Dataset:
     return Dataset(data.pool, data.test.subset(keep))
 
 
+_WORKER_DATA: dict[Any, Dataset] = {}  # per process: data loaded once, reused by later runs
+
+
+def _one_run(
+    settings: BenchSettings, variant: Variant, seed: int, k: int, data_path: Path,
+    loader: Callable[[Path, int], Dataset] | None = None, tick: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """One simulated run, in the ``simulate`` format plus ``variant``, ``wall_s``, ``cpu_s``."""
+    from aeep_core.simulate import SimulationSettings, simulate
+
+    task = TASKS[settings.task]
+    data_key = (settings.task, str(data_path), settings.test_subset, seed if task.seeded_data else None, id(loader))
+    if data_key not in _WORKER_DATA:
+        _WORKER_DATA.clear()  # one data set at a time: MNIST is 50 MB, no need to hoard
+        _WORKER_DATA[data_key] = _test_subset((loader or task.load)(data_path, seed), settings.test_subset)
+    sim = SimulationSettings(
+        strategy=variant.strategy, batch_size=k, budget=settings.budget, initial=settings.initial, seed=seed,
+        device=settings.device, candidates=settings.candidates, train=variant.config(settings.train),
+        strategy_options=dict(variant.options),
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = simulate(_WORKER_DATA[data_key], sim, on_round=tick)
+    wall = time.perf_counter() - t0
+    # CPU seconds as well as wall seconds: on shared cores the wall clock says more
+    # about the neighbours than about the strategy.
+    result.update(variant=variant.name, wall_s=wall, cpu_s=time.process_time() - c0,
+                  s_per_round=wall / len(result["rounds"]))
+    return result
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_bench(
     settings: BenchSettings,
     partial: Path | None = None,
     progress: ProgressLine | None = None,
     loader: Callable[[Path, int], Dataset] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run (or resume) every variant × seed × batch size; return the report (see
     :func:`aeep_core.report.build_report`). ``loader`` replaces the task's data loader
-    (tests use it for generated data)."""
+    (tests use it for generated data; it must be picklable when ``jobs`` > 1).
+
+    ``jobs`` > 1 runs that many runs at once in worker processes with one torch thread
+    each: a small CNN scales poorly over threads, so on a few cores parallel runs finish
+    sooner than parallel threads. The progress bar then moves once per finished run.
+    """
+    import torch
+
     from aeep_core.report import build_report
-    from aeep_core.simulate import SimulationSettings, simulate
 
     task = TASKS[settings.task]
     variants = [parse_variant(s) for s in settings.strategies]
     if len({v.name for v in variants}) != len(variants):
         raise ValueError("a strategy is listed twice")
     data_path = Path(settings.data) if settings.data is not None else task.default_data()
-    load = loader or task.load
     done = read_partial(partial) if partial is not None else {}
-    plan = [(seed, k, v) for seed in settings.seeds for k in settings.batch_sizes for v in variants]
+    plan = [(seed, k, v, run_key(settings, v, seed, k)) for seed in settings.seeds for k in settings.batch_sizes for v in variants]
     if progress is not None:
-        progress.total = max(1, sum(settings.rounds_per_run(k) for _, k, _ in plan))
-    cache: dict[int | None, Dataset] = {}
-    runs: list[dict[str, Any]] = []
+        progress.total = max(1, sum(settings.rounds_per_run(k) for _, k, _, _ in plan))
+    results: dict[str, dict[str, Any]] = {}
     started = time.time()
-    for seed, k, variant in plan:
-        key = run_key(settings, variant, seed, k)
-        if key in done:
-            runs.append(done[key])
-            if progress is not None:
-                progress.advance(settings.rounds_per_run(k), computed=False)
-            continue
-        data_key = seed if task.seeded_data else None
-        if data_key not in cache:
-            cache[data_key] = _test_subset(load(data_path, seed), settings.test_subset)
-        sim = SimulationSettings(
-            strategy=variant.strategy, batch_size=k, budget=settings.budget, initial=settings.initial, seed=seed,
-            device=settings.device, candidates=settings.candidates, train=variant.config(settings.train),
-            strategy_options=dict(variant.options),
-        )
-        what = f"{variant.name} seed {seed} k={k}"
-        tick = (lambda r, what=what: progress.advance(1, f"{what}: {r.labelled} labels")) if progress else None
-        t0 = time.perf_counter()
-        result = simulate(cache[data_key], sim, on_round=tick)
-        wall = time.perf_counter() - t0
-        result.update(variant=variant.name, wall_s=wall, s_per_round=wall / len(result["rounds"]))
+
+    def finished(key: str, what: str, result: dict[str, Any], computed_rounds: int) -> None:
+        results[key] = result
         if partial is not None:
             _append(partial, key, result)
-        runs.append(result)
         if progress is not None:
+            if computed_rounds:
+                progress.advance(computed_rounds, what)
             last = result["rounds"][-1]
             figure = last.get(task.curve)
             shown = f"{100 * figure:.1f}%" if task.curve == "accuracy" and figure is not None else f"{figure}"
-            progress.note(f"{what}: {task.curve} {shown} at {last['labelled']} labels, {wall:.0f} s")
+            progress.note(f"{what}: {task.curve} {shown} at {last['labelled']} labels, {result['wall_s']:.0f} s")
+
+    todo = []
+    for seed, k, variant, key in plan:
+        if key in done:
+            results[key] = done[key]
+            if progress is not None:
+                progress.advance(settings.rounds_per_run(k), computed=False)
+        else:
+            todo.append((seed, k, variant, key))
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        ctx = multiprocessing.get_context("spawn")  # fork after torch threads started is unsafe
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
+            futures = {ex.submit(_one_run, settings, v, seed, k, data_path, loader): (key, f"{v.name} seed {seed} k={k}", k)
+                       for seed, k, v, key in todo}
+            for fut in as_completed(futures):
+                key, what, k = futures[fut]
+                finished(key, what, fut.result(), settings.rounds_per_run(k))
+    else:
+        for seed, k, variant, key in todo:
+            what = f"{variant.name} seed {seed} k={k}"
+            tick = (lambda r, what=what: progress.advance(1, f"{what}: {r.labelled} labels")) if progress else None
+            finished(key, what, _one_run(settings, variant, seed, k, data_path, loader, tick), 0)
     if progress is not None:
         progress.close()
+    runs = [results[key] for *_, key in plan]
     return build_report(settings, task, variants, runs, started=started)

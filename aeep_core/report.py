@@ -35,6 +35,7 @@ def summarise(runs: list[dict[str, Any]], task: "Task", start: int, end: int) ->
         "acc_at": {str(n): spread([value_at(x, y, n) for x, y in acc]) for n in task.at if n <= end},
         "final": spread([y[-1] for _, y in acc]),
         "s_per_round": spread([r.get("s_per_round") for r in runs]),
+        "cpu_s_per_round": spread([r["cpu_s"] / len(r["rounds"]) if r.get("cpu_s") else None for r in runs]),
         "train_s": spread([_mean([q["train_s"] for q in r["rounds"]]) for r in runs]),
         "select_s": spread([_mean([q["select_s"] for q in r["rounds"]]) for r in runs]),
     }
@@ -114,10 +115,10 @@ def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
             continue
         first = rows[0][1]
         at, thr = list(first["acc_at"]), list(first["labels_to"])
-        head = ["strategy", *[f"acc@{n}" for n in at], *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round"]
+        head = ["strategy", *[f"acc@{n}" for n in at], *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round", "cpu s/round"]
         body = [
             [name, *[_cell(s["acc_at"][n]) for n in at], *[_labels_cell(s["labels_to"][t], end) for t in thr],
-             _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0)]
+             _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0), _cell(s["cpu_s_per_round"], scale=1.0)]
             for name, s in rows
         ]
         seeds = len(first["seeds"])
@@ -129,7 +130,8 @@ def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
 
 def format_table(report: dict[str, Any]) -> str:
     """Plain-text table per batch size: accuracy at fixed label counts (%), labels to each
-    threshold, AULC (%), seconds per round; mean ± standard deviation over seeds."""
+    threshold, AULC (%), wall and CPU seconds per round (train + select + test); mean ±
+    standard deviation over seeds."""
     lines: list[str] = []
     for title, head, body in table_blocks(report):
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]

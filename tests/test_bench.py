@@ -136,7 +136,7 @@ def test_cli_bench_writes_json_png_and_table(tmp_path, monkeypatch, capsys):
     data = _idx_folder(tmp_path / "idx")
     out = tmp_path / "out" / "b.json"
     argv = ["bench", "--data", str(data), "--strategies", "aeep-pixels,kff", "--batch-sizes", "4", "--budget", "10",
-            "--initial", "6", "--candidates", "40", "--test-subset", "30", "--device", "cpu", "--json", str(out)]
+            "--initial", "6", "--candidates", "40", "--test-subset", "30", "--device", "cpu", "--json", str(out), "--jobs", "2"]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert "k=4, 1 seed" in printed.out and "kff" in printed.out

@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(quick: 5000); 0 = the whole test set")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster when other jobs share the cores)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes of one thread each "
+                   "(default 1; 2 on a 2-core machine finishes sooner than 2 threads)")
     p.add_argument("--json", type=Path, help="report file (default bench-PRESET.json); runs go to JSON.partial as they finish")
     p.add_argument("--plot", type=Path, help="learning-curve PNG (default: the JSON path with .png)")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
@@ -75,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
         partial.unlink()
     print(f"bench {args.preset}: {settings.task}, strategies {', '.join(settings.strategies)}; seeds "
           f"{settings.seeds}; k {settings.batch_sizes}; {settings.initial}→{settings.budget} labels; "
-          f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; {torch.get_num_threads()} threads",
+          f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; "
+          f"{f'{args.jobs} jobs' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}",
           file=sys.stderr)
-    report = run_bench(settings, partial=partial, progress=ProgressLine(0))
+    report = run_bench(settings, partial=partial, progress=ProgressLine(0), jobs=args.jobs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     png = plot_report(report, args.plot or out.with_suffix(".png"))
