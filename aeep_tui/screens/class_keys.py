@@ -11,10 +11,19 @@ CLASS_KEYS = list("1234567890") + [c for c in string.ascii_lowercase if c not in
 
 
 def assign_keys(classes: list[str]) -> list[str]:
-    """One key per class, in order; raises ValueError past the number of free keys."""
+    """One key per class: 1–9, 0, then free letters, in class order.
+
+    A class named by a single free key keeps that key (digit classes "0".."9" are typed
+    as themselves, not shifted by one); raises ValueError past the number of free keys.
+    """
     if len(classes) > len(CLASS_KEYS):
         raise ValueError(f"at most {len(CLASS_KEYS)} classes can have a key, got {len(classes)}")
-    return CLASS_KEYS[: len(classes)]
+    keys: list[str | None] = [None] * len(classes)
+    for i, name in enumerate(classes):
+        if name.lower() in CLASS_KEYS and name.lower() not in keys:
+            keys[i] = name.lower()
+    free = iter(k for k in CLASS_KEYS if k not in keys)
+    return [key if key is not None else next(free) for key in keys]
 
 
 def parse_classes(text: str) -> list[str]:
@@ -31,7 +40,7 @@ def describe_keys(keys: list[str]) -> str:
     """Compact footer text for a run of keys, e.g. ``1-9 0 a-c``."""
     runs: list[list[str]] = []
     for key in keys:
-        if runs and key != "0" and runs[-1][-1] != "0" and ord(key) == ord(runs[-1][-1]) + 1:
+        if runs and ord(key) == ord(runs[-1][-1]) + 1:
             runs[-1].append(key)
         else:
             runs.append([key])

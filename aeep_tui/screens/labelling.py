@@ -50,6 +50,8 @@ class LabellingScreen(Screen):
         Binding("enter", "confirm", "confirm batch", key_display="⏎"),
         Binding("g", "toggle_guesses", "guesses"),
         Binding("r", "retry", "retry"),
+        Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
+        Binding("pageup", "page(-1)", "page", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
         Binding("q", "app.save_and_quit", "save & quit"),
     ]
@@ -257,6 +259,12 @@ class LabellingScreen(Screen):
         self.session.confirm_batch()
         self.refresh_stats()
         self.start_retraining()
+
+    def action_page(self, direction: int) -> None:
+        position = self.focused_position()
+        body = self.cards[position].body if position is not None else None
+        if hasattr(body, "page"):
+            body.page(direction)
 
     def action_toggle_guesses(self) -> None:
         self.show_guesses = not self.show_guesses

@@ -24,10 +24,11 @@ class OpeningScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Middle(), Center():
-            yield Label(f"Opening [b]{self.data}[/b]…", id="opening-label")
-        with Center():
-            yield ProgressBar(id="opening-bar", show_eta=False)
+        with Middle():
+            with Center():
+                yield Label(f"Opening [b]{self.data}[/b]…", id="opening-label")
+            with Center():
+                yield ProgressBar(id="opening-bar", show_eta=False)
         yield Footer()
 
     def stage(self, stage: str, done: int, total: int) -> None:

@@ -105,7 +105,7 @@ class SetupScreen(Screen[SetupChoice]):
         except ValueError as exc:
             self.query_one("#setup-keys", Static).update(f"[red]{exc}[/red]")
             return
-        pairs = "   ".join(f"[b]{k}[/b] → {name}" for k, name in zip(keys, classes))
+        pairs = "  ".join(f"[b]{k}[/b]→{name}" for k, name in zip(keys, classes))
         self.query_one("#setup-keys", Static).update(pairs or "[dim]each class gets a key: 1–9, 0, then letters[/dim]")
 
     @on(Select.Changed, "#setup-strategy")

@@ -32,7 +32,7 @@ def body_for(session, item) -> Widget:
 
         events = session.pool.meta.get("events", [])
         item_events = events[item.item_id] if item.item_id < len(events) else []
-        return TimelineCard(item_events, summary=f"{len(item_events)} events")
+        return TimelineCard(item_events, summary="")  # "" = its own date-span summary
     # textual_image.widget.Image is the auto-detecting class (TGP, Sixel or blocks); it
     # cannot be subclassed without naming a renderable, so it is styled by class instead.
     return TerminalImage(item_image(session, item.item_id), classes="card-image")

@@ -41,7 +41,7 @@ class StatsPanel(VerticalScroll):
         yield Static(id="stat-round", classes="stat-heading")
         yield Static(id="stat-labelled")
         yield Label("Budget", id="stat-budget-label", classes="stat-label")
-        yield ProgressBar(id="stat-budget", show_eta=False)
+        yield ProgressBar(id="stat-budget", show_eta=False, show_percentage=False)
         yield Static(id="stat-budget-none", classes="stat-dim")
         yield Label("Exploration picks m", classes="stat-label")
         yield Static(id="stat-m")

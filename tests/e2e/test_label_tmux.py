@@ -91,7 +91,7 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
     terminal.start(command, env)
 
     # First open: the setup screen, classes and their keys pre-filled from --classes.
-    terminal.wait_for(r"New labelling project", r"1 → class0", r"3 → class2", r"Start labelling")
+    terminal.wait_for(r"New labelling project", r"1→class0", r"3→class2", r"Start labelling")
     terminal.keys("Enter")
 
     # The batch: four cards, each with its item's name; the panel; every key in the footer.
