@@ -55,9 +55,9 @@ class PipelinedLearner:
 
     def __init__(
         self, learner: ActiveLearner, batch_size: int, lookahead: int = 2, steps_per_label: int = 25,
-        lr: float = 1e-3, evaluate: bool = False, resume: dict[str, Any] | None = None,
+        lr: float = 1e-3, evaluate: bool = False, resume: dict[str, Any] | None = None, budget: int | None = None,
     ):
-        self.learner, self.batch_size, self.evaluate = learner, batch_size, evaluate
+        self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
         self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
         self.stats = PipelineStats()
         self.current: Proposal | None = None
@@ -150,9 +150,13 @@ class PipelinedLearner:
         return False
 
     def close(self) -> None:
-        """Stop the background thread (training state stays in the learner)."""
+        """Stop the background thread (training state stays in the learner); a caller
+        blocked in :meth:`next_batch` gets a RuntimeError."""
         self._stop.set()
         self._wake.set()
+        if self._error is None:
+            self._error = RuntimeError("the pipeline was closed")
+            self._ready_event.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
 
@@ -262,6 +266,9 @@ class PipelinedLearner:
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
         k = min(self.batch_size, len(free) if exclude is None else len(np.setdiff1d(free, exclude)))
+        if self.budget is not None:
+            pending = 0 if current is None else len(current.ids) - len(self._seen)
+            k = min(k, self.budget - len(learner.labels) - pending)
         if k > 0:
             self._ready = learner.propose(k, exclude=exclude)
             learner.round += 1
@@ -282,7 +289,7 @@ class PipelinedLearner:
             "torch_gen": self._gen.get_state().clone(),
             "global_rng": self._global_rng.clone(),
             "strategy": copy.deepcopy(self.learner.strategy.state_dict()),
-            "round": self.learner.round,
+            "learner_round": self.learner.round,
             "labels": [[i, y] for i, y in self.learner.labels.items()],
             "skipped": sorted(self.learner.skipped),
             "absorbed": self._absorbed,
@@ -301,7 +308,7 @@ class PipelinedLearner:
         self._gen.set_state(state["torch_gen"])
         self._global_rng = state["global_rng"].clone()
         learner.strategy.load_state_dict(state.get("strategy", {}))
-        learner.round = int(state.get("round", learner.round))
+        learner.round = int(state.get("learner_round", learner.round))
         learner.labels = {int(i): int(y) for i, y in state["labels"]}
         learner.skipped = {int(i) for i in state["skipped"]}
         self._absorbed = int(state["absorbed"])

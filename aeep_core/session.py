@@ -48,6 +48,12 @@ class ProjectSettings:
     modality: str = "image"
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     candidates: int = 10_000
+    # Zero-wait mode (aeep_core.session_pipeline): train while the person labels and
+    # choose the next batch before the last card; the app turns it on, the engine default
+    # is the plain loop.
+    pipelined: bool = False
+    steps_per_label: int = 25
+    lookahead: int = 2
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProjectSettings":
@@ -195,6 +201,10 @@ class LabellingSession:
                 "project": asdict(settings), "data_path": str(data), "name": data.name, "created_at": now,
                 "last_opened": now, "items_are_files": "paths" in loaded.pool.meta,
             })
+        if settings.pipelined and cls is LabellingSession:
+            from aeep_core.session_pipeline import PipelinedSession
+
+            cls = PipelinedSession
         try:
             item_ids, drift = sync_items(store, loaded.pool, progress)
             return cls(store, settings, loaded, item_ids, drift)

@@ -64,8 +64,11 @@ def load_project_data(data: Path, settings: "ProjectSettings", progress: Callabl
     return ds
 
 
-def write_checkpoint(project: Path, number: int, model: "torch.nn.Module") -> tuple[str, str]:
-    """Save the model of round ``number``: temp file, fsync, rename, fsync the folder.
+def write_checkpoint(
+    project: Path, number: int, model: "torch.nn.Module | dict", extra: dict | None = None
+) -> tuple[str, str]:
+    """Save the model of round ``number`` (and ``extra`` engine state, e.g. the pipelined
+    trainer's optimizer and generators): temp file, fsync, rename, fsync the folder.
     Return (path relative to the project, sha256) for the database to point at."""
     import torch
 
@@ -74,7 +77,8 @@ def write_checkpoint(project: Path, number: int, model: "torch.nn.Module") -> tu
     final = folder / f"round-{number:05d}.pt"
     tmp = folder / f".{final.name}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        torch.save({"round": number, "model": {k: v.cpu() for k, v in model.state_dict().items()}}, f)
+        weights = model if isinstance(model, dict) else model.state_dict()  # a module or its state dict
+        torch.save({**(extra or {}), "round": number, "model": {k: v.cpu() for k, v in weights.items()}}, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
