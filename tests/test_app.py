@@ -141,7 +141,9 @@ async def test_quit_and_reopen_to_the_same_state(image_folder):
         assert [it.answer for it in items] == [2, SKIPPED, None, None]
         screen = again.screen
         assert screen.cards[0].border_subtitle == "3 ▸ class2"
-        assert screen.focused is screen.cards[2]  # the first card still open
+        # Keys and focus go to the first card still open.
+        await until(pilot, lambda: screen.focused is screen.cards[2], what="focus on the first open card")
+        assert screen.cursor == 2
         await pilot.press("q")
 
 
@@ -235,3 +237,22 @@ def test_class_keys(classes, keys, footer):
 
     assert assign_keys(classes) == keys
     assert describe_keys(keys) == footer
+
+
+def test_sequence_items_get_a_timeline_card():
+    """The card factory is where a modality plugs in: sequence items get a timeline."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from aeep_core.data.pool import Pool
+    from aeep_core.session import BatchItem
+    from aeep_tui.widgets.cards import card_for
+    from aeep_tui.widgets.timeline import TimelineCard
+
+    events = [[{"time": "2001-03-04", "type": "condition", "code": "J11", "text": "influenza"}]]
+    pool = Pool(torch.zeros(1, 4, 3), ["patient-1"], ["a", "b"], modality="sequence", meta={"events": events})
+    session = SimpleNamespace(pool=pool, settings=quick_settings(classes=["a", "b"], keys=["1", "2"]))
+    card = card_for(session, BatchItem(0, "patient-1", False, None, None, None))
+    assert isinstance(card, ItemCard) and isinstance(card.body, TimelineCard)
+    assert card.body.events == events[0]

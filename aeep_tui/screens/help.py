@@ -41,16 +41,16 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "close", "close help"),
         Binding("question_mark", "close", "close help", show=False),
-        Binding("q", "app.save_and_quit", "save & quit"),
+        Binding("q", "app.save_and_quit", "quit"),
     ]
 
     def __init__(self, classes: list[str], keys: list[str]) -> None:
         super().__init__()
-        self.classes = classes
-        self.keys = keys
+        self.class_names = classes  # not ``classes``: that name is the widget's CSS classes
+        self.class_keys = keys
 
     def compose(self) -> ComposeResult:
-        class_rows = "\n".join(f"| {key} | {name} |" for key, name in zip(self.keys, self.classes))
+        class_rows = "\n".join(f"| {key} | {name} |" for key, name in zip(self.class_keys, self.class_names))
         text = (
             "# Keys\n\n" + KEYS_HELP + "\n## Class keys\n\n| Key | Class |\n|---|---|\n" + class_rows + "\n\n" + PANEL_HELP
         )

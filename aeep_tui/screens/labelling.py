@@ -13,7 +13,7 @@ import threading
 import time
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -47,13 +47,13 @@ class LabellingScreen(Screen):
         Binding("j", "move(0, 1)", "move", show=False),
         Binding("s", "skip", "skip"),
         Binding("backspace", "undo", "undo", key_display="⌫"),
-        Binding("enter", "confirm", "confirm batch", key_display="⏎"),
+        Binding("enter", "confirm", "confirm", key_display="⏎"),
         Binding("g", "toggle_guesses", "guesses"),
         Binding("r", "retry", "retry"),
         Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
         Binding("pageup", "page(-1)", "page", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
-        Binding("q", "app.save_and_quit", "save & quit"),
+        Binding("q", "app.save_and_quit", "quit"),  # every answer is already saved
     ]
 
     # Focus goes to the first open card once the batch is mounted, not to whichever
@@ -76,9 +76,13 @@ class LabellingScreen(Screen):
         self._stop = threading.Event()
         # Class keys depend on the project, so they are bound per screen; the footer shows
         # one entry for all of them ("1-9 0 label") instead of a key per class.
+        # They come first so the footer starts with them, even when a narrow terminal cuts its end.
         keys = session.settings.keys
+        screen_bindings = self._bindings.key_to_bindings
+        self._bindings = BindingsMap()
         for index, key in enumerate(keys):
             self._bindings.bind(key, f"label({index})", "label", show=index == 0, key_display=describe_keys(keys))
+        self._bindings.key_to_bindings.update(screen_bindings)
 
     # --- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -89,7 +93,7 @@ class LabellingScreen(Screen):
                 yield Container(id="card-grid")
                 yield RetrainStatus(id="retrain")
             yield StatsPanel(id="stats")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_stats()
@@ -100,7 +104,9 @@ class LabellingScreen(Screen):
         else:
             self.start_retraining()
 
-    def on_resize(self) -> None:
+    def on_resize(self, event) -> None:
+        # A plain 80-column terminal (SSH, a laptop split) gets a slimmer side panel.
+        self.set_class(event.size.width < 110, "-narrow")
         self.call_after_refresh(self.fit_cards)
 
     def fit_cards(self) -> None:
@@ -132,13 +138,12 @@ class LabellingScreen(Screen):
     def _refresh_title(self) -> None:
         batch = self.session.batch
         title = self.query_one("#batch-title", Static)
-        guesses = "shown" if self.show_guesses else "hidden (g shows)"
         if batch is None:
-            title.update("Finished." if self.session.finished else f"Round {self.session.stats.round} · waiting for the next batch…")
+            title.update("Finished." if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
             return
         left = sum(item.answer is None for item in batch.items)
-        status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} to label"
-        title.update(f"Round {batch.round} · {len(batch.items)} cards · {status} · guesses {guesses}")
+        status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
+        title.update(f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else ""))
 
     def show_batch(self) -> None:
         """Replace the cards with those of ``session.batch``."""

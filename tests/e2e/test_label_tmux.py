@@ -99,21 +99,21 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
         return len(re.findall(r"class\d/\d{3}\.png", text)) == 4
 
     screen = terminal.wait_for(
-        r"Round 1 · 4 cards · 4 to label", four_cards, r"Labelled 0 / 90", r"Budget 0 / 40", r"save & quit",
+        r"Round 1 · 4 of 4 to label", four_cards, r"Labelled 0 / 90", r"Budget 0 / 40", r"q quit",
         r"m now —", r"test —",
     )
-    assert "1-3 label" in screen and "skip" in screen and "undo" in screen and "help" in screen
+    assert all(k in screen for k in ("1-3 label", "move", "s skip", "undo", "confirm", "g guesses", "? help"))
 
     terminal.keys("1", "2", "s", "3")
     terminal.wait_for(r"complete", r"1 ▸ class0", r"2 ▸ class1", r"skipped", r"3 ▸ class2")
     terminal.keys("BSpace")  # undo the last answer
-    terminal.wait_for(r"1 to label")
+    terminal.wait_for(r"1 of 4 to label")
     terminal.keys("3")
     terminal.wait_for(r"complete")
 
     terminal.keys("Enter")  # retrain, then the next batch arrives and the panel moves on
     terminal.wait_for(
-        r"Round 2 · 4 cards · 4 to label", r"Labelled 3 / 90 · 1 skipped", r"Budget 3 / 40",
+        r"Round 2 · 4 of 4 to label", r"Labelled 3 / 90 · 1 skipped", r"Budget 3 / 40",
         r"retrain \d+\.\d s", r"m now \d", r"test \d+%", four_cards,
     )
 
@@ -122,7 +122,7 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
     terminal.keys("?")
     terminal.wait_for(r"Class keys", r"close help")
     terminal.keys("Escape")
-    terminal.wait_for(r"Round 2 · 4 cards")
+    terminal.wait_for(r"Round 2 · ")
 
     terminal.keys("q")
     done = terminal.wait_for(r"EXIT=\d+")
@@ -131,7 +131,7 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
     # Reopening resumes silently: no setup screen, straight back to round 2.
     terminal.tmux("kill-session", "-t", "e2e")
     terminal.start(f"{sys.executable} -m aeep_tui label {images}", env)
-    screen = terminal.wait_for(r"Round 2 · 4 cards", r"Labelled 3 / 90")
+    screen = terminal.wait_for(r"Round 2 · ", r"Labelled 3 / 90")
     assert "New labelling project" not in screen
     terminal.keys("q")
     assert "EXIT=0" in terminal.wait_for(r"EXIT=\d+")
