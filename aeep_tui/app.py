@@ -50,10 +50,12 @@ class LabellingApp(App[None]):
         self.session: LabellingSession | None = None
         self.error_message: str | None = None
         self.opened_project: Path | None = None
+        self.resuming = False
         self.sub_title = str(self.data)
 
     def on_mount(self) -> None:
-        if LabellingSession.find(self.data, self.project_dir) is not None:
+        self.resuming = LabellingSession.find(self.data, self.project_dir) is not None
+        if self.resuming:
             self.open_session(None)  # resume silently with the stored settings
         elif self.proposed is not None and not self.confirm_setup:
             self.open_session(self.proposed)
@@ -98,6 +100,9 @@ class LabellingApp(App[None]):
             self.session = event.worker.result
             self.opened_project = self.session.project_path
             self.switch_screen(LabellingScreen(self.session))
+            if self.resuming:  # a one-line reminder, not a question: the stored settings apply
+                stats = self.session.stats
+                self.notify(f"Resumed at round {stats.round}: {stats.labelled:,} labelled so far.", timeout=4)
         elif event.state == WorkerState.ERROR:
             self.error_message = str(event.worker.error)
             self.exit(return_code=2)

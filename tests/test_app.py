@@ -256,3 +256,28 @@ def test_sequence_items_get_a_timeline_card():
     card = card_for(session, BatchItem(0, "patient-1", False, None, None, None))
     assert isinstance(card, ItemCard) and isinstance(card.body, TimelineCard)
     assert card.body.events == events[0]
+
+
+async def test_budget_reached_shows_done(image_folder):
+    app = LabellingApp(image_folder, quick_settings(budget=4), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.press("1", "2", "3", "1", "enter")
+        screen = app.screen
+        await until(pilot, lambda: not screen.busy and app.session.finished, what="the finished state")
+        assert "Done:" in str(screen.query_one("#batch-title").render())
+        assert "the budget is reached" in str(screen.query_one("#batch-title").render())
+        assert not screen.cards and screen.check_action("label", (0,)) is None
+        await pilot.press("q")
+
+
+async def test_help_lists_digit_classes():
+    """Class names become table rows, never CSS identifiers (a digit is not one)."""
+    from textual.app import App
+
+    async with App().run_test(size=SIZE) as pilot:
+        pilot.app.push_screen(HelpScreen([str(d) for d in range(10)], [str(d) for d in range(10)]))
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(pilot.app.screen, HelpScreen)

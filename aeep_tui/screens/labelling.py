@@ -139,7 +139,7 @@ class LabellingScreen(Screen):
         batch = self.session.batch
         title = self.query_one("#batch-title", Static)
         if batch is None:
-            title.update("Finished." if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
+            title.update(self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
             return
         left = sum(item.answer is None for item in batch.items)
         status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
@@ -159,14 +159,15 @@ class LabellingScreen(Screen):
         self.refresh_bindings()
 
     def show_finished(self) -> None:
-        stats = self.session.stats
-        reason = "the budget is reached" if stats.budget is not None and stats.labelled >= stats.budget else "the pool is used up"
         self.query_one("#card-grid").remove_children()
         self.cards = []
-        self.query_one("#batch-title", Static).update(
-            f"[b]Done:[/b] {stats.labelled:,} labels, {reason}. Every answer is saved; q quits."
-        )
+        self._refresh_title()
         self.refresh_bindings()
+
+    def _done_text(self) -> str:
+        stats = self.session.stats
+        reason = "the budget is reached" if stats.budget is not None and stats.labelled >= stats.budget else "the pool is used up"
+        return f"[b]Done:[/b] {stats.labelled:,} labels, {reason}. Every answer is saved; q quits."
 
     def _focus_first_open(self) -> None:
         open_positions = [i for i, c in enumerate(self.cards) if c.item.answer is None]
