@@ -1,0 +1,121 @@
+"""``aeep-tui bench --task latency``: a simulated person labels through the real app, headless.
+
+Each (mode, seed) runs in a fresh process: the real :class:`LabellingApp` under Textual's
+``run_test`` on the real MNIST pool, a person who presses the right class key every
+``seconds_per_label`` and Enter at the end of each batch. Measured:
+
+- wait: from Enter to the next batch's cards on screen;
+- keystroke: from a key press to the screen having processed and repainted it, for the
+  keys pressed while the model trains (label keys in the pipelined mode, where training
+  never stops; arrow keys pressed during the wait in the plain mode);
+- peak resident memory of the process, and test accuracy per label count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from aeep_core.latency import LatencySettings, peak_rss_mib, summarise
+
+
+def _settings(s: LatencySettings, pipelined: bool, seed: int):
+    from aeep_core.data import load_dataset
+    from aeep_core.session import ProjectSettings
+    from aeep_tui.screens.class_keys import assign_keys
+
+    classes = load_dataset(s.data).pool.class_names  # the ground truth's classes, keyed as a person would
+    return ProjectSettings(
+        classes=classes, keys=assign_keys(classes), strategy=s.strategy, batch_size=s.batch_size, budget=s.budget, seed=seed,
+        device=s.device, candidates=s.candidates, pipelined=pipelined, lookahead=s.lookahead,
+        steps_per_label=s.steps_per_label, train=dict(s.train),
+    )
+
+
+async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> dict[str, Any]:
+    from aeep_tui.app import LabellingApp
+    from aeep_tui.screens.labelling import LabellingScreen
+
+    app = LabellingApp(Path(s.data), _settings(s, mode == "pipelined", seed), confirm_setup=False, project_dir=project)
+    waits, keys_ms, acc_at = [], [], []
+
+    async def timed_press(pilot, key: str) -> None:
+        start = time.perf_counter()
+        await pilot.press(key)
+        keys_ms.append(1000 * (time.perf_counter() - start))
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = None
+        while not (isinstance(app.screen, LabellingScreen) and app.screen.cards and not app.screen.busy):
+            await asyncio.sleep(0.05)
+        screen = app.screen
+        session = screen.session
+        while True:
+            batch = session.batch
+            for position, item in enumerate(batch.items):
+                await asyncio.sleep(s.seconds_per_label)
+                key = session.settings.keys[int(session.pool.labels[item.item_id])]
+                if mode == "pipelined":
+                    await timed_press(pilot, key)
+                else:
+                    await pilot.press(key)
+            start, number = time.perf_counter(), batch.round
+            await pilot.press("enter")
+            while True:  # until the next batch is on screen (or the budget is reached)
+                if session.finished and not screen.busy:
+                    break
+                if not screen.busy and session.batch is not None and session.batch.round > number and screen.cards:
+                    break
+                if mode == "plain":
+                    await timed_press(pilot, "right")  # a person scrolling while the model retrains
+                await asyncio.sleep(0.05)
+            await pilot.pause()
+            waits.append(time.perf_counter() - start)
+            stats = session.stats
+            acc_at.append([stats.labelled, stats.test_accuracy])
+            if session.finished:
+                break
+        await app.action_save_and_quit()
+    return {"mode": mode, "seed": seed, "wait_s": waits, "keystroke_ms": keys_ms, "acc_at": acc_at, "rss_mib": peak_rss_mib()}
+
+
+def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
+    """One replay in this process (torch threads: all cores for plain, one fewer for pipelined)."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - (mode == "pipelined")))
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
+
+
+def run(settings: LatencySettings, progress=print) -> dict[str, Any]:
+    """Every (seed, mode) in a fresh process; the per-mode summary and every run."""
+    runs = []
+    ctx = multiprocessing.get_context("spawn")
+    for seed in range(settings.seeds):
+        for mode in settings.modes:
+            progress(f"latency: {mode}, seed {seed} …")
+            start = time.perf_counter()
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                result = pool.submit(run_one, settings, mode, seed).result()
+            result["wall_s"] = time.perf_counter() - start
+            runs.append(result)
+    modes = {m: summarise([r for r in runs if r["mode"] == m], settings.batch_size) for m in settings.modes}
+    return {"task": "latency", "settings": asdict(settings), "modes": modes, "runs": runs}
+
+
+def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:
+    """quick: 1 seed, 300 labels, 1 s a label (about 15 minutes); paper: 3 seeds, 1,000 labels."""
+    base = {
+        "quick": LatencySettings(str(data), seconds_per_label=1.0, budget=300, seeds=1),
+        "paper": LatencySettings(str(data), seconds_per_label=2.0, budget=1000, seeds=3),
+    }[name if name in ("quick", "paper") else "quick"]
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

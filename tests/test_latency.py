@@ -1,0 +1,42 @@
+"""The latency benchmark: its figures, and one tiny replay through the real app."""
+
+import pytest
+
+from aeep_core.latency import LatencySettings, accuracy_at, format_table, summarise
+from aeep_tui.latency import run_one
+
+
+def test_accuracy_at_takes_the_last_model_within_tolerance():
+    acc = [[20, 0.5], [40, 0.6], [58, 0.7], [78, 0.8]]
+    assert accuracy_at(acc, 60, 20) == 0.7
+    assert accuracy_at(acc, 100, 20) is None  # the run never got close to 100 labels
+    assert accuracy_at(acc, 10, 20) is None
+
+
+def test_summary_pools_seeds_and_reports_percentiles():
+    runs = [
+        {"wait_s": [0.1, 0.2, 5.0], "keystroke_ms": [10.0] * 99 + [90.0], "acc_at": [[100, 0.8]], "rss_mib": 500.0},
+        {"wait_s": [0.3], "keystroke_ms": [12.0], "acc_at": [[100, 0.9]], "rss_mib": 700.0},
+    ]
+    s = summarise(runs)
+    assert s["wait_s"]["median"] == pytest.approx(0.25) and s["wait_s"]["n"] == 4
+    assert 10.0 < s["keystroke_ms"]["p99"] <= 90.0
+    assert s["rss_mib"] == 700.0
+    assert s["acc_at"]["100"]["mean"] == pytest.approx(0.85)
+    table = format_table({"modes": {"plain": s}})
+    assert "plain" in table and "85.0%" in table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["plain", "pipelined"])
+def test_replay_through_the_app_measures_every_batch(image_folder, mode):
+    settings = LatencySettings(str(image_folder), seconds_per_label=0.01, batch_size=4, budget=12,
+                               candidates=50, device="cpu", lookahead=1, steps_per_label=2,
+                               train={"min_steps": 10, "max_steps": 10})
+    result = run_one(settings, mode, seed=0)
+    assert len(result["wait_s"]) == 3  # two waits for new batches, one for the final screen
+    assert all(w >= 0 for w in result["wait_s"])
+    assert result["acc_at"][-1][0] == 12  # every label reached the store through the keys
+    assert result["rss_mib"] > 50
+    if mode == "pipelined":
+        assert len(result["keystroke_ms"]) == 12
