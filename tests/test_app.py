@@ -281,3 +281,14 @@ async def test_help_lists_digit_classes():
         assert isinstance(pilot.app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(pilot.app.screen, HelpScreen)
+
+
+async def test_second_writer_gets_a_one_line_error(image_folder):
+    first = LabellingSession.open(image_folder, quick_settings())
+    try:
+        app = LabellingApp(image_folder)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.error_message is not None, what="the lock error")
+        assert "open in another aeep-tui process" in app.error_message and "\n" not in app.error_message
+    finally:
+        first.close()
