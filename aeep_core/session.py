@@ -284,13 +284,18 @@ class LabellingSession:
         self.batch.items[position].answer = None
         return position
 
-    def confirm_batch(self) -> None:
-        """Teach the learner the complete batch's answers (mp, batch accuracy); record the round."""
+    def _batch_to_confirm(self) -> Batch:
+        """The open batch, if it may be confirmed now; a clear error otherwise."""
         batch = self.batch
         if batch is None or not batch.complete:
             raise ValueError("the batch is not complete: answer (or skip) every item first")
         if self.read_only:
             raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to change it")
+        return batch
+
+    def confirm_batch(self) -> None:
+        """Teach the learner the complete batch's answers (mp, batch accuracy); record the round."""
+        batch = self._batch_to_confirm()
         ids = np.array([it.item_id for it in batch.items], dtype=np.int64)
         answers = np.array([it.answer for it in batch.items], dtype=np.int64)
         before = copy.deepcopy((self.learner.labels, self.learner.skipped, self.learner.round, self.learner.strategy.state_dict()))

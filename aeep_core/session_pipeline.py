@@ -109,11 +109,7 @@ class PipelinedSession(LabellingSession):
 
     def confirm_batch(self) -> None:
         """Record the complete batch's outcome; the trainer already has every answer."""
-        batch = self.batch
-        if batch is None or not batch.complete:
-            raise ValueError("the batch is not complete: answer (or skip) every item first")
-        if self.read_only:
-            raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to change it")
+        batch = self._batch_to_confirm()
         given = [it for it in batch.items if it.answer != SKIPPED and it.predicted is not None]
         explored = [it for it in given if it.exploration]
         mp = float(np.mean([it.predicted == it.answer for it in explored])) if explored else None
