@@ -292,3 +292,29 @@ async def test_second_writer_gets_a_one_line_error(image_folder):
         assert "open in another aeep-tui process" in app.error_message and "\n" not in app.error_message
     finally:
         first.close()
+
+
+async def test_a_write_that_fails_is_shown_and_not_applied(image_folder):
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        app.session._store.close()  # a real failure of the real database (as a yanked disk would give)
+        await pilot.press("1")
+        assert app.is_running and app.session.batch.items[0].answer is None
+        assert any("Not saved" in str(n.message) for n in app._notifications)
+        assert app.screen.cards[0].border_subtitle == "·"
+        await pilot.press("q")
+
+
+def test_items_without_a_file_are_drawn_from_the_pool_tensor():
+    """IDX pools have no image files: the card renders the uint8 tensor itself."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from aeep_tui.widgets.cards import item_image
+
+    grey = SimpleNamespace(pool=SimpleNamespace(inputs=torch.full((2, 1, 28, 28), 200, dtype=torch.uint8)), source_path=lambda i: None)
+    colour = SimpleNamespace(pool=SimpleNamespace(inputs=torch.zeros((1, 3, 32, 24), dtype=torch.uint8)), source_path=lambda i: None)
+    assert item_image(grey, 1).size == (28, 28) and item_image(grey, 1).mode == "L"
+    assert item_image(colour, 0).size == (24, 32) and item_image(colour, 0).mode == "RGB"

@@ -9,6 +9,7 @@ key instead of ending the app.
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 import time
 
@@ -20,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
+from aeep_core.session import StoreError
 from aeep_tui.screens.class_keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.widgets.cards import card_for
@@ -31,6 +33,7 @@ from aeep_tui.widgets.stats_panel import StatsPanel
 MIN_CARD_WIDTH, MIN_CARD_HEIGHT = 18, 7
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress repaints a second from the worker
 RETRAIN_GROUP = "retrain"
+FAILED = object()  # what _store_call returns when the session refused a write
 
 
 class LabellingScreen(Screen):
@@ -223,7 +226,8 @@ class LabellingScreen(Screen):
         position = self.focused_position()
         if position is None:
             return
-        self.session.label(position, answer)
+        if self._store_call(self.session.label, position, answer) is FAILED:
+            return
         self._answer_changed(position)
         self._focus_next_open(position)
 
@@ -231,12 +235,24 @@ class LabellingScreen(Screen):
         self.action_label(SKIPPED)
 
     def action_undo(self) -> None:
-        position = self.session.undo()
+        position = self._store_call(self.session.undo)
+        if position is FAILED:
+            return
         if position is None:
             self.notify("Nothing to undo in this batch.", severity="warning")
             return
         self._answer_changed(position)
         self.move_cursor(position)
+
+    def _store_call(self, method, *args):
+        """Run a session call that writes to the project; show a failure (disk full, a
+        locked or damaged database) instead of ending the app. The session leaves its
+        state unchanged when a write fails, so the screen has nothing to roll back."""
+        try:
+            return method(*args)
+        except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
+            self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+            return FAILED
 
     def _answer_changed(self, position: int) -> None:
         card = self.cards[position]
@@ -262,7 +278,8 @@ class LabellingScreen(Screen):
             left = sum(item.answer is None for item in batch.items)
             self.notify(f"{left} card{'s' * (left != 1)} still to label or skip (s).", severity="warning")
             return
-        self.session.confirm_batch()
+        if self._store_call(self.session.confirm_batch) is FAILED:
+            return
         self.refresh_stats()
         self.start_retraining()
 
@@ -288,7 +305,8 @@ class LabellingScreen(Screen):
         self._stop.clear()
         for card in self.cards:
             card.add_class("-done")
-        self.query_one(RetrainStatus).start()
+        self._retrain_status = self.query_one(RetrainStatus)
+        self._retrain_status.start()
         self._refresh_title()
         self.refresh_bindings()
         self.run_worker(self._prepare_next_batch, thread=True, group=RETRAIN_GROUP, exit_on_error=False)
@@ -296,13 +314,14 @@ class LabellingScreen(Screen):
     def _prepare_next_batch(self):
         """Runs in a thread: train, score, select; progress goes to the UI thread."""
         last = 0.0
+        status = self._retrain_status  # looked up on the UI thread; the DOM is not thread-safe
 
         def progress(stage: str, done: int, total: int) -> None:
             nonlocal last
             now = time.monotonic()
             if done >= total or now - last >= PROGRESS_INTERVAL_S:
                 last = now
-                self.app.call_from_thread(self.query_one(RetrainStatus).stage, stage, done, total)
+                self.app.call_from_thread(status.stage, stage, done, total)
 
         return self.session.prepare_next_batch(progress=progress, should_stop=self._stop.is_set)
 
