@@ -84,8 +84,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for name in dict.fromkeys(r["strategy"] for r in runs):
         mine = [r["rounds"] for r in runs if r["strategy"] == name]
         mean = lambda vals: None if any(v is None for v in vals) else float(np.mean(vals))  # noqa: E731
-        last = max(rs[-1]["labelled"] for rs in mine)
-        counts = [n for n in REPORT_AT if n <= last]
+        last = min(rs[-1]["labelled"] for rs in mine)  # a count every seed reached
+        counts = [n for n in REPORT_AT if n < last] + [last]
         out[name] = {
             "auroc_at": {n: mean([_at(rs, "auroc", n) for rs in mine]) for n in counts},
             "acc_at": {n: mean([_at(rs, "accuracy", n) for rs in mine]) for n in counts},
