@@ -38,20 +38,31 @@ def _settings(s: LatencySettings, pipelined: bool, seed: int):
     )
 
 
+async def _send_key(app, key: str, effect) -> float:
+    """Deliver ``key`` as the terminal driver would; return milliseconds until ``effect()``
+    holds and the screen has repainted after it. (Pilot's ``press`` waits for the whole
+    process to go idle, which never happens while a model trains in the background.)"""
+    from textual import events
+
+    start = time.perf_counter()
+    event = events.Key(key, key if len(key) == 1 else None)
+    event.set_sender(app)
+    app._driver.send_message(event)
+    while not effect():
+        await asyncio.sleep(0.001)
+    painted = asyncio.get_running_loop().create_future()
+    app.call_after_refresh(lambda: painted.done() or painted.set_result(None))
+    await painted
+    return 1000 * (time.perf_counter() - start)
+
+
 async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> dict[str, Any]:
     from aeep_tui.app import LabellingApp
     from aeep_tui.screens.labelling import LabellingScreen
 
     app = LabellingApp(Path(s.data), _settings(s, mode == "pipelined", seed), confirm_setup=False, project_dir=project)
     waits, keys_ms, acc_at = [], [], []
-
-    async def timed_press(pilot, key: str) -> None:
-        start = time.perf_counter()
-        await pilot.press(key)
-        keys_ms.append(1000 * (time.perf_counter() - start))
-
-    async with app.run_test(size=(160, 48)) as pilot:
-        screen = None
+    async with app.run_test(size=(160, 48)):
         while not (isinstance(app.screen, LabellingScreen) and app.screen.cards and not app.screen.busy):
             await asyncio.sleep(0.05)
         screen = app.screen
@@ -61,21 +72,21 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
             for position, item in enumerate(batch.items):
                 await asyncio.sleep(s.seconds_per_label)
                 key = session.settings.keys[int(session.pool.labels[item.item_id])]
+                took = await _send_key(app, key, lambda p=position: batch.items[p].answer is not None)
                 if mode == "pipelined":
-                    await timed_press(pilot, key)
-                else:
-                    await pilot.press(key)
+                    keys_ms.append(took)  # the trainer runs all the while
             start, number = time.perf_counter(), batch.round
-            await pilot.press("enter")
-            while True:  # until the next batch is on screen (or the budget is reached)
-                if session.finished and not screen.busy:
-                    break
-                if not screen.busy and session.batch is not None and session.batch.round > number and screen.cards:
-                    break
-                if mode == "plain":
-                    await timed_press(pilot, "right")  # a person scrolling while the model retrains
+            await _send_key(app, "enter", lambda: screen.busy or session.batch is None or session.batch.round > number)
+            while not (session.finished and not screen.busy) and not (
+                not screen.busy and session.batch is not None and session.batch.round > number and screen.cards
+            ):
+                if mode == "plain":  # a person toggling the guesses while the model retrains
+                    shown = screen.show_guesses
+                    keys_ms.append(await _send_key(app, "g", lambda: screen.show_guesses != shown))
                 await asyncio.sleep(0.05)
-            await pilot.pause()
+            painted = asyncio.get_running_loop().create_future()
+            app.call_after_refresh(lambda: painted.done() or painted.set_result(None))
+            await painted
             waits.append(time.perf_counter() - start)
             stats = session.stats
             acc_at.append([stats.labelled, stats.test_accuracy])

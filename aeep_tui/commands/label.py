@@ -17,8 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
     p.add_argument("--budget", type=int, metavar="N", help="stop after N labels")
     p.add_argument("--train-steps", type=int, metavar="N", help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine")
+    add_pipeline_flag(p)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
+
+
+def add_pipeline_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-pipeline", dest="pipelined", action="store_false",
+                   help="retrain after each batch instead of while you label (a new project's setting)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -37,6 +43,7 @@ def settings_from_args(args: argparse.Namespace):
         device=args.device,
         test_dir=str(args.test.expanduser().resolve()) if args.test else None,
         train={"min_steps": args.train_steps, "max_steps": args.train_steps} if args.train_steps else {},
+        pipelined=args.pipelined,
     )
 
 
@@ -49,8 +56,14 @@ def check_folder(path: Path, what: str) -> None:
 
 def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
     """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
+    import os
+
+    import torch
+
     from aeep_tui.app import LabellingApp
 
+    # Training runs beside the UI all the time in the pipelined mode: leave it a core.
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     app = LabellingApp(data, settings, confirm_setup=confirm_setup)
     app.run()
     if app.error_message:
