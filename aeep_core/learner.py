@@ -159,9 +159,19 @@ class ActiveLearner:
         explored = given & proposal.exploration
         mp = float(hits[explored].mean()) if explored.any() else None
         batch_acc = float(hits[given].mean()) if given.any() else None
-        self.strategy.observe(mp)
+        self.strategy.observe(self.informative_mp(mp))
         self.round += 1
         return mp, batch_acc
+
+    def informative_mp(self, mp: float | None) -> float | None:
+        """``mp`` if it can tell the strategy anything, else None (no adaptation).
+
+        While L holds a single class the model predicts that class everywhere; on
+        imbalanced data (heart failure: 3% positives) the exploration picks are then
+        mostly that class, "matched", and m would collapse before the first positive is
+        found. Exploring is exactly what such a model needs, so m holds until L has two.
+        """
+        return mp if len(set(self.labels.values())) >= 2 else None
 
     def evaluate(self) -> float | None:
         """Accuracy on the held-out test set, or None without one."""

@@ -262,7 +262,7 @@ class PipelinedLearner:
             answers = self._seen
             explored = [p for p, y in answers.items() if current.exploration[p] and y != SKIPPED]
             hits = [current.predicted[p] == answers[p] for p in explored]
-            learner.strategy.observe(float(np.mean(hits)) if hits else None)
+            learner.strategy.observe(learner.informative_mp(float(np.mean(hits)) if hits else None))
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
         k = min(self.batch_size, len(free) if exclude is None else len(np.setdiff1d(free, exclude)))

@@ -87,3 +87,24 @@ def test_simulate_needs_ground_truth(tmp_path, capsys):
         Image.new("L", (28, 28), i * 40).save(tmp_path / f"{i}.png")
     assert main(["simulate", "--data", str(tmp_path)]) == 2
     assert "ground truth" in capsys.readouterr().err
+
+
+def test_m_holds_while_the_labelled_set_has_one_class(image_folder):
+    """On imbalanced data a one-class model 'matches' every exploration pick; that must
+    not talk AEEP out of exploring before a second class is found."""
+    ds = load_dataset(image_folder)
+    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=FAST, device="cpu", seed=0)
+    only_zeros = np.flatnonzero(ds.pool.labels == 0)[:4]
+    learner.add_labels(only_zeros, [0] * 4)
+    learner.train()
+    prop = learner.propose(6)
+    m_before = learner.strategy.m
+    fake = np.zeros(len(prop.ids), dtype=np.int64)  # the oracle agrees with a model that says 0 everywhere
+    prop.predicted[:] = 0
+    mp, _ = learner.teach(prop, fake)
+    assert mp == 1.0 and learner.strategy.m == m_before
+    learner.train()
+    prop = learner.propose(6)
+    prop.predicted[:] = ds.pool.labels[prop.ids]
+    learner.teach(prop, ds.pool.labels[prop.ids])  # two classes known now: a perfect mp lowers m
+    assert learner.strategy.m < m_before
