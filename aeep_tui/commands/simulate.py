@@ -12,7 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from aeep_core.strategies import STRATEGIES
 
     p = sub.add_parser("simulate", help="run active learning with the true labels as the oracle")
-    p.add_argument("--data", required=True, type=Path, help="image folder (class subfolders) or MNIST IDX folder")
+    p.add_argument("--data", required=True, type=Path,
+                   help="image folder (class subfolders), MNIST IDX folder, or labelled event-sequence folder")
     test = p.add_mutually_exclusive_group()
     test.add_argument("--test", type=Path, help="labelled test folder (default: t10k files of an IDX folder)")
     test.add_argument("--test-split", type=float, metavar="F", help="hold out this fraction of the pool as test set")
