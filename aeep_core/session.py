@@ -322,6 +322,15 @@ class LabellingSession:
         self.batch, self._answer_seq = None, {}
 
     # --- the engine's turn -------------------------------------------------------------
+    def _nothing_to_prepare(self) -> tuple[bool, Batch | None]:
+        """(True, what prepare_next_batch returns) when no new batch is due: one is open,
+        or the work is finished; raise when read-only; (False, None) otherwise."""
+        if self.batch is not None:
+            return True, self.batch
+        if self.read_only:
+            raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to label")
+        return (True, None) if self.finished else (False, None)
+
     def prepare_next_batch(
         self, progress: StageProgress | None = None, should_stop: Callable[[], bool] | None = None
     ) -> Batch | None:
@@ -334,12 +343,9 @@ class LabellingSession:
         from aeep_core.store.files import write_checkpoint
 
         with self._busy:
-            if self.batch is not None:
-                return self.batch
-            if self.read_only:
-                raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to label")
-            if self.finished:
-                return None
+            done, result = self._nothing_to_prepare()
+            if done:
+                return result
             learner, s = self.learner, self.settings
             unlabelled = learner.unlabelled_ids()
             budget_left = len(unlabelled) if s.budget is None else s.budget - len(learner.labels)

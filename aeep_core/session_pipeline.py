@@ -26,7 +26,6 @@ import numpy as np
 from aeep_core.learner import SKIPPED, Proposal
 from aeep_core.pipeline import RETRACT, PipelinedLearner
 from aeep_core.session import Batch, LabellingSession, SessionStats, StageProgress
-from aeep_core.store import StoreError
 
 
 class PipelinedSession(LabellingSession):
@@ -133,12 +132,9 @@ class PipelinedSession(LabellingSession):
         from aeep_core.store.files import write_checkpoint
 
         with self._busy:
-            if self.batch is not None:
-                return self.batch
-            if self.read_only:
-                raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to label")
-            if self.finished:
-                return None
+            done, result = self._nothing_to_prepare()
+            if done:
+                return result
             if progress:
                 progress("train", 0, 1)
             start = time.perf_counter()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 
@@ -14,7 +13,15 @@ from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny test models gain nothing from a second thread, and lose much when the cores
+    are shared; tests that train real-size models raise it themselves."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

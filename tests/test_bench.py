@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from aeep_core import bench
 from aeep_core.bench import BenchSettings, ProgressLine, parse_variant, preset, run_bench, split_list
@@ -16,15 +15,6 @@ from aeep_tui.cli import main
 from tests.conftest import make_image_folder, shapes_image, write_idx
 
 FAST = TrainConfig(min_steps=10, max_steps=10)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread and lose much when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _settings(**kw) -> BenchSettings:

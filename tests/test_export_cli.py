@@ -16,16 +16,6 @@ from tests.conftest import make_image_folder
 CLASSES = ["class0", "class1", "class2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def project(tmp_path) -> tuple[Path, dict[str, tuple[str, int, bool]]]:
     """A project with two confirmed rounds (a skip, a relabel) and an open batch with one

@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from aeep_core.data import load_dataset
 from aeep_core.learner import SKIPPED, ActiveLearner

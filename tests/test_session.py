@@ -34,17 +34,6 @@ def answer_all(s: LabellingSession, skip_last: bool = False) -> None:
         s.label(pos, SKIPPED if skip_last and pos == len(s.batch.items) - 1 else int(s.pool.labels[it.item_id]))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on two shared, busy cores are slower than one for these tiny models."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def small_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images", per_class=10)

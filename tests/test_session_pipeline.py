@@ -1,7 +1,6 @@
 """The zero-wait session: answers reach the trainer at once, batches are chosen ahead,
 and a crash still resumes to the very batch an uninterrupted session would choose."""
 
-from pathlib import Path
 
 import torch
 
