@@ -171,3 +171,17 @@ def test_progress_line_in_a_log_file():
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[######") and "1/4 rounds" in lines[0] and "40 labels" in lines[0]
     assert lines[1].startswith("aeep seed 0") and len(lines) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bench_on_real_mnist(shared_mnist, tmp_path):
+    """Two rounds of two strategies on the real files (skipped without ../shared/data/mnist);
+    50 steps a round: this checks the plumbing, the accuracy bar is only "well above chance"."""
+    settings = BenchSettings(data=shared_mnist, strategies=["aeep", "random"], budget=40, candidates=500,
+                             test_subset=1000, device="cpu", train=TrainConfig(min_steps=50, max_steps=50))
+    report = run_bench(settings, partial=tmp_path / "r.partial")
+    for entry in report["strategies"].values():
+        (run,) = entry["runs"]
+        assert [r["labelled"] for r in run["rounds"]] == [20, 40]
+        assert run["rounds"][-1]["accuracy"] > 0.25 and run["rounds"][0]["auroc"] is None
