@@ -360,7 +360,7 @@ def run_bench(
                 progress.advance(computed_rounds, what)
             last = result["rounds"][-1]
             figure = last.get(task.curve)
-            shown = f"{100 * figure:.1f}%" if task.curve == "accuracy" and figure is not None else f"{figure}"
+            shown = "-" if figure is None else (f"{100 * figure:.1f}%" if task.curve == "accuracy" else f"{figure:.3f}")
             progress.note(f"{what}: {task.curve} {shown} at {last['labelled']} labels, {result['wall_s']:.0f} s")
 
     todo = []

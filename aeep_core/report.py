@@ -85,6 +85,9 @@ def build_report(
     }
 
 
+_NONE: dict[str, Any] = {"mean": None, "n": 0, "missing": 0}
+
+
 def _cell(s: dict[str, Any], scale: float = 100.0, digits: int = 1, unit: str = "") -> str:
     if s["mean"] is None:
         return "-"
@@ -115,9 +118,12 @@ def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
             continue
         first = rows[0][1]
         at, thr = list(first["acc_at"]), list(first["labels_to"])
-        head = ["strategy", *[f"acc@{n}" for n in at], *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round", "cpu s/round"]
+        au = list(first.get("auroc_at", {}))  # binary tasks: AUROC at the same counts
+        head = ["strategy", *[f"acc@{n}" for n in at], *[f"auroc@{n}" for n in au], *[f"L→{float(t) * 100:g}%" for t in thr],
+                "AULC", "s/round", "cpu s/round"]
         body = [
-            [name, *[_cell(s["acc_at"][n]) for n in at], *[_labels_cell(s["labels_to"][t], end) for t in thr],
+            [name, *[_cell(s["acc_at"][n]) for n in at], *[_cell(s.get("auroc_at", {}).get(n, _NONE)) for n in au],
+             *[_labels_cell(s["labels_to"][t], end) for t in thr],
              _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0), _cell(s["cpu_s_per_round"], scale=1.0)]
             for name, s in rows
         ]

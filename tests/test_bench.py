@@ -108,6 +108,7 @@ def test_binary_task_reports_auroc(tmp_path):
     )
     run = report["strategies"]["random"]["runs"][0]
     assert all(0 <= r["auroc"] <= 1 for r in run["rounds"])
+    assert "auroc_at" in report["strategies"]["random"]["summary"]["3"]
 
 
 def _idx_folder(root, n_train=80, n_test=40):
@@ -158,6 +159,7 @@ def test_heart_failure_task_reports_auroc(tmp_path):
     assert set(summary["labels_to"]) == {"0.7", "0.75", "0.8", "0.85"}
     run = report["strategies"]["random"]["runs"][0]
     assert all(r["auroc"] is not None for r in run["rounds"])
+    assert "auroc@" in format_table(report) or not summary.get("auroc_at")
 
 
 def test_progress_line_in_a_log_file():
