@@ -87,10 +87,10 @@ TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "aeep-nopair": ("aeep", {}, {"pair_weight": 0.0}),  # ablation: no pair loss
     "aeep-pixels": ("aeep", {"space": "pixels"}, {}),  # ablation: similarity on raw pixels
-    "aeep-warm": ("aeep", {}, {"warm_start": True}),  # engine choice: warm start vs fresh
+    "aeep-fresh": ("aeep", {}, {"warm_start": False}),  # engine choice: a fresh network per round vs warm
 }
 BASELINES = ["aeep", "ee", "random", "em", "kff", "bmal", "coreset", "badge"]
-ABLATIONS = ["aeep-nopair", "aeep-pixels", "aeep-warm"]  # "fixed m" is ee
+ABLATIONS = ["aeep-nopair", "aeep-pixels", "aeep-fresh"]  # "fixed m" is ee
 
 
 @dataclass(frozen=True)

@@ -103,8 +103,10 @@ class ActiveLearner:
         if not self.labels:
             raise ValueError("nothing is labelled yet: label a few items before training")
         start = time.perf_counter()
+        # Seeded every round, fresh or warm: dropout draws from this generator too, so a
+        # restored learner trains exactly as an uninterrupted one.
+        torch.manual_seed(self.seed * 7919 + self.round)
         if self.model is None or not self.config.warm_start:
-            torch.manual_seed(self.seed * 7919 + self.round)
             self.model = build_model(self.pool.inputs, self.pool.modality, self.pool.n_classes)
         ids = np.fromiter(self.labels, dtype=np.int64)
         y = np.fromiter(self.labels.values(), dtype=np.int64)

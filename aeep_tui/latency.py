@@ -76,13 +76,16 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
                 if mode == "pipelined":
                     keys_ms.append(took)  # the trainer runs all the while
             start, number = time.perf_counter(), batch.round
+            last_key = start
             await _send_key(app, "enter", lambda: screen.busy or session.batch is None or session.batch.round > number)
             while not (session.finished and not screen.busy) and not (
                 not screen.busy and session.batch is not None and session.batch.round > number and screen.cards
             ):
-                if mode == "plain":  # a person toggling the guesses while the model retrains
+                if mode == "plain" and time.perf_counter() - last_key >= 0.5:
+                    # a person toggling the guesses, twice a second, while the model retrains
                     shown = screen.show_guesses
                     keys_ms.append(await _send_key(app, "g", lambda: screen.show_guesses != shown))
+                    last_key = time.perf_counter()
                 await asyncio.sleep(0.05)
             painted = asyncio.get_running_loop().create_future()
             app.call_after_refresh(lambda: painted.done() or painted.set_result(None))

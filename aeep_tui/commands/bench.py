@@ -25,10 +25,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="quick", choices=["quick", "ablations", "paper"],
                    help="quick: 8 strategies, 1 seed, k=20, 300 labels (≤ 15 min on 2 cores); ablations: aeep, ee "
                    "and the ablations, same settings; paper: all, 5 seeds, k 10,20,50, 1000 labels (default quick)")
-    p.add_argument("--task", default="mnist", choices=["mnist", "heart-failure"])
+    p.add_argument("--task", default="mnist", choices=["mnist", "heart-failure", "latency"],
+                   help="mnist (default); heart-failure (Synthea cohort, AUROC); latency (a simulated person "
+                   "labels through the app: waits, keystrokes, memory, plain vs pipelined)")
+    p.add_argument("--seconds-per-label", type=float, metavar="S",
+                   help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)")
     p.add_argument("--data", type=Path, help="data folder (default ../shared/data/mnist, or ehr for heart-failure)")
     p.add_argument("--strategies", help="comma-separated: aeep, ee, random, em, kff, bmal, coreset, badge, "
-                   "aeep-nopair, aeep-pixels, aeep-warm; options as aeep[beta=0.5,rate=0.3]")
+                   "aeep-nopair, aeep-pixels, aeep-fresh; options as aeep[beta=0.5,rate=0.3]")
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1")
     p.add_argument("--batch-sizes", type=_ints, metavar="K,K", help="batch sizes, e.g. 10,20,50")
     p.add_argument("--budget", type=int, help="labels at the end of each run")
@@ -47,7 +51,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def run_latency(args: argparse.Namespace) -> int:
+    """``--task latency``: plain vs pipelined, each (mode, seed) in a fresh process."""
+    from aeep_core.bench import TASKS
+    from aeep_core.latency import format_table
+    from aeep_tui.latency import preset, run
+
+    settings = preset(
+        args.preset, args.data or TASKS["mnist"].default_data(), seconds_per_label=args.seconds_per_label,
+        budget=args.budget, seeds=args.seeds, candidates=args.candidates, device=args.device,
+        batch_size=args.batch_sizes[0] if args.batch_sizes else None,
+    )
+    result = run(settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    out = args.json or Path(f"bench-latency-{args.preset}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(format_table(result))
+    print(f"wrote {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.task == "latency":
+        return run_latency(args)
     import torch
 
     from aeep_core.bench import ProgressLine, parse_variant, preset, run_bench, split_list

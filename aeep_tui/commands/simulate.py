@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--candidates", type=int, default=10_000, help="unlabelled items scored per round")
-    p.add_argument("--warm-start", action="store_true", help="continue training the last round's model")
+    p.add_argument("--fresh-start", action="store_true", help="train a new network each round (default: continue the last one)")
     p.add_argument("--no-pair-loss", action="store_true", help="ablation: train with classification loss only")
     p.add_argument("--json", type=Path, help="write every round to this JSON file")
     p.set_defaults(run=run)
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed)
     for s in data.pool.skipped:
         print(f"skipped {s}", file=sys.stderr)
-    config = TrainConfig(warm_start=args.warm_start, pair_weight=0.0 if args.no_pair_loss else 1.0)
+    config = TrainConfig(warm_start=not args.fresh_start, pair_weight=0.0 if args.no_pair_loss else 1.0)
     settings = SimulationSettings(
         strategy=args.strategy, batch_size=args.batch_size, budget=args.budget, initial=args.initial,
         seed=args.seed, device=args.device, candidates=args.candidates, train=config,
