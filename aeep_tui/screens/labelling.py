@@ -18,13 +18,14 @@ from textual.binding import Binding, BindingsMap
 from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from aeep_core.session import StoreError
 from aeep_tui.screens.class_keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.widgets.cards import card_for
+from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
 from aeep_tui.widgets.stats_panel import StatsPanel
@@ -72,10 +73,7 @@ class LabellingScreen(Screen):
         self.session = session
         self.cards: list[ItemCard] = []
         self.columns = 1
-        # The card the keys act on. Textual applies focus() a moment later, so a fast
-        # typist's next key could still see the old focus; keys use this position instead.
-        self.cursor = 0
-        self._pending_focus: ItemCard | None = None
+        self.cursor = 0  # the card the keys act on (see ItemCard: a class, not focus)
         self._stop = threading.Event()
         # Class keys depend on the project, so they are bound per screen; the footer shows
         # one entry for all of them ("1-9 0 label") instead of a key per class.
@@ -96,7 +94,7 @@ class LabellingScreen(Screen):
                 yield Container(id="card-grid")
                 yield RetrainStatus(id="retrain")
             yield StatsPanel(id="stats")
-        yield Footer(compact=True)
+        yield QuietFooter(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_stats()
@@ -144,9 +142,10 @@ class LabellingScreen(Screen):
         if batch is None:
             title.update(self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
             return
+        # one fixed-size line (see app.tcss), so an answer repaints it without a layout pass
         left = sum(item.answer is None for item in batch.items)
         status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
-        title.update(f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else ""))
+        title.update(f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else ""), layout=False)
 
     def show_batch(self) -> None:
         """Replace the cards with those of ``session.batch``."""
@@ -178,21 +177,17 @@ class LabellingScreen(Screen):
             self.move_cursor(open_positions[0] if open_positions else 0)
 
     def move_cursor(self, position: int) -> None:
-        """Point the keys at the card at ``position`` and focus it."""
+        """Point the keys at the card at ``position`` and bring it into view."""
+        if self.cursor < len(self.cards):
+            self.cards[self.cursor].remove_class("-cursor")
         self.cursor = position
         card = self.cards[position]
-        self._pending_focus = card
-        card.focus()
-        card.scroll_visible()
+        card.add_class("-cursor")
+        card.scroll_visible(animate=False)
 
-    def on_descendant_focus(self, event) -> None:
-        # Focus that the keys did not ask for (a click, Tab) moves the cursor; a stale
-        # focus event from an earlier move_cursor is ignored.
-        widget = event.widget
-        if widget is self._pending_focus:
-            self._pending_focus = None
-        elif self._pending_focus is None and widget in self.cards:
-            self.cursor = self.cards.index(widget)
+    def on_item_card_picked(self, event: ItemCard.Picked) -> None:
+        if event.card in self.cards:
+            self.move_cursor(self.cards.index(event.card))
 
     def watch_show_guesses(self, visible: bool) -> None:
         for card in self.cards:

@@ -32,12 +32,16 @@ def body_for(session, item) -> Widget:
 
         events = session.pool.meta.get("events", [])
         item_events = events[item.item_id] if item.item_id < len(events) else []
-        return TimelineCard(item_events, summary="")  # "" = its own date-span summary
+        timeline = TimelineCard(item_events, summary="")  # "" = its own date-span summary
+        # The screen pages the cursor's timeline itself (PageUp/PageDown), so no timeline
+        # takes focus: a click on one should move the cursor, not capture the keys.
+        timeline.can_focus = False
+        return timeline
     # textual_image.widget.Image is the auto-detecting class (TGP, Sixel or blocks); it
     # cannot be subclassed without naming a renderable, so it is styled by class instead.
     return TerminalImage(item_image(session, item.item_id), classes="card-image")
 
 
 def card_for(session, item) -> ItemCard:
-    """A focusable card for one batch item, with the body its modality needs."""
+    """A card for one batch item, with the body its modality needs."""
     return ItemCard(item, body_for(session, item), session.settings.classes, session.settings.keys)

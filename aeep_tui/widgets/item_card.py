@@ -1,16 +1,22 @@
-"""One item of the batch as a focusable card: a modality-specific body in a frame.
+"""One item of the batch as a card: a modality-specific body in a frame.
 
 The frame is the same for every modality: the item's name as the border title, the
 answer given so far as the border subtitle, and (toggled by the screen, hidden by
 default so it cannot bias the person labelling) the model's guess and whether the item
 is an exploration pick. What sits inside (an image, a timeline…) comes from
 :func:`aeep_tui.widgets.cards.card_for`.
+
+The card the keys act on carries the ``-cursor`` class rather than Textual's focus: moving
+focus repaints the whole screen (``Screen.focused`` is a repainting reactive), which with
+twenty images on screen cost tens of milliseconds per answer. A click posts
+:class:`ItemCard.Picked` so the screen can move its cursor there.
 """
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
@@ -26,10 +32,17 @@ def describe_guess(item, class_names: list[str]) -> str:
     return f"{class_names[item.predicted]}{confidence} · {'explore' if item.exploration else 'exploit'}"
 
 
-class ItemCard(Widget, can_focus=True):
+class ItemCard(Widget):
     """A card of the batch grid; the labelling screen owns every key binding."""
 
     show_guess: reactive[bool] = reactive(False)
+
+    class Picked(Message):
+        """The person clicked this card."""
+
+        def __init__(self, card: ItemCard) -> None:
+            super().__init__()
+            self.card = card
 
     def __init__(self, item, body: Widget, class_names: list[str], keys: list[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -61,3 +74,6 @@ class ItemCard(Widget, can_focus=True):
 
     def watch_show_guess(self, visible: bool) -> None:
         self.set_class(visible, "-show-guess")
+
+    def on_click(self) -> None:
+        self.post_message(self.Picked(self))

@@ -33,8 +33,10 @@ def known(history: list) -> list[float]:
     return [float(v) for v in history if v is not None]
 
 
-class StatsPanel(VerticalScroll):
-    """Round, progress against the budget, AEEP's m and mp, entropy, accuracy, timing."""
+class StatsPanel(VerticalScroll, can_focus=False):
+    """Round, progress against the budget, AEEP's m and mp, entropy, accuracy, timing.
+
+    Not focusable: a focused panel would take the arrow keys meant for the cards."""
 
     def compose(self) -> ComposeResult:
         # Static (not Label) where text may wrap in the 36-column panel.
@@ -59,37 +61,49 @@ class StatsPanel(VerticalScroll):
 
     def on_mount(self) -> None:
         self.border_title = "Active learning"
+        self._shown: dict[str, str] = {}
 
     def update_stats(self, stats) -> None:
         """Show ``stats`` (a :class:`aeep_core.session.SessionStats`)."""
-        self.query_one("#stat-round", Static).update(f"Round {stats.round}")
+        self._show("#stat-round", f"Round {stats.round}")
         skipped = f" · {stats.skipped} skipped" if stats.skipped else ""
-        self.query_one("#stat-labelled", Static).update(f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
+        self._show("#stat-labelled", f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
         self._show_budget(stats.labelled, stats.budget)
-        self.query_one("#stat-m", Static).update(f"m now [b]{fmt_number(stats.m)}[/b]")
-        self.query_one("#stat-mp", Static).update(f"mp now [b]{fmt_number(stats.mp)}[/b]")
-        self.query_one("#spark-m", Sparkline).data = known(stats.m_history)
-        self.query_one("#spark-mp", Sparkline).data = known(stats.mp_history)
-        self.query_one("#stat-entropy", Static).update(
-            f"batch [b]{fmt_number(stats.entropy_batch)}[/b] · pool [b]{fmt_number(stats.entropy_pool)}[/b]"
+        self._show("#stat-m", f"m now [b]{fmt_number(stats.m)}[/b]")
+        self._show("#stat-mp", f"mp now [b]{fmt_number(stats.mp)}[/b]")
+        self._plot("#spark-m", known(stats.m_history))
+        self._plot("#spark-mp", known(stats.mp_history))
+        self._show("#stat-entropy", f"batch [b]{fmt_number(stats.entropy_batch)}[/b] · pool [b]{fmt_number(stats.entropy_pool)}[/b]")
+        self._show(
+            "#stat-accuracy", f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]"
         )
-        self.query_one("#stat-accuracy", Static).update(
-            f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]"
+        self._plot("#spark-accuracy", known(stats.accuracy_history))
+        self._show(
+            "#stat-model",
+            f"device [b]{stats.device}[/b]\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}",
         )
-        self.query_one("#spark-accuracy", Sparkline).data = known(stats.accuracy_history)
-        self.query_one("#stat-model", Static).update(
-            f"device [b]{stats.device}[/b]\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}"
-        )
+
+    # The panel is refreshed after every answer, when only a count changes. A repeated
+    # text is skipped, and a text of unchanged length (same template, same number of
+    # digits) wraps the same way, so it is repainted without a layout pass of the screen.
+    def _show(self, selector: str, text: str) -> None:
+        before = self._shown.get(selector)
+        if before != text:
+            self._shown[selector] = text
+            self.query_one(selector, Static).update(text, layout=before is None or len(before) != len(text))
+
+    def _plot(self, selector: str, values: list[float]) -> None:
+        sparkline = self.query_one(selector, Sparkline)
+        if list(sparkline.data or []) != values:
+            sparkline.data = values
 
     def _show_budget(self, labelled: int, budget: int | None) -> None:
         bar = self.query_one("#stat-budget", ProgressBar)
-        none = self.query_one("#stat-budget-none", Static)
         bar.display = budget is not None
-        none.display = budget is None
-        label = self.query_one("#stat-budget-label", Label)
+        self.query_one("#stat-budget-none", Static).display = budget is None
         if budget is None:
-            label.update("Budget")
-            none.update("none set (--budget N)")
+            self._show("#stat-budget-label", "Budget")
+            self._show("#stat-budget-none", "none set (--budget N)")
         else:
-            label.update(f"Budget {min(labelled, budget):,} / {budget:,}")
+            self._show("#stat-budget-label", f"Budget {min(labelled, budget):,} / {budget:,}")
             bar.update(total=max(budget, 1), progress=min(labelled, budget))
