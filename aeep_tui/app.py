@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from aeep_core.session import LabellingSession, ProjectSettings
+from aeep_tui.gc_schedule import defer_full_collections, restore_full_collections
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.opening import OpeningScreen
 from aeep_tui.screens.setup import SetupChoice, SetupScreen, classes_from_folder
@@ -51,6 +52,7 @@ class LabellingApp(App[None]):
         self.error_message: str | None = None
         self.opened_project: Path | None = None
         self.resuming = False
+        self._gc_thresholds: tuple[int, int, int] | None = None
         self.sub_title = str(self.data)
 
     def on_mount(self) -> None:
@@ -99,6 +101,7 @@ class LabellingApp(App[None]):
         if event.state == WorkerState.SUCCESS:
             self.session = event.worker.result
             self.opened_project = self.session.project_path
+            self._gc_thresholds = defer_full_collections()
             self.switch_screen(LabellingScreen(self.session))
             if self.resuming:  # a one-line reminder, not a question: the stored settings apply
                 stats = self.session.stats
@@ -126,6 +129,9 @@ class LabellingApp(App[None]):
         if self.session is not None:
             self.session.close()
             self.session = None
+        if self._gc_thresholds is not None:
+            restore_full_collections(self._gc_thresholds)
+            self._gc_thresholds = None
 
     async def action_quit(self) -> None:
         await self.action_save_and_quit()

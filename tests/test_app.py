@@ -6,6 +6,7 @@ the training length is cut (10 steps) so a round takes well under a second.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ from textual_image.widget import Image as TerminalImage
 
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 from aeep_tui.app import LabellingApp
+from aeep_tui.gc_schedule import NEVER
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.setup import SetupScreen
@@ -101,6 +103,32 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
         assert all(card.has_class("-show-guess") for card in app.screen.cards)
         await pilot.press("q")
     assert app.session is None  # closed on quit
+
+
+async def test_full_collections_wait_for_the_end_of_a_batch(image_folder):
+    """A full GC pass stalls every key for hundreds of ms on a big pool: the app runs it
+    itself after Enter, and gives CPython its own schedule back on quit."""
+    before = gc.get_threshold()
+    passes: list[int] = []
+
+    def count_full_passes(phase: str, info: dict) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            passes.append(1)
+
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        assert gc.get_threshold()[2] == NEVER and gc.get_freeze_count() > 0
+        gc.callbacks.append(count_full_passes)
+        try:
+            await pilot.press("1", "2", "3")
+            assert not passes
+            await pilot.press("1", "enter")
+            await until(pilot, lambda: bool(passes), what="a full collection after Enter")
+        finally:
+            gc.callbacks.remove(count_full_passes)
+        await pilot.press("q")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 async def test_undo_skip_and_incomplete_confirm(image_folder):

@@ -22,6 +22,7 @@ from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from aeep_core.session import StoreError
+from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.screens.class_keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.widgets.cards import card_for
@@ -277,6 +278,8 @@ class LabellingScreen(Screen):
             return
         self.refresh_stats()
         self.start_retraining()
+        # once the dimmed batch is on screen: the person is waiting now, not typing
+        self.call_after_refresh(collect_between_batches)
 
     def action_page(self, direction: int) -> None:
         position = self.focused_position()
