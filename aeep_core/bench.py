@@ -268,7 +268,8 @@ def read_partial(path: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
-def _append(path: Path, key: str, run: dict[str, Any]) -> None:
+def append_partial(path: Path, key: str, run: dict[str, Any]) -> None:
+    """Add one finished run to a ``.partial`` file (read back by :func:`read_partial`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(json.dumps({"key": key, "run": run}) + "\n")
@@ -354,7 +355,7 @@ def run_bench(
     def finished(key: str, what: str, result: dict[str, Any], computed_rounds: int) -> None:
         results[key] = result
         if partial is not None:
-            _append(partial, key, result)
+            append_partial(partial, key, result)
         if progress is not None:
             if computed_rounds:
                 progress.advance(computed_rounds, what)

@@ -42,6 +42,11 @@ def summarise(runs: list[dict[str, Any]], task: "Task", start: int, end: int) ->
     if any(q.get("auroc") is not None for r in runs for q in r["rounds"]):
         au = [_curve(r, "auroc") for r in runs]
         out["auroc_at"] = {str(n): spread([value_at(x, y, n) for x, y in au]) for n in task.at if n <= end}
+        # two classes: how many class-1 items (cases) the labelled set held at each count
+        found = [([q["labelled"] for q in r["rounds"]], [q["per_class"][1] if q.get("per_class") else None for q in r["rounds"]])
+                 for r in runs]
+        out["class1_at"] = {str(n): spread([value_at(x, y, n) for x, y in found]) for n in task.at if n <= end}
+        out["class1_final"] = spread([y[-1] for _, y in found])
     return out
 
 
@@ -119,10 +124,12 @@ def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
         first = rows[0][1]
         at, thr = list(first["acc_at"]), list(first["labels_to"])
         au = list(first.get("auroc_at", {}))  # binary tasks: AUROC at the same counts
-        head = ["strategy", *[f"acc@{n}" for n in at], *[f"auroc@{n}" for n in au], *[f"L→{float(t) * 100:g}%" for t in thr],
-                "AULC", "s/round", "cpu s/round"]
+        found = ["class1_final"] if "class1_final" in first else []  # and the class-1 items labelled by the end
+        head = ["strategy", *[f"acc@{n}" for n in at], *[f"auroc@{n}" for n in au], *[f"class 1@{end}" for _ in found],
+                *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round", "cpu s/round"]
         body = [
             [name, *[_cell(s["acc_at"][n]) for n in at], *[_cell(s.get("auroc_at", {}).get(n, _NONE)) for n in au],
+             *[_cell(s.get(n, _NONE), scale=1.0) for n in found],
              *[_labels_cell(s["labels_to"][t], end) for t in thr],
              _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0), _cell(s["cpu_s_per_round"], scale=1.0)]
             for name, s in rows

@@ -38,8 +38,9 @@ def simulate(
     """Run rounds until ``budget`` labels; return ``{"strategy", "batch_size", "seed", "rounds"}``.
 
     Each record describes the model trained on ``labelled`` labels: its test accuracy
-    (and ``auroc`` for a two-class task, None otherwise) and the batch it then chose
-    (m, entropies); ``mp`` is measured once that batch is labelled.
+    (and ``auroc`` for a two-class task, None otherwise), how many of those labels each
+    class has (``per_class``: on a rare-positive task, how many cases were found) and the
+    batch it then chose (m, entropies); ``mp`` is measured once that batch is labelled.
     """
     pool = data.pool
     if not pool.has_labels:
@@ -58,13 +59,14 @@ def simulate(
         train_s = learner.train()
         accuracy, area = evaluate(learner, data.test)
         record = RoundRecord(len(learner.labels), accuracy, None, None, None, None, train_s, None)
+        per_class = labels_per_class(learner)  # the labels this model was trained on
         k = min(settings.batch_size, budget - len(learner.labels), len(learner.unlabelled_ids()))
         if k > 0:
             proposal = learner.propose(k)
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
             record.mp, record.batch_accuracy = learner.teach(proposal, pool.labels[proposal.ids])
-        rounds.append({**record.as_dict(), "auroc": area})
+        rounds.append({**record.as_dict(), "auroc": area, "per_class": per_class})
         if on_round is not None:
             on_round(record)
         if k <= 0:
@@ -76,6 +78,12 @@ def simulate(
         "device": str(learner.device),
         "rounds": rounds,
     }
+
+
+def labels_per_class(learner: ActiveLearner) -> list[int]:
+    """How many of the learner's labels each class has, in class order."""
+    given = np.fromiter(learner.labels.values(), dtype=np.int64, count=len(learner.labels))
+    return np.bincount(given, minlength=learner.pool.n_classes).tolist()
 
 
 def evaluate(learner: ActiveLearner, test: Pool | None) -> tuple[float | None, float | None]:

@@ -14,6 +14,7 @@ Each (mode, seed) runs in a fresh process: the real :class:`LabellingApp` under 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import tempfile
 import time
@@ -110,18 +111,38 @@ def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
         return asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
 
 
-def run(settings: LatencySettings, progress=print) -> dict[str, Any]:
-    """Every (seed, mode) in a fresh process; the per-mode summary and every run."""
+def run_key(settings: LatencySettings, mode: str, seed: int) -> str:
+    """What makes two replays the same: every setting but the seed count, the mode, the seed."""
+    same = {k: v for k, v in asdict(settings).items() if k not in ("seeds", "modes")}
+    return json.dumps({**same, "mode": mode, "seed": seed}, sort_keys=True)
+
+
+def run(settings: LatencySettings, progress=print, partial: Path | None = None) -> dict[str, Any]:
+    """Every (seed, mode) in a fresh process; the per-mode summary and every run.
+
+    With ``partial``, each finished replay is appended there and a later call with the same
+    settings reuses it, so ``--seeds 3`` after ``--seeds 1`` only runs seeds 1 and 2.
+    """
+    from aeep_core.bench import append_partial, read_partial
+
+    done = read_partial(partial) if partial is not None else {}
     runs = []
     ctx = multiprocessing.get_context("spawn")
     for seed in range(settings.seeds):
         for mode in settings.modes:
+            key = run_key(settings, mode, seed)
+            if key in done:
+                progress(f"latency: {mode}, seed {seed}: done before, reused")
+                runs.append(done[key])
+                continue
             progress(f"latency: {mode}, seed {seed} …")
             start = time.perf_counter()
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                 result = pool.submit(run_one, settings, mode, seed).result()
             result["wall_s"] = time.perf_counter() - start
             runs.append(result)
+            if partial is not None:
+                append_partial(partial, key, result)
     modes = {m: summarise([r for r in runs if r["mode"] == m], settings.batch_size) for m in settings.modes}
     return {"task": "latency", "settings": asdict(settings), "modes": modes, "runs": runs}
 

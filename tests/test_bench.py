@@ -160,6 +160,10 @@ def test_heart_failure_task_reports_auroc(tmp_path):
     run = report["strategies"]["random"]["runs"][0]
     assert all(r["auroc"] is not None for r in run["rounds"])
     assert "auroc@" in format_table(report) or not summary.get("auroc_at")
+    # how many cases the labelled set holds, per round and in the table
+    assert [sum(r["per_class"]) for r in run["rounds"]] == [r["labelled"] for r in run["rounds"]]
+    assert all(r["per_class"][1] <= 10 for r in run["rounds"])  # the pool holds at most 10 cases
+    assert "class 1@12" in format_table(report)
 
 
 def test_progress_line_in_a_log_file():

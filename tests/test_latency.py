@@ -1,9 +1,11 @@
 """The latency benchmark: its figures, and one tiny replay through the real app."""
 
+from dataclasses import replace
+
 import pytest
 
 from aeep_core.latency import LatencySettings, accuracy_at, format_table, summarise
-from aeep_tui.latency import run_one
+from aeep_tui.latency import run, run_one
 
 
 def test_accuracy_at_takes_the_last_model_within_tolerance():
@@ -40,3 +42,20 @@ def test_replay_through_the_app_measures_every_batch(image_folder, mode):
     assert result["rss_mib"] > 50
     if mode == "pipelined":
         assert len(result["keystroke_ms"]) == 12
+
+
+@pytest.mark.slow
+def test_a_finished_replay_is_reused_by_a_later_run(image_folder, tmp_path):
+    settings = LatencySettings(str(image_folder), seconds_per_label=0.01, batch_size=4, budget=8, candidates=50,
+                               device="cpu", lookahead=1, steps_per_label=2, modes=("pipelined",),
+                               train={"min_steps": 10, "max_steps": 10})
+    partial = tmp_path / "latency.json.partial"
+    lines: list[str] = []
+    first = run(settings, progress=lines.append, partial=partial)
+    assert lines == ["latency: pipelined, seed 0 …"] and partial.exists()
+    again = run(settings, progress=lines.append, partial=partial)
+    assert lines[-1] == "latency: pipelined, seed 0: done before, reused"
+    assert again["runs"] == first["runs"]
+    lines.clear()
+    run(replace(settings, seconds_per_label=0.02), progress=lines.append, partial=partial)  # other settings: run again
+    assert lines == ["latency: pipelined, seed 0 …"]

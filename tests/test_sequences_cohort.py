@@ -96,17 +96,3 @@ def test_real_synthea_heart_failure_cohort():
     assert 185 <= stats["cases"] <= 190 and stats["patients"] >= 5600
     assert int(ds.pool.labels.sum() + ds.test.labels.sum()) == stats["cases"]
     assert ds.pool.inputs.shape[1] == ds.pool.meta["length"] and ds.pool.inputs.shape[2] == 34
-
-
-def test_hf_measure_records_auroc_and_positives_per_round(tmp_path):
-    from aeep_core.sequences.hf_measure import markdown, run_curve, summarise
-    from aeep_core.training import TrainConfig
-
-    write_synthea_export(tmp_path / "a", _hf_patients(np.random.default_rng(4), 30, 0))
-    ds = heart_failure_dataset(tmp_path, seed=0)
-    run = run_curve(ds, "em", seed=0, budget=12, k=4, initial=4, train=TrainConfig(min_steps=5, max_steps=5))
-    assert [r["labelled"] for r in run["rounds"]] == [4, 8, 12]
-    assert all(r["auroc"] is None or 0.0 <= r["auroc"] <= 1.0 for r in run["rounds"])
-    assert run["rounds"][-1]["positives"] <= 12
-    summary = summarise([run])
-    assert list(summary["em"]["auroc_at"]) == [12] and "| em |" in markdown(summary)  # the last count always

@@ -62,8 +62,11 @@ def run_latency(args: argparse.Namespace) -> int:
         budget=args.budget, seeds=args.seeds, candidates=args.candidates, device=args.device,
         batch_size=args.batch_sizes[0] if args.batch_sizes else None,
     )
-    result = run(settings, progress=lambda line: print(line, file=sys.stderr, flush=True))
     out = args.json or Path(f"bench-latency-{args.preset}.json")
+    partial = out.with_name(out.name + ".partial")
+    if args.fresh and partial.exists():
+        partial.unlink()
+    result = run(settings, progress=lambda line: print(line, file=sys.stderr, flush=True), partial=partial)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(format_table(result))
