@@ -1,0 +1,102 @@
+"""The plain data a labelling session hands out: project settings, the batch, the stats.
+
+Kept apart from :mod:`aeep_core.session` (which re-exports them) so the types read on
+their own and the session module stays about behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class ProjectSettings:
+    """What a project is: its classes and keys, and how the engine runs."""
+
+    classes: list[str]
+    keys: list[str]  # one key per class, e.g. ["1","2",...,"0","a","b"]
+    strategy: str = "aeep"
+    batch_size: int = 12
+    budget: int | None = None  # stop after this many labels
+    seed: int = 0
+    device: str = "auto"
+    test_dir: str | None = None  # labelled folder for test accuracy
+    modality: str = "image"
+    train: dict = field(default_factory=dict)  # TrainConfig overrides
+    candidates: int = 10_000
+    # Zero-wait mode (aeep_core.session_pipeline): train while the person labels and
+    # choose the next batch before the last card; the app turns it on, the engine default
+    # is the plain loop.
+    pipelined: bool = False
+    steps_per_label: int = 25
+    lookahead: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProjectSettings":
+        """Settings as stored; keys this version does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        from aeep_core.strategies import STRATEGIES
+        from aeep_core.training import TrainConfig
+
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes: give at least two distinct class names")
+        if len(self.keys) != len(self.classes) or len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"keys: give one distinct key per class ({len(self.classes)} classes, {len(self.keys)} keys)")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.batch_size < 1 or (self.budget is not None and self.budget < 1) or self.candidates < 1:
+            raise ValueError("batch_size, budget and candidates must be at least 1")
+        TrainConfig(**self.train)  # unknown overrides fail here, not hours later
+
+
+@dataclass
+class BatchItem:
+    """One item of a batch, with what the model guessed before the person answered."""
+
+    item_id: int  # index into session.pool
+    name: str
+    exploration: bool
+    predicted: int | None  # None in a cold-start batch
+    confidence: float | None
+    answer: int | None  # class index, SKIPPED, or None = not answered yet
+
+
+@dataclass
+class Batch:
+    """The items of one round (``round`` counts batches from 1), in the order to show them."""
+
+    round: int
+    items: list[BatchItem]
+
+    @property
+    def complete(self) -> bool:
+        """Every item answered (label or skip)."""
+        return all(it.answer is not None for it in self.items)
+
+
+@dataclass
+class SessionStats:
+    """Figures for the status bar; histories have one entry per round, from round 1."""
+
+    round: int  # the newest round: the open batch's, else the last confirmed (0 before any)
+    labelled: int  # answers other than skip, the open batch's included
+    skipped: int
+    pool_size: int
+    budget: int | None
+    m: int | None
+    mp: float | None
+    m_history: list[int | None]
+    mp_history: list[float | None]
+    entropy_batch: float | None
+    entropy_pool: float | None
+    batch_accuracy: float | None  # model's guesses on the last labelled batch, made before it saw them
+    test_accuracy: float | None
+    accuracy_history: list[float | None]
+    device: str
+    train_s: float | None
+    select_s: float | None
