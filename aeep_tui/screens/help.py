@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 KEYS = [
-    ("← ↓ ↑ →  h j k l", "move between cards"),
-    ("a class key", "label the focused card and move to the next open one"),
+    ("← ↓ ↑ →  h j k l", "move between cards (or click one)"),
+    ("a class key", "label the card under the cursor and move to the next open one"),
     ("s", "skip: unsure, the item is not used for training"),
     ("Backspace", "undo the last answer"),
     ("Enter", "confirm the batch (every card labelled or skipped)"),

@@ -156,8 +156,11 @@ class LabellingScreen(Screen):
         for card in self.cards:
             card.show_guess = self.show_guesses
         grid.mount_all(self.cards)
+        # the cursor moves now, not after the next frame: a key typed in between acts on
+        # the new batch's first open card, never on a stale position
+        self._cursor_to_first_open()
         self.call_after_refresh(self.fit_cards)
-        self.call_after_refresh(self._focus_first_open)
+        self.call_after_refresh(self._scroll_to_cursor)
         self._refresh_title()
         self.refresh_bindings()
 
@@ -172,7 +175,7 @@ class LabellingScreen(Screen):
         reason = "the budget is reached" if stats.budget is not None and stats.labelled >= stats.budget else "the pool is used up"
         return f"[b]Done:[/b] {stats.labelled:,} labels, {reason}. Every answer is saved; q quits."
 
-    def _focus_first_open(self) -> None:
+    def _cursor_to_first_open(self) -> None:
         open_positions = [i for i, c in enumerate(self.cards) if c.item.answer is None]
         if self.cards:
             self.move_cursor(open_positions[0] if open_positions else 0)
@@ -182,9 +185,13 @@ class LabellingScreen(Screen):
         if self.cursor < len(self.cards):
             self.cards[self.cursor].remove_class("-cursor")
         self.cursor = position
-        card = self.cards[position]
-        card.add_class("-cursor")
-        card.scroll_visible(animate=False)
+        self.cards[position].add_class("-cursor")
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        card = self.cards[self.cursor] if self.cursor < len(self.cards) else None
+        if card is not None and card.is_mounted:
+            card.scroll_visible(animate=False)
 
     def on_item_card_picked(self, event: ItemCard.Picked) -> None:
         if event.card in self.cards:
@@ -208,24 +215,24 @@ class LabellingScreen(Screen):
             return True if labelling and self.session.batch.complete else None
         return True
 
-    def focused_position(self) -> int | None:
+    def cursor_position(self) -> int | None:
         return min(self.cursor, len(self.cards) - 1) if self.cards else None
 
     def action_move(self, dx: int, dy: int) -> None:
         if not self.cards:
             return
-        position = self.focused_position()
+        position = self.cursor_position()
         position = 0 if position is None else position + dx + dy * self.columns
         self.move_cursor(min(max(position, 0), len(self.cards) - 1))
 
     def action_label(self, answer: int) -> None:
-        position = self.focused_position()
+        position = self.cursor_position()
         if position is None:
             return
         if self._store_call(self.session.label, position, answer) is FAILED:
             return
         self._answer_changed(position)
-        self._focus_next_open(position)
+        self._cursor_to_next_open(position)
 
     def action_skip(self) -> None:
         self.action_label(SKIPPED)
@@ -258,7 +265,7 @@ class LabellingScreen(Screen):
         self.refresh_bindings()
         self.query_one(StatsPanel).update_stats(self.session.stats)
 
-    def _focus_next_open(self, position: int) -> None:
+    def _cursor_to_next_open(self, position: int) -> None:
         n = len(self.cards)
         for step in range(1, n + 1):
             if self.cards[(position + step) % n].item.answer is None:
@@ -282,7 +289,7 @@ class LabellingScreen(Screen):
         self.call_after_refresh(collect_between_batches)
 
     def action_page(self, direction: int) -> None:
-        position = self.focused_position()
+        position = self.cursor_position()
         body = self.cards[position].body if position is not None else None
         if hasattr(body, "page"):
             body.page(direction)
