@@ -162,6 +162,27 @@ async def test_undo_skip_and_incomplete_confirm(image_folder):
         await pilot.press("q")
 
 
+async def test_footer_rebuilds_only_when_its_keys_change(image_folder):
+    """Rebuilding the footer lays out the whole screen; an answer that changes no key
+    must keep the same key widgets, the last answer (which enables ⏎) must not."""
+    from textual.widgets._footer import FooterKey
+
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.pause()
+        keys_before = list(app.screen.query(FooterKey))
+        await pilot.press("1", "2", "right", "s")
+        await pilot.pause()
+        assert list(app.screen.query(FooterKey)) == keys_before  # the very same widgets
+        await pilot.press("1")  # the batch is complete: ⏎ becomes available
+        await pilot.pause()
+        after = list(app.screen.query(FooterKey))
+        assert after != keys_before
+        assert not next(k for k in after if k.action == "confirm").disabled
+        await pilot.press("q")
+
+
 async def test_quit_and_reopen_to_the_same_state(image_folder):
     app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:
