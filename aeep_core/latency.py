@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from aeep_core.session_types import ProjectSettings
+
 MODES = ("plain", "pipelined")
 ACC_AT = (100, 200, 300, 500, 1000)
 
@@ -31,8 +33,9 @@ class LatencySettings:
     candidates: int = 10_000
     strategy: str = "aeep"
     device: str = "auto"
-    lookahead: int = 3
-    steps_per_label: int = 25
+    # the app's own defaults, so the bench measures what a new project runs
+    lookahead: int = ProjectSettings.lookahead
+    steps_per_label: int = ProjectSettings.steps_per_label
     modes: tuple[str, ...] = MODES
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (tests train briefly)
 

@@ -28,9 +28,11 @@ class ProjectSettings:
     # Zero-wait mode (aeep_core.session_pipeline): train while the person labels and
     # choose the next batch before the last card; the app turns it on, the engine default
     # is the plain loop.
+    # lookahead 3: at one label a second, selection on 10,000 candidates (~2 s on one
+    # core) finishes before the last card is answered (BENCHMARKS.md, "Latency").
     pipelined: bool = False
     steps_per_label: int = 25
-    lookahead: int = 2
+    lookahead: int = 3
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProjectSettings":

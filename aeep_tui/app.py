@@ -8,6 +8,7 @@ one-line message that the CLI prints.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,6 +136,12 @@ class LabellingApp(App[None]):
 
     async def action_quit(self) -> None:
         await self.action_save_and_quit()
+
+
+def training_threads() -> int:
+    """Torch threads for training beside the app: every core but one, which the UI keeps
+    (training runs during labelling when pipelined, during the wait when not)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _aeep_first(name: str) -> tuple[bool, str]:

@@ -101,12 +101,12 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
 
 
 def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
-    """One replay in this process (torch threads: all cores for plain, one fewer for pipelined)."""
-    import os
-
+    """One replay in this process, with the torch threads ``aeep-tui label`` sets."""
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - (mode == "pipelined")))
+    from aeep_tui.app import training_threads
+
+    torch.set_num_threads(training_threads())
     with tempfile.TemporaryDirectory() as tmp:
         return asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
 

@@ -56,14 +56,11 @@ def check_folder(path: Path, what: str) -> None:
 
 def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
     """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
-    import os
-
     import torch
 
-    from aeep_tui.app import LabellingApp
+    from aeep_tui.app import LabellingApp, training_threads
 
-    # Training runs beside the UI all the time in the pipelined mode: leave it a core.
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(training_threads())
     app = LabellingApp(data, settings, confirm_setup=confirm_setup)
     app.run()
     if app.error_message:
