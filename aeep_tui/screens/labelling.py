@@ -143,9 +143,9 @@ class LabellingScreen(Screen):
         if batch is None:
             title.update(self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
             return
-        # one fixed-size line (see app.tcss), so an answer repaints it without a layout pass
         left = sum(item.answer is None for item in batch.items)
         status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
+        # one fixed-size line (see app.tcss), so an answer repaints it without a layout pass
         title.update(f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else ""), layout=False)
 
     def show_batch(self) -> None:
