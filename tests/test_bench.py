@@ -1,5 +1,6 @@
 """The benchmark end to end on tiny generated data: runs, resumes, reports, plots."""
 
+import gc
 import json
 
 import numpy as np
@@ -191,3 +192,17 @@ def test_bench_on_real_mnist(shared_mnist, tmp_path):
         (run,) = entry["runs"]
         assert [r["labelled"] for r in run["rounds"]] == [20, 40]
         assert run["rounds"][-1]["accuracy"] > 0.25 and run["rounds"][0]["auroc"] is None
+
+
+def test_each_loader_gets_its_own_data(tmp_path):
+    """The per-process data cache must never hand one loader's data to another, even
+    when the first loader is gone and a new one is allocated where it lived."""
+    three = make_image_folder(tmp_path / "three", per_class=10, n_classes=3)
+    two = make_image_folder(tmp_path / "two", per_class=10, n_classes=2)
+    fast = _settings(strategies=["random"], seeds=[0], budget=6, batch_sizes=[3], initial=3)
+    for folder, n_classes in [(three, 3), (two, 2)] * 4:
+        # a fresh function each time, collected once the run ends: CPython then tends to
+        # build the next one at the same address, so an id()-keyed cache would mix them
+        report = run_bench(fast, loader=lambda p, s, folder=folder: load_dataset(folder, test_split=0.3, seed=0))
+        assert len(report["strategies"]["random"]["runs"][0]["rounds"][0]["per_class"]) == n_classes
+        gc.collect()
