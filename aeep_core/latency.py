@@ -28,7 +28,7 @@ class LatencySettings:
     data: str
     seconds_per_label: float = 1.0
     batch_size: int = 20
-    budget: int = 300
+    budget: int = 320  # one batch past acc@300: see aeep_tui.latency.preset
     seeds: int = 1
     candidates: int = 10_000
     strategy: str = "aeep"
@@ -48,7 +48,8 @@ def peak_rss_mib() -> float:
 
 def accuracy_at(acc_at: list[list[Any]], labels: int, tolerance: int) -> float | None:
     """Accuracy of the last model trained on at most ``labels`` labels, provided it had at
-    least ``labels - tolerance`` (runs are sampled once a batch, not at every label)."""
+    least ``labels - tolerance``. ``acc_at`` holds [labels the model was trained on,
+    accuracy]; a pipelined model is ``lookahead`` answers short of the batch boundary."""
     below = [(n, a) for n, a in acc_at if n <= labels and a is not None]
     return below[-1][1] if below and below[-1][0] >= labels - tolerance else None
 
@@ -57,8 +58,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def summarise(runs: list[dict[str, Any]], tolerance: int = 20) -> dict[str, Any]:
-    """One mode's figures over its runs (seeds pooled; accuracy averaged over seeds)."""
+def summarise(runs: list[dict[str, Any]], tolerance: int = 0) -> dict[str, Any]:
+    """One mode's figures over its runs (seeds pooled; accuracy averaged over seeds, at
+    models trained on between n − ``tolerance`` and n labels)."""
     waits = [w for r in runs for w in r["wait_s"]]
     keys = [k for r in runs for k in r.get("keystroke_ms", [])]
     acc: dict[str, Any] = {}

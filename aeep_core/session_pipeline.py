@@ -181,6 +181,13 @@ class PipelinedSession(LabellingSession):
         return (self.settings.budget is not None and labelled >= self.settings.budget) or labelled + skipped >= len(self.pool)
 
     @property
+    def evaluations(self) -> list[tuple[int, float | None]]:
+        """(labels the model was trained on, its test accuracy) each time the trainer chose
+        a batch since this session opened: the model that chose is ``lookahead`` answers
+        behind the screen, and ``stats.labelled`` would hide that."""
+        return [] if self._pipe is None else list(self._pipe.stats.accuracy)
+
+    @property
     def stats(self) -> SessionStats:
         labelled, skipped = self._answer_counts()
         return replace(super().stats, labelled=labelled, skipped=skipped)

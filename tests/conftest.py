@@ -69,6 +69,18 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     (gzip.open if path.name.endswith(".gz") else open)(path, "wb").write(data)
 
 
+def make_idx_folder(root: Path, n_train: int = 80, n_test: int = 40) -> Path:
+    """An MNIST-style IDX folder of generated shapes (3 classes), with its t10k test set."""
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for name, n in (("train", n_train), ("t10k", n_test)):
+        y = np.arange(n) % 3
+        x = np.stack([shapes_image(int(c), rng) for c in y])
+        write_idx(root / f"{name}-images-idx3-ubyte.gz", x)
+        write_idx(root / f"{name}-labels-idx1-ubyte.gz", y.astype(np.uint8))
+    return root
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")

@@ -13,7 +13,7 @@ from aeep_core.plots import plot_report
 from aeep_core.report import format_markdown, format_table
 from aeep_core.training import TrainConfig
 from aeep_tui.cli import main
-from tests.conftest import make_image_folder, shapes_image, write_idx
+from tests.conftest import make_idx_folder, make_image_folder
 
 FAST = TrainConfig(min_steps=10, max_steps=10)
 
@@ -112,20 +112,9 @@ def test_binary_task_reports_auroc(tmp_path):
     assert "auroc_at" in report["strategies"]["random"]["summary"]["3"]
 
 
-def _idx_folder(root, n_train=80, n_test=40):
-    rng = np.random.default_rng(0)
-    root.mkdir()
-    for name, n in (("train", n_train), ("t10k", n_test)):
-        y = np.arange(n) % 3
-        x = np.stack([shapes_image(int(c), rng) for c in y])
-        write_idx(root / f"{name}-images-idx3-ubyte.gz", x)
-        write_idx(root / f"{name}-labels-idx1-ubyte.gz", y.astype(np.uint8))
-    return root
-
-
 def test_cli_bench_writes_json_png_and_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(bench.PRESETS, "quick", {**bench.PRESETS["quick"], "train": FAST})
-    data = _idx_folder(tmp_path / "idx")
+    data = make_idx_folder(tmp_path / "idx")
     out = tmp_path / "out" / "b.json"
     argv = ["bench", "--data", str(data), "--strategies", "aeep-pixels,kff", "--batch-sizes", "4", "--budget", "10",
             "--initial", "6", "--candidates", "40", "--test-subset", "30", "--device", "cpu", "--json", str(out), "--jobs", "2"]

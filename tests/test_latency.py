@@ -6,6 +6,7 @@ import pytest
 
 from aeep_core.latency import LatencySettings, accuracy_at, format_table, summarise
 from aeep_tui.latency import run, run_one
+from tests.conftest import make_idx_folder
 
 
 def test_accuracy_at_takes_the_last_model_within_tolerance():
@@ -31,15 +32,21 @@ def test_summary_pools_seeds_and_reports_percentiles():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["plain", "pipelined"])
-def test_replay_through_the_app_measures_every_batch(image_folder, mode):
-    settings = LatencySettings(str(image_folder), seconds_per_label=0.01, batch_size=4, budget=12,
+def test_replay_through_the_app_measures_every_batch(tmp_path, mode):
+    data = make_idx_folder(tmp_path / "idx")  # with a test set, so every new model is scored
+    settings = LatencySettings(str(data), seconds_per_label=0.01, batch_size=4, budget=12,
                                candidates=50, device="cpu", lookahead=1, steps_per_label=2,
                                train={"min_steps": 10, "max_steps": 10})
     result = run_one(settings, mode, seed=0)
     assert len(result["wait_s"]) == 3  # two waits for new batches, one for the final screen
     assert all(w >= 0 for w in result["wait_s"])
-    assert result["acc_at"][-1][0] == 12  # every label reached the store through the keys
+    assert result["labelled"] == 12  # every label reached the store through the keys
     assert result["rss_mib"] > 50
+    # accuracy is filed under the labels its model was trained on: after each batch in
+    # plain, one answer short (the lookahead) in pipelined; none trained on the last batch
+    counts = [n for n, _ in result["acc_at"]]
+    assert counts == ([4, 8] if mode == "plain" else [3, 7])
+    assert all(0 <= a <= 1 for _, a in result["acc_at"])
     if mode == "pipelined":
         assert len(result["keystroke_ms"]) == 12
 
