@@ -12,6 +12,13 @@ retrain and a scoring pass. :class:`PipelinedLearner` moves both off that path:
   exploration picks answered by then;
 * :meth:`next_batch` then usually returns at once.
 
+The trainer's learning rate never anneals (there is no end of round to anneal to), so
+its latest weights are a noisy iterate; scoring, choosing and test accuracy use an
+exponential moving average of them instead (``average``), which stands in for the plain
+loop's one-cycle decay at no extra steps and lets the trainer run at twice the rate it
+could use alone (MNIST, 3 seeds: 98.1% at 297 labels against 98.0% for the latest weights
+at 1e-3 and 97.7% at 2e-3; ``benchmarks/pipeline_averaging.py``).
+
 Training is driven by answers, not by the clock: answers are taken one at a time, each
 followed by its steps, and the choice happens right after the (k - lookahead)-th answer
 of a batch is trained on. The model and the batches after a given sequence of answers
@@ -26,8 +33,10 @@ import copy
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +44,9 @@ import torch
 from aeep_core.learner import SKIPPED, ActiveLearner, Proposal
 from aeep_core.model import build_model
 from aeep_core.training import class_balanced_batch, training_step
+
+if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
 
 RETRACT = -2  # an undo: the item leaves L without being skipped
 
@@ -55,10 +67,13 @@ class PipelinedLearner:
 
     def __init__(
         self, learner: ActiveLearner, batch_size: int, lookahead: int = 2, steps_per_label: int = 25,
-        lr: float = 1e-3, evaluate: bool = False, resume: dict[str, Any] | None = None, budget: int | None = None,
+        lr: float = 2e-3, evaluate: bool = False, resume: dict[str, Any] | None = None, budget: int | None = None,
+        average: float = 0.995,
     ):
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
         self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
+        self.average = average  # EMA decay per step of the weights that choose (0: the latest weights)
+        self._averaged: AveragedModel | None = None
         self.stats = PipelineStats()
         self.current: Proposal | None = None
         self._answers: dict[int, int] = {}  # position in the current batch -> label (caller's view)
@@ -249,6 +264,8 @@ class PipelinedLearner:
                 x = learner.pool.inputs[torch.from_numpy(ids[pick])].to(learner.device)
                 training_step(learner.model, self._optimizer, x, torch.from_numpy(y[pick]).to(learner.device),
                               learner.config, self._gen, learner.pool.modality)
+                if self.average > 0:
+                    self._average_model().update_parameters(learner.model)
             self._global_rng = torch.get_rng_state()
         learner.model.eval()
         self.stats.steps += steps
@@ -270,14 +287,35 @@ class PipelinedLearner:
             pending = 0 if current is None else len(current.ids) - len(self._seen)
             k = min(k, self.budget - len(learner.labels) - pending)
         if k > 0:
-            self._ready = learner.propose(k, exclude=exclude)
+            with self._averaged_weights():
+                self._ready = learner.propose(k, exclude=exclude)
             learner.round += 1
             self._ready_snapshot = self.snapshot()
         self.stats.selections += 1
         self.stats.select_s.append(time.perf_counter() - start)
         self._ready_event.set()
         if self.evaluate and k > 0:
-            self.stats.accuracy.append((len(learner.labels), learner.evaluate()))
+            with self._averaged_weights():
+                self.stats.accuracy.append((len(learner.labels), learner.evaluate()))
+
+    def _average_model(self) -> AveragedModel:
+        if self._averaged is None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self._averaged = AveragedModel(self.learner.model, multi_avg_fn=get_ema_multi_avg_fn(self.average))
+        return self._averaged
+
+    @contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The learner scores and evaluates with the averaged weights inside this block
+        (the trainer thread owns ``learner.model``; nobody else sees the swap)."""
+        learner, latest = self.learner, self.learner.model
+        if self._averaged is not None and latest is not None:
+            learner.model = self._averaged.module.eval()
+        try:
+            yield
+        finally:
+            learner.model = latest
 
     def snapshot(self) -> dict[str, Any]:
         """Model, optimizer and generator states (copies), for :class:`PipelinedLearner` ``resume``."""
@@ -285,6 +323,7 @@ class PipelinedLearner:
         return {
             "model": None if model is None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": None if self._optimizer is None else copy.deepcopy(self._optimizer.state_dict()),
+            "average": None if self._averaged is None else {k: v.detach().cpu().clone() for k, v in self._averaged.state_dict().items()},
             "rng": copy.deepcopy(self._rng.bit_generator.state),
             "torch_gen": self._gen.get_state().clone(),
             "global_rng": self._global_rng.clone(),
@@ -304,6 +343,8 @@ class PipelinedLearner:
             self._optimizer = torch.optim.AdamW(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
             if state.get("optimizer") is not None:
                 self._optimizer.load_state_dict(state["optimizer"])
+            if state.get("average") is not None and self.average > 0:
+                self._average_model().load_state_dict(state["average"])
         self._rng.bit_generator.state = state["rng"]
         self._gen.set_state(state["torch_gen"])
         self._global_rng = state["global_rng"].clone()
