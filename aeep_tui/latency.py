@@ -154,7 +154,7 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
 
 
 def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:
-    """quick: 1 seed, 1 s a label, to 320 labels (about 12 minutes); paper: 3 seeds, 2 s a
+    """quick: 1 seed, 1 s a label, to 320 labels (about 13 minutes); paper: 3 seeds, 2 s a
     label, to 1,020. Each runs one batch past its last accuracy point (300, 1,000): no model
     is trained on the final batch's answers, so the one trained on 300 is the one that
     chose the batch after them."""
