@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def cache_dir() -> Path:
     return Path(override) / "cache" if override else Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+def image_cache_prefix(folder: Path) -> Path:
+    """Where the decoded images of a data folder are cached: ``<prefix>-<content key>.pt``
+    (one file per folder at a time; ``forget`` deletes them with the project)."""
+    return cache_dir() / f"images-{_path_digest(folder)}"
+
+
+def image_caches(folder: Path) -> list[Path]:
+    """The cache files of a data folder (see :func:`image_cache_prefix`)."""
+    prefix = image_cache_prefix(folder)
+    return sorted(prefix.parent.glob(f"{prefix.name}-*.pt")) if prefix.parent.is_dir() else []
+
+
 def projects_dir() -> Path:
     """Where one folder per labelling project lives."""
     return data_dir() / "projects"
@@ -39,12 +52,14 @@ PROJECT_DB = "project.sqlite3"
 def project_folder(data: Path) -> Path:
     """The default project folder of a data folder, found again from its resolved path
     (the folder name plus a hash of the full path, so two ``images/`` folders differ)."""
-    import hashlib  # local: only project code needs it
-
     resolved = Path(data).expanduser().resolve()
-    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in resolved.name) or "root"
-    return projects_dir() / f"{name}-{digest}"
+    return projects_dir() / f"{name}-{_path_digest(resolved)}"
+
+
+def _path_digest(folder: Path) -> str:
+    """A short hash of a folder's resolved path (bytes: any name the file system allows)."""
+    return hashlib.sha256(os.fsencode(Path(folder).expanduser().resolve())).hexdigest()[:10]
 
 
 def project_db(project: Path) -> Path:

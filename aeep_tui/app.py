@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 # textual-image asks the terminal for its cell size and graphics support when imported;
 # that must happen before Textual takes over the terminal, so import it first.
@@ -100,12 +101,12 @@ class LabellingApp(App[None]):
         if event.worker.group != OPEN_GROUP:
             return
         if event.state == WorkerState.SUCCESS:
-            self.session = event.worker.result
-            self.opened_project = self.session.project_path
+            session = cast(LabellingSession, event.worker.result)
+            self.session, self.opened_project = session, session.project_path
             self._gc_thresholds = defer_full_collections()
-            self.switch_screen(LabellingScreen(self.session))
+            self.switch_screen(LabellingScreen(session))
             if self.resuming:  # a one-line reminder, not a question: the stored settings apply
-                stats = self.session.stats
+                stats = session.stats
                 self.notify(f"Resumed at round {stats.round}: {stats.labelled:,} labelled so far.", timeout=4)
         elif event.state == WorkerState.ERROR:
             self.error_message = str(event.worker.error)

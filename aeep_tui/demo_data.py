@@ -12,14 +12,14 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from aeep_core.data.pool import DataError
+from aeep_core.pool import DataError
 
 DIGITS = [str(d) for d in range(10)]
 TEST_PER_CLASS = 100  # 1,000 test digits; 4,000 remain to label

@@ -24,17 +24,19 @@ def run(lr: float, average: float, seed: int, budget: int = 320, k: int = 20) ->
     import torch
 
     from aeep_core.data import load_dataset
-    from aeep_core.learner import ActiveLearner
-    from aeep_core.pipeline import PipelinedLearner
+    from aeep_core.learning.learner import ActiveLearner
+    from aeep_core.learning.pipelined import PipelinedLearner
+    from aeep_core.learning.training import TrainConfig
     from aeep_core.strategies import make_strategy
-    from aeep_core.training import TrainConfig
 
     torch.set_num_threads(1)
     ds = load_dataset(MNIST)
-    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=TrainConfig(), device="cpu", seed=seed,
-                            candidates=10_000, test=ds.test)
-    pipe = PipelinedLearner(learner, batch_size=k, lookahead=3, steps_per_label=25, evaluate=True,
-                            budget=budget, lr=lr, average=average)
+    learner = ActiveLearner(
+        ds.pool, make_strategy("aeep"), config=TrainConfig(), device="cpu", seed=seed, candidates=10_000, test=ds.test
+    )
+    pipe = PipelinedLearner(
+        learner, batch_size=k, lookahead=3, steps_per_label=25, evaluate=True, budget=budget, lr=lr, average=average
+    )
     start, given, batch = time.perf_counter(), 0, pipe.start()
     while True:
         for position, y in enumerate(ds.pool.labels[batch.ids]):
@@ -53,12 +55,17 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/pipeline-averaging.jsonl"))
     args = ap.parse_args()
-    jobs = [(float(c.split(":")[0]), float(c.split(":")[1]), int(s)) for c in args.configs.split(",") for s in args.seeds.split(",")]
+    jobs = [
+        (float(c.split(":")[0]), float(c.split(":")[1]), int(s)) for c in args.configs.split(",") for s in args.seeds.split(",")
+    ]
     print(f"{'lr':>6} {'average':>8} {'seed':>5} {'@97':>7} {'@197':>7} {'@297':>7}")
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
         for r in ex.map(run, *zip(*jobs)):
             at = dict(r["acc"])
-            print(f"{r['lr']:>6g} {r['average']:>8g} {r['seed']:>5} " + " ".join(f"{100 * at.get(n, float('nan')):>6.2f}%" for n in (97, 197, 297)))
+            print(
+                f"{r['lr']:>6g} {r['average']:>8g} {r['seed']:>5} "
+                + " ".join(f"{100 * at.get(n, float('nan')):>6.2f}%" for n in (97, 197, 297))
+            )
             with args.out.open("a") as f:
                 f.write(json.dumps(r) + "\n")
 

@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 
 # Two kinds of patient whose histories differ in which events they hold, so a model can learn them.
-SICK_CODES = [("condition", "38341003", "Hypertension"), ("condition", "431855005", "Chronic kidney disease"),
-              ("medication", "310798", "Hydrochlorothiazide 25 MG"), ("procedure", "40701008", "Echocardiography")]
-WELL_CODES = [("encounter", "410620009", "Well child visit"), ("immunization", "140", "Influenza vaccine"),
-              ("condition", "444814009", "Viral sinusitis"), ("procedure", "117015009", "Throat culture")]
+SICK_CODES = [
+    ("condition", "38341003", "Hypertension"),
+    ("condition", "431855005", "Chronic kidney disease"),
+    ("medication", "310798", "Hydrochlorothiazide 25 MG"),
+    ("procedure", "40701008", "Echocardiography"),
+]
+WELL_CODES = [
+    ("encounter", "410620009", "Well child visit"),
+    ("immunization", "140", "Influenza vaccine"),
+    ("condition", "444814009", "Viral sinusitis"),
+    ("procedure", "117015009", "Throat culture"),
+]
 NOISE_CODES = [("encounter", "185349003", "Encounter for check up"), ("condition", "195662009", "Acute viral pharyngitis")]
 
 
@@ -63,16 +71,23 @@ def write_synthea_export(folder: Path, patients: dict[str, dict], old_layout: bo
         for ev in p["events"]:
             t, c, d = ev["time"], ev["code"], ev["text"]
             if ev["type"] == "condition":
-                tables["condition"].append(f"{t},,{pid},enc,{c},{d}" if old_layout else f"{t},,{pid},enc,http://snomed.info/sct,{c},{d}")
+                tables["condition"].append(
+                    f"{t},,{pid},enc,{c},{d}" if old_layout else f"{t},,{pid},enc,http://snomed.info/sct,{c},{d}"
+                )
             elif ev["type"] == "procedure":
-                tables["procedure"].append(f"{t},{pid},enc,{c},{d},12.5,," if old_layout else f"{t}T10:00:00Z,{t}T10:30:00Z,{pid},enc,{c},{d},12.5,,")
+                tables["procedure"].append(
+                    f"{t},{pid},enc,{c},{d},12.5,," if old_layout else f"{t}T10:00:00Z,{t}T10:30:00Z,{pid},enc,{c},{d},12.5,,"
+                )
             elif ev["type"] == "medication":
                 tables["medication"].append(f"{t},,{pid},enc,{c},{d},,")
             else:
                 tables["encounter"].append(f"e1,{t}T09:00:00Z,{t}T09:15:00Z,{pid},org,prov,pay,wellness,{c},{d},1,2,0,,")
     headers = {
-        "condition": "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION" if old_layout else "START,STOP,PATIENT,ENCOUNTER,SYSTEM,CODE,DESCRIPTION",
-        "procedure": "DATE,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,REASONCODE,REASONDESCRIPTION" if old_layout
+        "condition": "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION"
+        if old_layout
+        else "START,STOP,PATIENT,ENCOUNTER,SYSTEM,CODE,DESCRIPTION",
+        "procedure": "DATE,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,REASONCODE,REASONDESCRIPTION"
+        if old_layout
         else "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION,BASE_COST,REASONCODE,REASONDESCRIPTION",
         "medication": "START,STOP,PATIENT,ENCOUNTER,CODE,DESCRIPTION,REASONCODE,REASONDESCRIPTION",
         "encounter": "Id,START,STOP,PATIENT,ORGANIZATION,PROVIDER,PAYER,ENCOUNTERCLASS,CODE,DESCRIPTION,"

@@ -23,8 +23,13 @@ import torch
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 
 SETTINGS = ProjectSettings(
-    classes=["class0", "class1", "class2"], keys=["1", "2", "3"], strategy="aeep", batch_size=6, seed=3,
-    device="cpu", train={"min_steps": 10, "max_steps": 10},
+    classes=["class0", "class1", "class2"],
+    keys=["1", "2", "3"],
+    strategy="aeep",
+    batch_size=6,
+    seed=3,
+    device="cpu",
+    train={"min_steps": 10, "max_steps": 10},
 )
 
 
@@ -48,8 +53,13 @@ def finish_batch(session: LabellingSession, quiet: bool = False) -> None:
 
 def next_batch(session: LabellingSession) -> None:
     batch = session.prepare_next_batch()
-    say(event="batch", round=batch.round, names=[it.name for it in batch.items],
-        exploration=[it.exploration for it in batch.items], strategy=session.learner.strategy.state_dict())
+    say(
+        event="batch",
+        round=batch.round,
+        names=[it.name for it in batch.items],
+        exploration=[it.exploration for it in batch.items],
+        strategy=session.learner.strategy.state_dict(),
+    )
 
 
 def main(mode: str, data: Path, project: Path, stop: int) -> None:
@@ -69,8 +79,13 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
             ref.prepare_next_batch()
             finish_batch(ref, quiet=True)
         b = ref.prepare_next_batch()
-        say(event="reference", round=b.round, names=[it.name for it in b.items],
-            exploration=[it.exploration for it in b.items], strategy=ref.learner.strategy.state_dict())
+        say(
+            event="reference",
+            round=b.round,
+            names=[it.name for it in b.items],
+            exploration=[it.exploration for it in b.items],
+            strategy=ref.learner.strategy.state_dict(),
+        )
     session = LabellingSession.open(data, SETTINGS, project_dir=project)
     for _ in range(stop - 1):
         next_batch(session)
@@ -81,8 +96,9 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
     session.undo()
     for pos in range(len(session.batch.items) - 1):
         session.label(pos, truth(session, pos))
-        say(event="label", round=session.batch.round, position=pos, name=session.batch.items[pos].name,
-            answer=truth(session, pos))
+        say(
+            event="label", round=session.batch.round, position=pos, name=session.batch.items[pos].name, answer=truth(session, pos)
+        )
         time.sleep(0.3)
     say(event="waiting")
     time.sleep(600)

@@ -29,8 +29,12 @@ CLASSES = ["class0", "class1", "class2"]
 
 def quick_settings(**changes) -> ProjectSettings:
     base = ProjectSettings(
-        classes=CLASSES, keys=["1", "2", "3"], batch_size=4, device="cpu",
-        train={"min_steps": 10, "max_steps": 10}, candidates=200,
+        classes=CLASSES,
+        keys=["1", "2", "3"],
+        batch_size=4,
+        device="cpu",
+        train={"min_steps": 10, "max_steps": 10},
+        candidates=200,
     )
     return replace(base, **changes)
 
@@ -52,8 +56,11 @@ def batch_ready(app, round_: int):
     def ready() -> bool:
         screen = labelling_screen(app)
         return (
-            screen is not None and not screen.busy and app.session is not None
-            and app.session.batch is not None and app.session.batch.round == round_
+            screen is not None
+            and not screen.busy
+            and app.session is not None
+            and app.session.batch is not None
+            and app.session.batch.round == round_
             and len(screen.cards) == len(app.session.batch.items)
             and all(card.is_mounted for card in screen.cards)
         )
@@ -292,7 +299,7 @@ async def test_open_error_ends_with_a_message(tmp_path):
     ],
 )
 def test_class_keys(classes, keys, footer):
-    from aeep_tui.screens.class_keys import assign_keys, describe_keys
+    from aeep_tui.keys import assign_keys, describe_keys
 
     assert assign_keys(classes) == keys
     assert describe_keys(keys) == footer
@@ -304,7 +311,7 @@ def test_sequence_items_get_a_timeline_card():
 
     import torch
 
-    from aeep_core.data.pool import Pool
+    from aeep_core.pool import Pool
     from aeep_core.session import BatchItem
     from aeep_tui.widgets.cards import card_for
     from aeep_tui.widgets.timeline import TimelineCard
@@ -373,7 +380,11 @@ def test_items_without_a_file_are_drawn_from_the_pool_tensor():
 
     from aeep_tui.widgets.cards import item_image
 
-    grey = SimpleNamespace(pool=SimpleNamespace(inputs=torch.full((2, 1, 28, 28), 200, dtype=torch.uint8)), source_path=lambda i: None)
-    colour = SimpleNamespace(pool=SimpleNamespace(inputs=torch.zeros((1, 3, 32, 24), dtype=torch.uint8)), source_path=lambda i: None)
+    grey = SimpleNamespace(
+        pool=SimpleNamespace(inputs=torch.full((2, 1, 28, 28), 200, dtype=torch.uint8)), source_path=lambda i: None
+    )
+    colour = SimpleNamespace(
+        pool=SimpleNamespace(inputs=torch.zeros((1, 3, 32, 24), dtype=torch.uint8)), source_path=lambda i: None
+    )
     assert item_image(grey, 1).size == (28, 28) and item_image(grey, 1).mode == "L"
     assert item_image(colour, 0).size == (24, 32) and item_image(colour, 0).mode == "RGB"

@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from aeep_core import bench
-from aeep_core.bench import BenchSettings, ProgressLine, parse_variant, preset, run_bench, split_list
+from aeep_core.bench import settings as bench
+from aeep_core.bench.plots import plot_report
+from aeep_core.bench.report import format_markdown, format_table
+from aeep_core.bench.run import ProgressLine, run_bench
+from aeep_core.bench.settings import BenchSettings, parse_variant, preset, split_list
 from aeep_core.data import load_dataset
-from aeep_core.plots import plot_report
-from aeep_core.report import format_markdown, format_table
-from aeep_core.training import TrainConfig
+from aeep_core.learning.training import TrainConfig
 from aeep_tui.cli import main
 from tests.conftest import make_idx_folder, make_image_folder
 
@@ -19,8 +20,16 @@ FAST = TrainConfig(min_steps=10, max_steps=10)
 
 
 def _settings(**kw) -> BenchSettings:
-    base = dict(strategies=["aeep", "random"], seeds=[0, 1], batch_sizes=[5], budget=10, initial=5,
-                candidates=60, device="cpu", train=FAST)
+    base = dict(
+        strategies=["aeep", "random"],
+        seeds=[0, 1],
+        batch_sizes=[5],
+        budget=10,
+        initial=5,
+        candidates=60,
+        device="cpu",
+        train=FAST,
+    )
     return BenchSettings(**{**base, **kw})
 
 
@@ -116,8 +125,29 @@ def test_cli_bench_writes_json_png_and_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(bench.PRESETS, "quick", {**bench.PRESETS["quick"], "train": FAST})
     data = make_idx_folder(tmp_path / "idx")
     out = tmp_path / "out" / "b.json"
-    argv = ["bench", "--data", str(data), "--strategies", "aeep-pixels,kff", "--batch-sizes", "4", "--budget", "10",
-            "--initial", "6", "--candidates", "40", "--test-subset", "30", "--device", "cpu", "--json", str(out), "--jobs", "2"]
+    argv = [
+        "bench",
+        "--data",
+        str(data),
+        "--strategies",
+        "aeep-pixels,kff",
+        "--batch-sizes",
+        "4",
+        "--budget",
+        "10",
+        "--initial",
+        "6",
+        "--candidates",
+        "40",
+        "--test-subset",
+        "30",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--jobs",
+        "2",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert "k=4, 1 seed" in printed.out and "kff" in printed.out
@@ -138,12 +168,21 @@ def test_heart_failure_task_reports_auroc(tmp_path):
         sick = i % 3 == 0
         events = patient_events("sick" if sick else "well", rng, n=10)
         if sick:
-            events.append({"time": "2030-01-01", "code": "88805009", "text": "Chronic congestive heart failure (disorder)",
-                           "type": "condition"})
+            events.append(
+                {
+                    "time": "2030-01-01",
+                    "code": "88805009",
+                    "text": "Chronic congestive heart failure (disorder)",
+                    "type": "condition",
+                }
+            )
         patients[f"p{i}"] = {"birth": "1960-01-01", "events": events}
     write_synthea_export(tmp_path / "ehr" / "a", patients)
-    report = run_bench(_settings(task="heart-failure", data=tmp_path / "ehr", strategies=["random"], seeds=[0],
-                                 budget=12, initial=6, batch_sizes=[6]))
+    report = run_bench(
+        _settings(
+            task="heart-failure", data=tmp_path / "ehr", strategies=["random"], seeds=[0], budget=12, initial=6, batch_sizes=[6]
+        )
+    )
     assert report["curve"] == "auroc"
     summary = report["strategies"]["random"]["summary"]["6"]
     assert set(summary["labels_to"]) == {"0.7", "0.75", "0.8", "0.85"}
@@ -174,8 +213,15 @@ def test_progress_line_in_a_log_file():
 def test_bench_on_real_mnist(shared_mnist, tmp_path):
     """Two rounds of two strategies on the real files (skipped without ../shared/data/mnist);
     50 steps a round: this checks the plumbing, the accuracy bar is only "well above chance"."""
-    settings = BenchSettings(data=shared_mnist, strategies=["aeep", "random"], budget=40, candidates=500,
-                             test_subset=1000, device="cpu", train=TrainConfig(min_steps=50, max_steps=50))
+    settings = BenchSettings(
+        data=shared_mnist,
+        strategies=["aeep", "random"],
+        budget=40,
+        candidates=500,
+        test_subset=1000,
+        device="cpu",
+        train=TrainConfig(min_steps=50, max_steps=50),
+    )
     report = run_bench(settings, partial=tmp_path / "r.partial")
     for entry in report["strategies"].values():
         (run,) = entry["runs"]

@@ -1,8 +1,11 @@
+import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from aeep_core import locations
 from aeep_core.data import DataError, load_dataset, load_pool
 from aeep_core.data.idx import read_idx
 from tests.conftest import make_image_folder, shapes_image, write_idx
@@ -128,3 +131,31 @@ def test_second_load_uses_the_tensor_cache(image_folder, monkeypatch):
     monkeypatch.setattr(images, "_load", lambda *a: (_ for _ in ()).throw(AssertionError("decoded again")))
     again = load_pool(image_folder)
     assert (again.inputs == first.inputs).all()
+
+
+def test_the_cache_holds_no_code_and_a_changed_folder_supersedes_it(image_folder):
+    load_pool(image_folder)
+    (cache,) = locations.image_caches(image_folder)
+    torch.load(cache, weights_only=True)  # tensors and plain values only: loads without unpickling code
+    Image.new("L", (28, 28), 7).save(image_folder / "class0" / "new.png")
+    assert len(load_pool(image_folder)) == 91
+    (newer,) = locations.image_caches(image_folder)  # one cache per folder: the old one is gone
+    assert newer != cache and not cache.exists()
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path):
+    folder = make_image_folder(tmp_path / "odd", per_class=3)
+    odd = os.fsdecode(b"class0/caf\xe9.png")  # Latin-1 bytes: not valid UTF-8
+    Image.new("L", (28, 28), 200).save(folder / odd)
+    pool = load_pool(folder)
+    assert len(pool) == 10 and any(name.endswith(odd.split("/")[1]) for name in pool.names)
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    import sys
+
+    from aeep_core.extras import MissingExtra, require
+
+    monkeypatch.setitem(sys.modules, "gensim", None)  # as if the extra were not installed
+    with pytest.raises(MissingExtra, match=r"pip install 'aeep-tui\[sequences\]'"):
+        require("gensim.models", "sequences", "reading medical event sequences")

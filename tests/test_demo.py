@@ -9,7 +9,7 @@ from PIL import Image
 
 from aeep_core import locations
 from aeep_tui.cli import build_parser
-from aeep_tui.commands.demo import prepare_demo
+from aeep_tui.cli.demo import prepare_demo
 from aeep_tui.demo_data import DIGITS, TEST_PER_CLASS, mnist_csv_path, read_mnist_csv
 
 

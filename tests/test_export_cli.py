@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aeep_core import locations
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 from aeep_tui.cli import main
 from tests.conftest import make_image_folder
@@ -21,8 +22,9 @@ def project(tmp_path) -> tuple[Path, dict[str, tuple[str, int, bool]]]:
     """A project with two confirmed rounds (a skip, a relabel) and an open batch with one
     answer; returns the data folder and the expected labels: path -> (class, round, exploration)."""
     data = make_image_folder(tmp_path / "images", per_class=8)
-    settings = ProjectSettings(classes=CLASSES, keys=["1", "2", "3"], batch_size=4, device="cpu",
-                               train={"min_steps": 5, "max_steps": 5})
+    settings = ProjectSettings(
+        classes=CLASSES, keys=["1", "2", "3"], batch_size=4, device="cpu", train={"min_steps": 5, "max_steps": 5}
+    )
     expected = {}
     with LabellingSession.open(data, settings) as s:
         for _ in range(2):
@@ -99,6 +101,8 @@ def test_forget_asks_first_and_refuses_an_open_project(project, monkeypatch, cap
     with LabellingSession.open(data):  # the app has it open
         assert main(["forget", "images", "--yes"]) == 2
         assert "open in another aeep-tui process" in capsys.readouterr().err
+    assert locations.image_caches(data)  # the decoded images are cached...
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     assert main(["forget", "images"]) == 0
     assert not folder.exists() and LabellingSession.find(data) is None and data.exists()
+    assert not locations.image_caches(data)  # ...and forgotten with the project

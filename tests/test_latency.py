@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from aeep_core.latency import LatencySettings, accuracy_at, format_table, summarise
-from aeep_tui.latency import run, run_one
+from aeep_core.bench.latency import LatencySettings, accuracy_at, format_table, summarise
+from aeep_tui.latency_replay import run, run_one
 from tests.conftest import make_idx_folder
 
 
@@ -34,9 +34,17 @@ def test_summary_pools_seeds_and_reports_percentiles():
 @pytest.mark.parametrize("mode", ["plain", "pipelined"])
 def test_replay_through_the_app_measures_every_batch(tmp_path, mode):
     data = make_idx_folder(tmp_path / "idx")  # with a test set, so every new model is scored
-    settings = LatencySettings(str(data), seconds_per_label=0.01, batch_size=4, budget=12,
-                               candidates=50, device="cpu", lookahead=1, steps_per_label=2,
-                               train={"min_steps": 10, "max_steps": 10})
+    settings = LatencySettings(
+        str(data),
+        seconds_per_label=0.01,
+        batch_size=4,
+        budget=12,
+        candidates=50,
+        device="cpu",
+        lookahead=1,
+        steps_per_label=2,
+        train={"min_steps": 10, "max_steps": 10},
+    )
     result = run_one(settings, mode, seed=0)
     assert len(result["wait_s"]) == 3  # two waits for new batches, one for the final screen
     assert all(w >= 0 for w in result["wait_s"])
@@ -53,9 +61,18 @@ def test_replay_through_the_app_measures_every_batch(tmp_path, mode):
 
 @pytest.mark.slow
 def test_a_finished_replay_is_reused_by_a_later_run(image_folder, tmp_path):
-    settings = LatencySettings(str(image_folder), seconds_per_label=0.01, batch_size=4, budget=8, candidates=50,
-                               device="cpu", lookahead=1, steps_per_label=2, modes=("pipelined",),
-                               train={"min_steps": 10, "max_steps": 10})
+    settings = LatencySettings(
+        str(image_folder),
+        seconds_per_label=0.01,
+        batch_size=4,
+        budget=8,
+        candidates=50,
+        device="cpu",
+        lookahead=1,
+        steps_per_label=2,
+        modes=("pipelined",),
+        train={"min_steps": 10, "max_steps": 10},
+    )
     partial = tmp_path / "latency.json.partial"
     lines: list[str] = []
     first = run(settings, progress=lines.append, partial=partial)

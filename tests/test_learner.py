@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 
+from aeep_core.bench.simulate import SimulationSettings, simulate
 from aeep_core.data import load_dataset
-from aeep_core.learner import SKIPPED, ActiveLearner
-from aeep_core.simulate import SimulationSettings, simulate
+from aeep_core.learning.learner import SKIPPED, ActiveLearner
+from aeep_core.learning.training import TrainConfig
 from aeep_core.strategies import make_strategy
-from aeep_core.training import TrainConfig
 from aeep_tui.cli import main
 
 FAST = TrainConfig(min_steps=30, max_steps=30)
@@ -44,8 +44,10 @@ def test_simulation_is_deterministic_under_a_seed(image_folder):
 
 def test_restored_learner_proposes_the_same_batch(image_folder):
     ds = load_dataset(image_folder)
+
     def fresh():
         return ActiveLearner(ds.pool, make_strategy("aeep"), config=FAST, device="cpu", seed=2)
+
     a = fresh()
     first = a.initial_ids(6)
     a.add_labels(first, ds.pool.labels[first])
@@ -60,9 +62,29 @@ def test_restored_learner_proposes_the_same_batch(image_folder):
 
 def test_simulate_cli_writes_the_documented_json(image_folder, tmp_path, capsys):
     out = tmp_path / "r.json"
-    code = main(["simulate", "--data", str(image_folder), "--test-split", "0.2", "--strategy", "random",
-                 "--batch-size", "6", "--budget", "18", "--initial", "6", "--seed", "0", "--device", "cpu",
-                 "--json", str(out)])
+    code = main(
+        [
+            "simulate",
+            "--data",
+            str(image_folder),
+            "--test-split",
+            "0.2",
+            "--strategy",
+            "random",
+            "--batch-size",
+            "6",
+            "--budget",
+            "18",
+            "--initial",
+            "6",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads(out.read_text())
     assert result["strategy"] == "random" and result["batch_size"] == 6 and result["seed"] == 0
@@ -82,6 +104,7 @@ def test_simulate_cli_reports_bad_data_in_one_line(tmp_path, capsys):
 
 def test_simulate_needs_ground_truth(tmp_path, capsys):
     from PIL import Image
+
     for i in range(3):
         Image.new("L", (28, 28), i * 40).save(tmp_path / f"{i}.png")
     assert main(["simulate", "--data", str(tmp_path)]) == 2

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from aeep_core.metrics import auroc, aulc, labels_to, spread, value_at
+from aeep_core.bench.metrics import aulc, auroc, labels_to, spread, value_at
 
 N = [20, 40, 60, 80, 100]
 ACC = [0.50, 0.80, 0.90, 0.85, 0.95]

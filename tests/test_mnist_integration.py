@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from aeep_core.bench.simulate import SimulationSettings, simulate
 from aeep_core.data import load_dataset
-from aeep_core.simulate import SimulationSettings, simulate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -5,16 +5,17 @@ import time
 import numpy as np
 
 from aeep_core.data import load_dataset
-from aeep_core.learner import SKIPPED, ActiveLearner
-from aeep_core.pipeline import PipelinedLearner
+from aeep_core.learning.learner import SKIPPED, ActiveLearner
+from aeep_core.learning.pipelined import PipelinedLearner
+from aeep_core.learning.training import TrainConfig
 from aeep_core.strategies import make_strategy
-from aeep_core.training import TrainConfig
 
 
 def _pipeline(image_folder, lookahead=2, k=5, resume=None):
     ds = load_dataset(image_folder)
-    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=TrainConfig(min_steps=15, max_steps=15),
-                            device="cpu", seed=0, candidates=50)
+    learner = ActiveLearner(
+        ds.pool, make_strategy("aeep"), config=TrainConfig(min_steps=15, max_steps=15), device="cpu", seed=0, candidates=50
+    )
     return ds.pool, PipelinedLearner(learner, batch_size=k, lookahead=lookahead, steps_per_label=3, resume=resume)
 
 

@@ -29,9 +29,13 @@ def _batch_ready(app, round_: int):
     def ready() -> bool:
         screen = next((s for s in app.screen_stack if isinstance(s, LabellingScreen)), None)
         return (
-            screen is not None and not screen.busy and app.session is not None
-            and app.session.batch is not None and app.session.batch.round == round_
-            and len(screen.cards) == len(app.session.batch.items) and all(c.is_mounted for c in screen.cards)
+            screen is not None
+            and not screen.busy
+            and app.session is not None
+            and app.session.batch is not None
+            and app.session.batch.round == round_
+            and len(screen.cards) == len(app.session.batch.items)
+            and all(c.is_mounted for c in screen.cards)
         )
 
     return ready
@@ -40,8 +44,13 @@ def _batch_ready(app, round_: int):
 async def test_label_a_batch_of_patients(tmp_path):
     folder = write_jsonl_folder(tmp_path / "patients", per_class=15, seed=1)
     settings = ProjectSettings(
-        classes=["sick", "well"], keys=["1", "2"], modality="sequence", batch_size=4, device="cpu",
-        train={"min_steps": 10, "max_steps": 10}, candidates=200,
+        classes=["sick", "well"],
+        keys=["1", "2"],
+        modality="sequence",
+        batch_size=4,
+        device="cpu",
+        train={"min_steps": 10, "max_steps": 10},
+        candidates=200,
     )
     app = LabellingApp(folder, settings, confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:

@@ -28,9 +28,13 @@ def test_heart_failure_definition():
 
 
 def test_case_keeps_only_events_strictly_before_the_first_diagnosis_day():
-    events = [_ev("2010-01-01", "A"), _ev("2015-03-02", "B"),
-              {"time": "2015-03-03T08:00:00", "code": "E", "text": "", "type": "encounter"},  # same day: cut
-              _ev("2015-03-03", "88805009", "Chronic congestive heart failure"), _ev("2016-01-01", "84114007")]
+    events = [
+        _ev("2010-01-01", "A"),
+        _ev("2015-03-02", "B"),
+        {"time": "2015-03-03T08:00:00", "code": "E", "text": "", "type": "encounter"},  # same day: cut
+        _ev("2015-03-03", "88805009", "Chronic congestive heart failure"),
+        _ev("2016-01-01", "84114007"),
+    ]
     (case,) = build_cohort([PatientRecord("c", events, birthdate="1950-01-01")], seed=0)
     assert case.label == CLASS_NAMES[1] and [e["code"] for e in case.events] == ["A", "B"]
     assert not any(is_heart_failure(e) for e in case.events)
@@ -56,7 +60,14 @@ def _hf_patients(rng, n, start, hf_every=3):
     for i in range(start, start + n):
         events = patient_events("sick" if i % hf_every == 0 else "well", rng, n=10)
         if i % hf_every == 0:
-            events.append({"time": "2030-01-01", "code": "88805009", "text": "Chronic congestive heart failure (disorder)", "type": "condition"})
+            events.append(
+                {
+                    "time": "2030-01-01",
+                    "code": "88805009",
+                    "text": "Chronic congestive heart failure (disorder)",
+                    "type": "condition",
+                }
+            )
         pats[f"p{i}"] = {"birth": "1960-01-01", "events": events}
     return pats
 

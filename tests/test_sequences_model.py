@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from aeep_core.data import load_dataset
-from aeep_core.learner import ActiveLearner
-from aeep_core.model import build_model
+from aeep_core.learning.learner import ActiveLearner
+from aeep_core.learning.model import build_model
+from aeep_core.learning.training import TrainConfig
 from aeep_core.sequences.embedding import EventEmbedding, event_token, train_event_embedding
 from aeep_core.sequences.matrix import EXTRA_CHANNELS, choose_length, patient_matrix
 from aeep_core.sequences.model import SequenceCNN
 from aeep_core.strategies import STRATEGIES, make_strategy
-from aeep_core.training import TrainConfig
 from tests.sequences_fixtures import write_jsonl_folder
 
 
@@ -55,7 +55,9 @@ def _emb() -> EventEmbedding:
 
 
 def _events(codes: str, start_day: int = 1) -> list[dict]:
-    return [{"time": f"2020-01-{start_day + i:02d}T00:00:00", "code": c, "text": "", "type": "event"} for i, c in enumerate(codes)]
+    return [
+        {"time": f"2020-01-{start_day + i:02d}T00:00:00", "code": c, "text": "", "type": "event"} for i, c in enumerate(codes)
+    ]
 
 
 def test_matrix_truncates_to_the_last_t_events():
@@ -111,8 +113,14 @@ def seq_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(seq_data):
     """One learner trained on every pool label (the strategies below reuse its model)."""
-    learner = ActiveLearner(seq_data.pool, make_strategy("random"), config=TrainConfig(min_steps=40, max_steps=40),
-                            device="cpu", seed=0, test=seq_data.test)
+    learner = ActiveLearner(
+        seq_data.pool,
+        make_strategy("random"),
+        config=TrainConfig(min_steps=40, max_steps=40),
+        device="cpu",
+        seed=0,
+        test=seq_data.test,
+    )
     learner.add_labels(np.arange(len(seq_data.pool)), seq_data.pool.labels)
     learner.train()
     return learner

@@ -11,7 +11,12 @@ import pytest
 from aeep_core.data import DataError, load_dataset
 from aeep_core.sequences import looks_like_sequences
 from aeep_core.sequences.readers import (
-    merge_records, parse_time, read_jsonl, read_long_csv, read_synthea_export, write_jsonl,
+    merge_records,
+    parse_time,
+    read_jsonl,
+    read_long_csv,
+    read_synthea_export,
+    write_jsonl,
 )
 from tests.sequences_fixtures import patient_events, write_jsonl_folder, write_synthea_export
 
@@ -32,7 +37,11 @@ def test_parse_time_normalises_dates_and_utc():
 def test_jsonl_good_file_sorted_with_labels(tmp_path):
     f = _jsonl(
         tmp_path / "p.jsonl",
-        {"id": "a", "label": "hf", "events": [{"time": "2020-05-01", "code": "X"}, {"time": "2019-01-01", "code": "Y", "text": "y", "type": "Drug"}]},
+        {
+            "id": "a",
+            "label": "hf",
+            "events": [{"time": "2020-05-01", "code": "X"}, {"time": "2019-01-01", "code": "Y", "text": "y", "type": "Drug"}],
+        },
         {"id": 7, "events": [{"time": "2020-01-01T10:00:00Z", "code": 123}]},
     )
     recs, skipped = read_jsonl(f)
@@ -53,7 +62,10 @@ def test_jsonl_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "line, match",
     [
-        ('{"id": "a", "events": [{"time": "2020-13-45", "code": "X"}]}', r"p\.jsonl:2: event 1: time '2020-13-45' is not ISO-8601; use ISO-8601"),
+        (
+            '{"id": "a", "events": [{"time": "2020-13-45", "code": "X"}]}',
+            r"p\.jsonl:2: event 1: time '2020-13-45' is not ISO-8601; use ISO-8601",
+        ),
         ('{"id": "a", "events": [{"code": "X"}]}', r'p\.jsonl:2: event 1 has no "time"'),
         ('{"id": "a", "events": [{"time": "2020-01-01"}]}', r'p\.jsonl:2: event 1 has no "code"'),
         ('{"id": "a", "events": [{"time": "2020-01-01", "code": " "}]}', r"p\.jsonl:2: event 1: code is empty"),
@@ -92,7 +104,9 @@ def test_unknown_code_is_accepted_and_becomes_unknown_in_matrix(tmp_path):
 
 def test_long_csv_good_any_row_order(tmp_path):
     f = tmp_path / "events.csv"
-    f.write_text("patient_id,time,code,text,type,label\np2,2020-02-01,B,bee,drug,0\np1,2020-03-01,A,,,1\np1,2019-03-01,C,see,condition,1\n")
+    f.write_text(
+        "patient_id,time,code,text,type,label\np2,2020-02-01,B,bee,drug,0\np1,2020-03-01,A,,,1\np1,2019-03-01,C,see,condition,1\n"
+    )
     recs, skipped = read_long_csv(f)
     by_id = {r.id: r for r in recs}
     assert [e["code"] for e in by_id["p1"].events] == ["C", "A"] and by_id["p1"].label == "1"
@@ -125,7 +139,10 @@ def test_long_csv_malformed(tmp_path, content, match):
 
 
 def _synthea_patients(rng, n=3, start=0):
-    return {f"p{i}": {"birth": "1950-06-01", "events": patient_events("sick" if i % 2 else "well", rng, n=6)} for i in range(start, start + n)}
+    return {
+        f"p{i}": {"birth": "1950-06-01", "events": patient_events("sick" if i % 2 else "well", rng, n=6)}
+        for i in range(start, start + n)
+    }
 
 
 @pytest.mark.parametrize("old_layout", [False, True])

@@ -36,9 +36,11 @@ class _Host(App):
 
 
 def test_text_helpers():
-    events = [{"time": "2020-01-01T00:00:00", "code": "1", "text": "a", "type": "condition"},
-              {"time": "2020-01-01T05:00:00", "code": "2", "text": "", "type": "medication"},
-              {"time": "2021-02-03T00:00:00", "code": "3", "text": "c", "type": "condition"}]
+    events = [
+        {"time": "2020-01-01T00:00:00", "code": "1", "text": "a", "type": "condition"},
+        {"time": "2020-01-01T05:00:00", "code": "2", "text": "", "type": "medication"},
+        {"time": "2021-02-03T00:00:00", "code": "3", "text": "c", "type": "condition"},
+    ]
     assert summarise_events(events) == "3 events, 2020-01-01 → 2021-02-03" and summarise_events([]) == "no events"
     assert type_counts(events) == "2 condition · 1 medication"
     text = timeline_text(events)

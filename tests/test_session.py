@@ -185,8 +185,14 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[1])}
 
     def worker(mode: str, project: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(WORKER), mode, str(data), str(project), "3"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        return subprocess.Popen(
+            [sys.executable, str(WORKER), mode, str(data), str(project), "3"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     procs = [worker("crash", tmp_path / "crash"), worker("resume", tmp_path / "crash")]
     crash, resumed = procs  # resume starts now, so its imports overlap, but waits for a cue
@@ -282,7 +288,7 @@ def test_prepare_in_a_worker_thread_while_the_ui_reads(small_folder):
         worker.start()
         while worker.is_alive():  # what the UI thread does meanwhile
             try:
-                s.stats, s.finished, s.batch
+                _ = (s.stats, s.finished, s.batch)
             except Exception as exc:  # pragma: no cover - the failure this test looks for
                 errors.append(exc)
             time.sleep(0.002)

@@ -1,15 +1,21 @@
 """The zero-wait session: answers reach the trainer at once, batches are chosen ahead,
 and a crash still resumes to the very batch an uninterrupted session would choose."""
 
-
 import torch
 
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
-from aeep_core.session_pipeline import PipelinedSession
+from aeep_core.session.pipelined import PipelinedEngine
 
 SETTINGS = ProjectSettings(
-    classes=["class0", "class1", "class2"], keys=["1", "2", "3"], batch_size=5, seed=1, device="cpu",
-    train={"min_steps": 10, "max_steps": 10}, pipelined=True, steps_per_label=3, candidates=60,
+    classes=["class0", "class1", "class2"],
+    keys=["1", "2", "3"],
+    batch_size=5,
+    seed=1,
+    device="cpu",
+    train={"min_steps": 10, "max_steps": 10},
+    pipelined=True,
+    steps_per_label=3,
+    candidates=60,
 )
 
 
@@ -27,7 +33,7 @@ def _answer_all(session, skip_last=False):
 
 def test_pipelined_session_labels_batches_without_repeats(image_folder, tmp_path):
     with LabellingSession.open(image_folder, SETTINGS, project_dir=tmp_path / "p") as session:
-        assert isinstance(session, PipelinedSession)
+        assert isinstance(session.engine, PipelinedEngine)
         seen = set()
         for round_ in range(4):
             batch = session.prepare_next_batch()
@@ -55,7 +61,7 @@ def test_pipelined_session_respects_the_budget(image_folder, tmp_path):
 
 def _crash(session) -> None:
     """What SIGKILL leaves: the trainer gone, the database closed without any goodbye."""
-    session._pipe.close()
+    session.engine.close()
     session._store.close()
 
 

@@ -120,8 +120,14 @@ def test_corrupt_or_foreign_database_is_refused_with_one_line_and_left_untouched
         Store.open(project)
     message = str(err.value)
     assert "\n" not in message and str(db) in message
-    assert {"garbage": "not SQLite", "truncated": "not SQLite", "page": "corrupt", "foreign": "another program",
-            "newer": "newer aeep-tui", "empty_schema": "no aeep-tui schema"}[damage] in message
+    assert {
+        "garbage": "not SQLite",
+        "truncated": "not SQLite",
+        "page": "corrupt",
+        "foreign": "another program",
+        "newer": "newer aeep-tui",
+        "empty_schema": "no aeep-tui schema",
+    }[damage] in message
     assert digest(db) == before
     assert "move project.sqlite3" in message or "upgrade" in message
     assert not (tmp_path / "p" / "project.sqlite3.v1.bak").exists()
@@ -153,8 +159,13 @@ def _downgrade_to_v1(db: Path) -> None:
 
 def test_migration_from_schema_1_keeps_every_answer_and_the_open_batch(tmp_path):
     data = make_image_folder(tmp_path / "img", per_class=6)
-    settings = ProjectSettings(classes=["class0", "class1", "class2"], keys=["a", "b", "c"], batch_size=4,
-                               device="cpu", train={"min_steps": 5, "max_steps": 5})
+    settings = ProjectSettings(
+        classes=["class0", "class1", "class2"],
+        keys=["a", "b", "c"],
+        batch_size=4,
+        device="cpu",
+        train={"min_steps": 5, "max_steps": 5},
+    )
     project = tmp_path / "p"
     with LabellingSession.open(data, settings, project_dir=project) as s:
         s.prepare_next_batch()
@@ -174,8 +185,9 @@ def test_migration_from_schema_1_keeps_every_answer_and_the_open_batch(tmp_path)
     with LabellingSession.open(data, project_dir=project) as s:
         assert s._store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
         assert [(it.name, it.answer, it.exploration, it.predicted) for it in s.batch.items] == before
-        assert [tuple(r) for r in s._store.query("SELECT item_id, round, label, at FROM labels ORDER BY id")] == \
-            [tuple(r) for r in labels_before]
+        assert [tuple(r) for r in s._store.query("SELECT item_id, round, label, at FROM labels ORDER BY id")] == [
+            tuple(r) for r in labels_before
+        ]
         assert s._store.query("SELECT COUNT(*) FROM items WHERE size IS NULL")[0][0] == 0  # filled on open
         assert len(s._store.query("SELECT name FROM sqlite_master WHERE type = 'trigger'")) == 2
         assert s.drift.added == 0 and s.stats.labelled == 5

@@ -14,9 +14,14 @@ def context(n=60, d=8, c=3, n_labelled=5, seed=0, probs=None, emb=None, lab=None
     probs = rng.dirichlet(np.ones(c), size=len(emb)) if probs is None else probs
     inputs = inputs if inputs is not None else (rng.normal(size=(len(emb), 5)), rng.normal(size=(len(lab), 5)))
     return QueryContext(
-        candidates=np.arange(100, 100 + len(emb)), probs=probs, embeddings=emb, labelled_embeddings=lab,
-        head_weight=rng.normal(size=(probs.shape[1], emb.shape[1])), head_bias=np.zeros(probs.shape[1]),
-        rng=np.random.default_rng(seed), _inputs=lambda: inputs,
+        candidates=np.arange(100, 100 + len(emb)),
+        probs=probs,
+        embeddings=emb,
+        labelled_embeddings=lab,
+        head_weight=rng.normal(size=(probs.shape[1], emb.shape[1])),
+        head_bias=np.zeros(probs.shape[1]),
+        rng=np.random.default_rng(seed),
+        _inputs=lambda: inputs,
     )
 
 

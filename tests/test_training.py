@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from aeep_core.data import load_pool
-from aeep_core.model import PairwiseCNN, cosine_similarity_matrix
-from aeep_core.training import TrainConfig, pair_loss, score, train
+from aeep_core.learning.model import PairwiseCNN, cosine_similarity_matrix
+from aeep_core.learning.training import TrainConfig, pair_loss, score, train
 
 
 def _mean_sims(emb: np.ndarray, y: np.ndarray) -> tuple[float, float]:

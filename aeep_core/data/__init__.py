@@ -1,6 +1,6 @@
-"""Loading data into a :class:`~aeep_core.data.pool.Pool`."""
+"""Loading data into a :class:`~aeep_core.pool.Pool`."""
 
-from aeep_core.data.pool import DataError, Pool, SkippedFile
-from aeep_core.data.loading import load_pool, load_dataset, Dataset
+from aeep_core.data.loading import load_dataset, load_pool
+from aeep_core.pool import DataError, Dataset, Pool, SkippedFile
 
 __all__ = ["DataError", "Pool", "SkippedFile", "load_pool", "load_dataset", "Dataset"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aeep_core.data.pool import DataError
+from aeep_core.pool import DataError
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_DTYPES: dict[int, type | str] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IDX_PATTERN = re.compile(r"^(?P<stem>.+)-idx(?P<rank>[13])-ubyte(?:\.gz)?$")
 
 

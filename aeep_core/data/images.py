@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from aeep_core.data.pool import SkippedFile
+from aeep_core.pool import SkippedFile
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # PIL raises a zoo of exception types on broken files; all of them mean "skip it".
@@ -98,21 +99,24 @@ def _load(path: Path, shape: ModelShape) -> np.ndarray:
 
 
 def load_image_files(
-    paths: list[Path], cache_dir: Path | None = None, progress=None
+    paths: list[Path], cache_prefix: Path | None = None, progress: Callable[[int, int], None] | None = None
 ) -> tuple[torch.Tensor, list[Path], list[SkippedFile]]:
     """Decode ``paths`` into one uint8 tensor ``[N, C, S, S]``; broken files are skipped.
 
-    The result is cached under ``cache_dir`` keyed by the paths, sizes and mtimes, so
-    reopening a folder does not decode it again.
+    The result is cached in ``<cache_prefix>-<key>.pt``, the key made of the paths, sizes
+    and mtimes, so reopening a folder does not decode it again; the folder's older caches
+    (other keys, same prefix) are superseded and deleted. Caches are read with
+    ``weights_only=True``: tensors and plain values, never code.
     """
     key = hashlib.sha256()
     for p in paths:
         st = p.stat()
-        key.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    cache = cache_dir / f"images-{key.hexdigest()[:24]}.pt" if cache_dir else None
+        # fsencode: any name the file system allows, undecodable bytes included
+        key.update(os.fsencode(p) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    cache = cache_prefix.with_name(f"{cache_prefix.name}-{key.hexdigest()[:24]}.pt") if cache_prefix else None
     if cache is not None and cache.exists():
         try:
-            saved = torch.load(cache, weights_only=False)
+            saved = torch.load(cache, weights_only=True)
             return saved["inputs"], [Path(p) for p in saved["paths"]], [SkippedFile(*s) for s in saved["skipped"]]
         except Exception:  # a broken cache is rebuilt, never trusted
             cache.unlink(missing_ok=True)
@@ -144,9 +148,12 @@ def load_image_files(
         if progress:
             progress(len(paths) + i + 1, 2 * len(paths))
     inputs = torch.from_numpy(out[: len(kept)]).permute(0, 3, 1, 2).contiguous()
-    if cache is not None:
+    if cache is not None and cache_prefix is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
         torch.save({"inputs": inputs, "paths": [str(p) for p in kept], "skipped": [(s.path, s.reason) for s in skipped]}, tmp)
         os.replace(tmp, cache)
+        for old in cache.parent.glob(f"{cache_prefix.name}-*.pt"):
+            if old != cache:
+                old.unlink(missing_ok=True)
     return inputs, kept, skipped

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +10,9 @@ import torch
 from aeep_core import locations
 from aeep_core.data.idx import find_idx_pairs, read_idx
 from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
-from aeep_core.data.pool import UNKNOWN, DataError, Pool, split_holdout
+from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, split_holdout
 
 _TEST_SPLITS = ("t10k", "test")
-
-
-@dataclass
-class Dataset:
-    """A pool to select from and, when the data provides one, a held-out test set."""
-
-    pool: Pool
-    test: Pool | None = None
 
 
 def _idx_pool(images: Path, labels: Path | None) -> Pool:
@@ -68,7 +59,7 @@ def _load_image_folder(folder: Path, class_names: list[str] | None = None, progr
             f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
             "point to a folder of images or MNIST IDX files"
         )
-    inputs, kept, skipped = load_image_files(paths, cache_dir=locations.cache_dir(), progress=progress)
+    inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
     if not kept:
         raise DataError(f"{folder}: none of the {len(paths)} images could be decoded (first: {skipped[0]})")
     # ImageFolder convention: DIR/cat/x.png is a cat; files directly in DIR are unlabelled.

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from aeep_core.data.loading import Dataset
-from aeep_core.data.pool import DataError, SkippedFile
+from aeep_core.pool import DataError, Dataset, SkippedFile
 from aeep_core.sequences.loading import build_dataset, split_records, synthea_exports
 from aeep_core.sequences.readers import PatientRecord, merge_records, read_synthea_export, write_jsonl
 
@@ -146,7 +145,11 @@ def heart_failure_dataset(data_dir: Path, seed: int, test_fraction: float = 0.3)
         raise DataError(f"{data_dir}: {stats.cases} heart-failure patients found; the task needs at least 2")
     pool_recs, test_recs = split_records(cohort, test_fraction, seed)
     ds = build_dataset(
-        pool_recs, test_recs, seed=seed, root=str(Path(data_dir).resolve()), class_names=list(CLASS_NAMES),
+        pool_recs,
+        test_recs,
+        seed=seed,
+        root=str(Path(data_dir).resolve()),
+        class_names=list(CLASS_NAMES),
         skipped=[SkippedFile(s.split(": ", 1)[0], s.split(": ", 1)[-1]) for s in stats.skipped],
     )
     ds.pool.meta["cohort"] = stats.as_dict()
@@ -189,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, recs in (("pool", pool_recs), ("test", test_recs)):
         d = describe(recs)
         pos = sum(r.label == CLASS_NAMES[1] for r in recs)
-        print(f"{name}: {d['patients']} patients ({pos} heart failure), {d['events']} events, "
-              f"median {d['median_events']:.0f}, p75 {d['p75_events']:.0f}; types {d['types']}")
+        print(
+            f"{name}: {d['patients']} patients ({pos} heart failure), {d['events']} events, "
+            f"median {d['median_events']:.0f}, p75 {d['p75_events']:.0f}; types {d['types']}"
+        )
     print(f"wrote {args.out / 'patients.jsonl'} and {args.out / 'test.jsonl'}")
     return 0
 

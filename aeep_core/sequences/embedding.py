@@ -5,8 +5,8 @@ a CVX vaccine code and a SNOMED code may share digits). A patient's time-ordered
 a sentence, so events that happen close together in many histories get close vectors. The
 model sees only event sequences, never labels, so it may be trained on the whole pool.
 
-Why gensim: it is the maintained reference word2vec (optimised C loops, ~1 s for the 330k
-events of the Synthea data on one core), installs cleanly from a wheel beside our numpy and
+Why gensim: it is the maintained reference word2vec (optimised C loops, fast on the
+events of a whole Synthea export on one core), installs cleanly from a wheel beside our numpy and
 scipy, and with one worker thread and a fixed seed its result is reproducible.
 """
 
@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from aeep_core.extras import require
 
 
 def event_token(event: dict[str, str]) -> str:
@@ -66,7 +68,7 @@ def train_event_embedding(
     ``epochs`` defaults to enough passes for about two million token updates (5 to 50): a
     small pool needs more passes to move its vectors away from their random start.
     """
-    from gensim.models import Word2Vec  # imported here: only sequence pools need it
+    Word2Vec = require("gensim.models", "sequences", "reading medical event sequences").Word2Vec
 
     sentences = [list(s) for s in sequences if len(s) > 0]
     if not sentences:

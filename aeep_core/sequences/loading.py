@@ -15,12 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aeep_core.data.loading import Dataset
-from aeep_core.data.pool import UNKNOWN, DataError, Pool, SkippedFile
+from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, SkippedFile
 from aeep_core.sequences.embedding import EventEmbedding, event_token, train_event_embedding
 from aeep_core.sequences.matrix import choose_length, patient_matrices
 from aeep_core.sequences.readers import (
-    PatientRecord, is_long_csv, is_synthea_export, merge_records, read_jsonl, read_long_csv, read_synthea_export,
+    PatientRecord,
+    is_long_csv,
+    is_synthea_export,
+    merge_records,
+    read_jsonl,
+    read_long_csv,
+    read_synthea_export,
 )
 
 Reader = Callable[[Path], tuple[list[PatientRecord], list[SkippedFile]]]
@@ -143,18 +148,16 @@ def build_dataset(
     pool = records_to_pool(pool_records, embedding, t, names, skipped, root)
     test = records_to_pool(test_records, embedding, t, names, root=root) if test_records else None
     if test is not None and test.labels is None:
-        raise DataError(f"{root}: the test files have no labels; add \"label\" to each test patient")
+        raise DataError(f'{root}: the test files have no labels; add "label" to each test patient')
     return Dataset(pool, test)
 
 
-def split_records(
-    records: list[PatientRecord], fraction: float, seed: int
-) -> tuple[list[PatientRecord], list[PatientRecord]]:
+def split_records(records: list[PatientRecord], fraction: float, seed: int) -> tuple[list[PatientRecord], list[PatientRecord]]:
     """Stratified (by label) split into (pool, test), reproducible under ``seed``."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"--test-split must be between 0 and 1, got {fraction}")
     if any(r.label is None for r in records):
-        raise DataError("--test-split needs a label on every patient (\"label\" in JSONL, a label column in CSV)")
+        raise DataError('--test-split needs a label on every patient ("label" in JSONL, a label column in CSV)')
     rng = np.random.default_rng(seed)
     is_test = np.zeros(len(records), dtype=bool)
     labels = np.array([r.label for r in records])

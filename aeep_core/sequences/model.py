@@ -21,11 +21,13 @@ class SequenceCNN(nn.Module):
         self.length = length
         # Kernel 3 with dilations 1, 2, 4: a receptive field of 15 events, enough to see a
         # visit's worth of diagnoses/drugs together, at the cost of three small layers.
-        self.convs = nn.ModuleList([
-            nn.Conv1d(event_dim, width, 3, padding=1),
-            nn.Conv1d(width, width, 3, padding=2, dilation=2),
-            nn.Conv1d(width, width, 3, padding=4, dilation=4),
-        ])
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv1d(event_dim, width, 3, padding=1),
+                nn.Conv1d(width, width, 3, padding=2, dilation=2),
+                nn.Conv1d(width, width, 3, padding=4, dilation=4),
+            ]
+        )
         self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width, embed_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(embed_dim, n_classes)
 

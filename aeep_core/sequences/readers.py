@@ -23,16 +23,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from aeep_core.data.pool import DataError, SkippedFile
+from aeep_core.pool import DataError, SkippedFile
 
 #: Event dict keys, as stored in ``Pool.meta["events"][i]``.
 EVENT_KEYS = ("time", "code", "text", "type")
 DEFAULT_TYPE = "event"
 # A patient's events at the same instant are ordered by type, so the order never depends on
 # the order of files or rows (it feeds the embedding window and the matrix).
-_TYPE_ORDER = {t: i for i, t in enumerate(
-    ["encounter", "condition", "procedure", "medication", "immunization", "careplan", "allergy"]
-)}
+_TYPE_ORDER = {
+    t: i for i, t in enumerate(["encounter", "condition", "procedure", "medication", "immunization", "careplan", "allergy"])
+}
 LONG_CSV_REQUIRED = ("patient_id", "time", "code")
 TIME_HELP = "use ISO-8601 such as 2019-03-01 or 2019-03-01T14:05:00Z"
 
@@ -120,7 +120,7 @@ def read_jsonl(path: Path | str) -> tuple[list[PatientRecord], list[SkippedFile]
             events = []
             for j, ev in enumerate(raw, start=1):
                 if not isinstance(ev, dict):
-                    raise DataError(f"{where}: event {j} is not an object; use {{\"time\": ..., \"code\": ...}}")
+                    raise DataError(f'{where}: event {j} is not an object; use {{"time": ..., "code": ...}}')
                 for key in ("time", "code"):
                     if key not in ev:
                         raise DataError(f'{where}: event {j} has no "{key}"; every event needs "time" and "code"')
@@ -185,7 +185,7 @@ def read_long_csv(path: Path | str) -> tuple[list[PatientRecord], list[SkippedFi
                 continue
             if len(row) < len(header):
                 raise DataError(f"{path}:{line}: {len(row)} fields for {len(header)} columns; fill in or quote the row")
-            get = lambda name: row[col[name]] if name in col else ""  # noqa: E731
+            get = lambda name, row=row: row[col[name]] if name in col else ""  # noqa: E731
             pid = get("patient_id").strip()
             if not pid:
                 raise DataError(f"{path}:{line}: empty patient_id; every row names its patient")
@@ -294,7 +294,7 @@ def read_synthea_export(folder: Path | str) -> tuple[list[PatientRecord], list[S
     pfile = folder / "patients.csv"
     patients: dict[str, PatientRecord] = {}
     try:
-        for line, row in _read_rows(pfile, ("ID", "BIRTHDATE")):  # header is upper-cased: Id and ID alike
+        for _line, row in _read_rows(pfile, ("ID", "BIRTHDATE")):  # header is upper-cased: Id and ID alike
             pid = None if row is None else row["ID"].strip()
             if row is None or not pid:
                 continue

@@ -1,6 +1,6 @@
 """The per-project SQLite store: schema and migrations, writer lock, items and drift, export.
 
-See :mod:`aeep_core.session` for the labelling session built on it.
+See :mod:`aeep_core.session.session` for the labelling session built on it.
 """
 
 from aeep_core.store.db import Store

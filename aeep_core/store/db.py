@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ from aeep_core import locations
 from aeep_core.store import schema
 from aeep_core.store.errors import StoreError
 from aeep_core.store.lock import WriterLock
+
+# Joins each item's latest answer row (answers are append-only; the newest one counts).
+_LATEST = "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id"
 
 
 class Store:
@@ -37,7 +40,7 @@ class Store:
 
     # --- opening and closing ---------------------------------------------------------
     @classmethod
-    def create(cls, project: Path, settings: dict[str, Any]) -> "Store":
+    def create(cls, project: Path, settings: dict[str, Any]) -> Store:
         """A new project folder with its database; ``settings`` values are stored as JSON."""
         project = Path(project)
         project.mkdir(parents=True, exist_ok=True)
@@ -53,7 +56,7 @@ class Store:
         return cls(project, conn, lock)
 
     @classmethod
-    def open(cls, project: Path, read_only: bool = False) -> "Store":
+    def open(cls, project: Path, read_only: bool = False) -> Store:
         """An existing project; raise :class:`StoreError` (or ProjectLocked) if unusable."""
         project = Path(project)
         db = locations.project_db(project)
@@ -132,27 +135,64 @@ class Store:
     def add_label(self, item_id: int, round_: int, label: int | None) -> int:
         """Append one answer row (None = taken back); return the row's id (ids only grow)."""
         with self.transaction() as c:
-            return int(c.execute(
+            row_id = c.execute(
                 "INSERT INTO labels (item_id, round, label, at) VALUES (?, ?, ?, ?)", (item_id, round_, label, time.time())
-            ).lastrowid)
+            ).lastrowid
+            assert row_id is not None  # an INSERT always has one
+            return row_id
 
     def current_labels(self) -> list[sqlite3.Row]:
         """The latest answer row of every item that has one: id, item_id, round, label, at."""
+        return self.query(f"SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l {_LATEST} ORDER BY l.id")
+
+    def answers(self) -> list[sqlite3.Row]:
+        """Every answer row in the order given (item_id, round, label; label None = taken back)."""
+        return self.query("SELECT item_id, round, label FROM labels ORDER BY id")
+
+    def labelled_items(self) -> list[sqlite3.Row]:
+        """Items whose current answer is a class: path, present, label, at, round, exploration;
+        by round, then batch position."""
         return self.query(
-            "SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l "
-            "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id ORDER BY l.id"
+            f"SELECT i.path, i.present, l.label, l.at, l.round, ri.exploration FROM labels l {_LATEST} "
+            "JOIN items i ON i.id = l.item_id "
+            "LEFT JOIN round_items ri ON ri.round = l.round AND ri.item_id = l.item_id "
+            "WHERE l.label >= 0 ORDER BY l.round, ri.position, i.path"
         )
+
+    def counts(self) -> dict[str, int]:
+        """labelled (current answers that are a class, on present items), present (items in
+        the data folder) and rounds_done."""
+        row = self.query(
+            f"SELECT (SELECT COUNT(*) FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
+            "WHERE l.label >= 0 AND i.present = 1), "
+            "(SELECT COUNT(*) FROM items WHERE present = 1), (SELECT COUNT(*) FROM rounds WHERE status = 'done')"
+        )[0]
+        return {"labelled": row[0], "present": row[1], "rounds_done": row[2]}
 
     # --- rounds ----------------------------------------------------------------------
     def rounds(self) -> list[sqlite3.Row]:
+        """Every round row (number, status, engine JSON, figures), oldest first."""
         return self.query("SELECT * FROM rounds ORDER BY number")
+
+    def round(self, number: int) -> sqlite3.Row | None:
+        """One round's row, or None."""
+        rows = self.query("SELECT * FROM rounds WHERE number = ?", (number,))
+        return rows[0] if rows else None
+
+    def next_round_number(self) -> int:
+        """The number the next round gets (rounds count from 1)."""
+        return int(self.query("SELECT COALESCE(MAX(number), 0) + 1 FROM rounds")[0][0])
 
     def round_items(self, number: int) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM round_items WHERE round = ? ORDER BY position", (number,))
 
     def add_round(
-        self, number: int, items: list[tuple[int, bool, int | None, float | None]], engine: dict[str, Any],
-        stats: dict[str, Any], checkpoint: tuple[str, str] | None = None,
+        self,
+        number: int,
+        items: Sequence[tuple[int, bool, int | None, float | None]],
+        engine: dict[str, Any],
+        stats: dict[str, Any],
+        checkpoint: tuple[str, str] | None = None,
     ) -> None:
         """Record an open round: its batch (item id, exploration, predicted, confidence) in
         order, the engine state it was chosen in, and the checkpoint (file, sha256) of the
@@ -177,19 +217,19 @@ class Store:
                 [(number, pos, item, int(expl), pred, conf) for pos, (item, expl, pred, conf) in enumerate(items)],
             )
 
-    def finish_round(self, number: int, engine: dict[str, Any], mp: float | None, batch_accuracy: float | None) -> None:
-        """Mark a round done with its outcome and the engine state after learning from it."""
+    def finish_round(self, number: int, engine: dict[str, Any] | None, mp: float | None, batch_accuracy: float | None) -> None:
+        """Mark a round done with its outcome and the engine state after learning from it
+        (None: the state it was chosen in stays)."""
         with self.transaction() as c:
             c.execute(
-                "UPDATE rounds SET status = 'done', confirmed_at = ?, engine = ?, mp = ?, batch_accuracy = ? WHERE number = ?",
-                (time.time(), json.dumps(engine), mp, batch_accuracy, number),
+                "UPDATE rounds SET status = 'done', confirmed_at = ?, engine = COALESCE(?, engine), mp = ?, "
+                "batch_accuracy = ? WHERE number = ?",
+                (time.time(), None if engine is None else json.dumps(engine), mp, batch_accuracy, number),
             )
 
     def last_checkpoint(self) -> sqlite3.Row | None:
         """The checkpoint of the newest round that has one."""
-        rows = self.query(
-            "SELECT c.* FROM rounds r JOIN checkpoints c ON c.id = r.checkpoint_id ORDER BY r.number DESC LIMIT 1"
-        )
+        rows = self.query("SELECT c.* FROM rounds r JOIN checkpoints c ON c.id = r.checkpoint_id ORDER BY r.number DESC LIMIT 1")
         return rows[0] if rows else None
 
     def checkpoint_files(self) -> list[str]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aeep_core.data.pool import Pool
+from aeep_core.pool import Pool
 from aeep_core.store.db import Store
 
 StageProgress = Callable[[str, int, int], None]
@@ -46,8 +46,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(pool: Pool, known: dict[str, tuple[int, int, str]], progress: StageProgress | None = None
-                ) -> list[tuple[str, str, int | None, int | None]]:
+def fingerprint(
+    pool: Pool, known: dict[str, tuple[int, int, str]], progress: StageProgress | None = None
+) -> list[tuple[str, str, int | None, int | None]]:
     """(path, hash, size, mtime_ns) of every pool item, in pool order.
 
     File items hash their bytes, reusing ``known[path] = (size, mtime_ns, hash)`` when
@@ -56,7 +57,7 @@ def fingerprint(pool: Pool, known: dict[str, tuple[int, int, str]], progress: St
     input tensor (IDX rows).
     """
     paths, events = pool.meta.get("paths"), pool.meta.get("events")
-    out = []
+    out: list[tuple[str, str, int | None, int | None]] = []
     for i, name in enumerate(pool.names):
         if paths is not None:
             st = os.stat(paths[i])
@@ -133,8 +134,10 @@ def sync_items(store: Store, pool: Pool, progress: StageProgress | None = None) 
         c.executemany(
             "UPDATE items SET present = 1, size = ?, mtime_ns = ? WHERE id = ?",
             [
-                (size, mtime, ids[i]) for i, (_, _, size, mtime) in enumerate(current)
-                if ids[i] in by_id and (not by_id[ids[i]]["present"] or (by_id[ids[i]]["size"], by_id[ids[i]]["mtime_ns"]) != (size, mtime))
+                (size, mtime, ids[i])
+                for i, (_, _, size, mtime) in enumerate(current)
+                if ids[i] in by_id
+                and (not by_id[ids[i]]["present"] or (by_id[ids[i]]["size"], by_id[ids[i]]["mtime_ns"]) != (size, mtime))
             ],
         )
         for i in inserts:

@@ -49,7 +49,7 @@ class WriterLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> "WriterLock":
+    def acquire(self) -> WriterLock:
         """Take the lock or raise :class:`ProjectLocked` naming the holder's pid."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
@@ -59,7 +59,8 @@ class WriterLock:
             raise ProjectLocked(
                 f"{self.path.parent}: project is open in another aeep-tui process ({who}); "
                 "close it there, or open this one read-only",
-                pid=pid, host=host,
+                pid=pid,
+                host=host,
             )
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)

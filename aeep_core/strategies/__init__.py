@@ -9,7 +9,16 @@ from aeep_core.strategies.simple import EntropyMaximisation, KFarthestFirst, Ran
 
 STRATEGIES: dict[str, type[QueryStrategy]] = {
     cls.name: cls
-    for cls in (AEEP, ExplorationExploitation, RandomSampling, EntropyMaximisation, KFarthestFirst, BatchModeFisher, CoreSet, Badge)
+    for cls in (
+        AEEP,
+        ExplorationExploitation,
+        RandomSampling,
+        EntropyMaximisation,
+        KFarthestFirst,
+        BatchModeFisher,
+        CoreSet,
+        Badge,
+    )
 }
 
 

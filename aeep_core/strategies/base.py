@@ -9,7 +9,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aeep_core.training import entropy
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """H(x) = -sum_c h_c log h_c, in nats, per row."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=1)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -64,7 +68,7 @@ class Selection:
     exploration: np.ndarray
 
     @classmethod
-    def of(cls, positions: list[int] | np.ndarray, n_explore: int = 0) -> "Selection":
+    def of(cls, positions: list[int] | np.ndarray, n_explore: int = 0) -> Selection:
         pos = np.asarray(positions, dtype=np.int64)
         flags = np.zeros(len(pos), dtype=bool)
         flags[:n_explore] = True

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def farthest_first(
-    unit: np.ndarray, known_unit: np.ndarray, n: int, taken: np.ndarray | None = None
-) -> list[int]:
+def farthest_first(unit: np.ndarray, known_unit: np.ndarray, n: int, taken: np.ndarray | None = None) -> list[int]:
     """Exploration: repeatedly add the candidate whose highest similarity to
     L ∪ S is lowest (farthest-first traversal in the learned space)."""
     closest = (unit @ known_unit.T).max(axis=1) if len(known_unit) else np.full(len(unit), -np.inf)
@@ -22,9 +20,7 @@ def farthest_first(
     return picks
 
 
-def informative_diverse(
-    unit: np.ndarray, entropy: np.ndarray, n: int, beta: float, chosen: list[int] | None = None
-) -> list[int]:
+def informative_diverse(unit: np.ndarray, entropy: np.ndarray, n: int, beta: float, chosen: list[int] | None = None) -> list[int]:
     """Exploitation: repeatedly add the candidate maximising
     H(x) - beta * mean_{s in S} sim(x, s), S being the batch so far (``chosen`` included)."""
     chosen = list(chosen or [])

@@ -23,7 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from aeep_core.session import StoreError
 from aeep_tui.gc_schedule import collect_between_batches
-from aeep_tui.screens.class_keys import describe_keys
+from aeep_tui.keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.widgets.cards import card_for
 from aeep_tui.widgets.footer import QuietFooter
@@ -39,7 +39,7 @@ FAILED = object()  # what _store_call returns when the session refused a write
 
 
 class LabellingScreen(Screen):
-    """Shows ``session.batch`` and drives a :class:`aeep_core.session.LabellingSession`."""
+    """Shows ``session.batch`` and drives a :class:`aeep_core.session.session.LabellingSession`."""
 
     BINDINGS = [
         Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),
@@ -141,7 +141,9 @@ class LabellingScreen(Screen):
         batch = self.session.batch
         title = self.query_one("#batch-title", Static)
         if batch is None:
-            title.update(self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…")
+            title.update(
+                self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…"
+            )
             return
         left = sum(item.answer is None for item in batch.items)
         status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
@@ -291,8 +293,9 @@ class LabellingScreen(Screen):
     def action_page(self, direction: int) -> None:
         position = self.cursor_position()
         body = self.cards[position].body if position is not None else None
-        if hasattr(body, "page"):
-            body.page(direction)
+        page = getattr(body, "page", None)  # only timelines scroll
+        if page is not None:
+            page(direction)
 
     def action_toggle_guesses(self) -> None:
         self.show_guesses = not self.show_guesses
@@ -332,7 +335,9 @@ class LabellingScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != RETRAIN_GROUP or event.state not in (
-            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
         ):
             return
         self.busy = False

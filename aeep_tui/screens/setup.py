@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from aeep_tui.screens.class_keys import assign_keys, parse_classes
+from aeep_tui.keys import assign_keys, parse_classes
 
 STRATEGY_NOTES = {
     "aeep": "AEEP: adaptive exploration–exploitation with the pairwise network (recommended)",

@@ -21,7 +21,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-SKIPPED = -1
+from aeep_core.session import SKIPPED
 
 
 def describe_guess(item, class_names: list[str]) -> str:

@@ -64,7 +64,7 @@ class StatsPanel(VerticalScroll, can_focus=False):
         self._shown: dict[str, str] = {}
 
     def update_stats(self, stats) -> None:
-        """Show ``stats`` (a :class:`aeep_core.session.SessionStats`)."""
+        """Show ``stats`` (a :class:`aeep_core.session.session.SessionStats`)."""
         self._show("#stat-round", f"Round {stats.round}")
         skipped = f" · {stats.skipped} skipped" if stats.skipped else ""
         self._show("#stat-labelled", f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
@@ -73,9 +73,12 @@ class StatsPanel(VerticalScroll, can_focus=False):
         self._show("#stat-mp", f"mp now [b]{fmt_number(stats.mp)}[/b]")
         self._plot("#spark-m", known(stats.m_history))
         self._plot("#spark-mp", known(stats.mp_history))
-        self._show("#stat-entropy", f"batch [b]{fmt_number(stats.entropy_batch)}[/b] · pool [b]{fmt_number(stats.entropy_pool)}[/b]")
         self._show(
-            "#stat-accuracy", f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]"
+            "#stat-entropy", f"batch [b]{fmt_number(stats.entropy_batch)}[/b] · pool [b]{fmt_number(stats.entropy_pool)}[/b]"
+        )
+        self._show(
+            "#stat-accuracy",
+            f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]",
         )
         self._plot("#spark-accuracy", known(stats.accuracy_history))
         self._show(

@@ -99,8 +99,13 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
         return len(re.findall(r"class\d/\d{3}\.png", text)) == 4
 
     screen = terminal.wait_for(
-        r"Round 1 · 4 of 4 to label", four_cards, r"Labelled 0 / 90", r"Budget 0 / 40", r"q quit",
-        r"m now —", r"test —",
+        r"Round 1 · 4 of 4 to label",
+        four_cards,
+        r"Labelled 0 / 90",
+        r"Budget 0 / 40",
+        r"q quit",
+        r"m now —",
+        r"test —",
     )
     assert all(k in screen for k in ("1-3 label", "move", "s skip", "undo", "confirm", "g guesses", "? help"))
 
@@ -113,8 +118,13 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
 
     terminal.keys("Enter")  # retrain, then the next batch arrives and the panel moves on
     terminal.wait_for(
-        r"Round 2 · 4 of 4 to label", r"Labelled 3 / 90 · 1 skipped", r"Budget 3 / 40",
-        r"retrain \d+\.\d s", r"m now \d", r"test \d+%", four_cards,
+        r"Round 2 · 4 of 4 to label",
+        r"Labelled 3 / 90 · 1 skipped",
+        r"Budget 3 / 40",
+        r"retrain \d+\.\d s",
+        r"m now \d",
+        r"test \d+%",
+        four_cards,
     )
 
     terminal.keys("g")  # the model's guesses, hidden until asked for

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from aeep_core.extras import require
+
 
 def _mean_curve(runs: list[dict[str, Any]], figure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Label counts shared by the runs, and the mean, min, max of ``figure`` at each."""
@@ -27,8 +29,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     """Write a PNG: one row per batch size; left, the learning curve of every variant
     (mean over seeds, band = min..max); right, m (exploration picks per batch) and mp
     (matching probability) of every variant that has an m (AEEP, EE and ablations)."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "the benchmark's plot (--plot)")
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 

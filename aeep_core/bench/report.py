@@ -6,21 +6,21 @@ import dataclasses
 import os
 import platform
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from aeep_core.metrics import aulc, labels_to, spread, value_at
+from aeep_core.bench.metrics import aulc, labels_to, spread, value_at
+from aeep_core.bench.settings import BenchSettings, Task, Variant
 
-if TYPE_CHECKING:
-    from aeep_core.bench import BenchSettings, Task, Variant
+FORMAT = "aeep-bench/1"  # the JSON report's format name
 
 
 def _curve(run: dict[str, Any], figure: str) -> tuple[list[int], list[float | None]]:
     return [r["labelled"] for r in run["rounds"]], [r.get(figure) for r in run["rounds"]]
 
 
-def summarise(runs: list[dict[str, Any]], task: "Task", start: int, end: int) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], task: Task, start: int, end: int) -> dict[str, Any]:
     """Mean ± spread over the runs (seeds) of one variant and batch size.
 
     ``aulc`` and ``labels_to`` are on the task's curve figure (accuracy for MNIST);
@@ -43,20 +43,22 @@ def summarise(runs: list[dict[str, Any]], task: "Task", start: int, end: int) ->
         au = [_curve(r, "auroc") for r in runs]
         out["auroc_at"] = {str(n): spread([value_at(x, y, n) for x, y in au]) for n in task.at if n <= end}
         # two classes: how many class-1 items (cases) the labelled set held at each count
-        found = [([q["labelled"] for q in r["rounds"]], [q["per_class"][1] if q.get("per_class") else None for q in r["rounds"]])
-                 for r in runs]
+        found = [
+            ([q["labelled"] for q in r["rounds"]], [q["per_class"][1] if q.get("per_class") else None for q in r["rounds"]])
+            for r in runs
+        ]
         out["class1_at"] = {str(n): spread([value_at(x, y, n) for x, y in found]) for n in task.at if n <= end}
         out["class1_final"] = spread([y[-1] for _, y in found])
     return out
 
 
 def _mean(xs: list[float | None]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return float(np.mean(xs)) if xs else None
+    known = [x for x in xs if x is not None]
+    return float(np.mean(known)) if known else None
 
 
 def build_report(
-    settings: "BenchSettings", task: "Task", variants: list["Variant"], runs: list[dict[str, Any]], started: float
+    settings: BenchSettings, task: Task, variants: list[Variant], runs: list[dict[str, Any]], started: float
 ) -> dict[str, Any]:
     """The JSON document: settings, environment, and per variant its summary per batch
     size and every run (``simulate`` format plus ``variant``, ``wall_s``, ``s_per_round``)."""
@@ -66,23 +68,30 @@ def build_report(
     for v in variants:
         mine = [r for r in runs if r["variant"] == v.name]
         strategies[v.name] = {
-            "strategy": v.strategy, "options": v.options, "train": v.train,
+            "strategy": v.strategy,
+            "options": v.options,
+            "train": v.train,
             "summary": {
                 str(k): summarise([r for r in mine if r["batch_size"] == k], task, settings.initial, settings.budget)
-                for k in settings.batch_sizes if any(r["batch_size"] == k for r in mine)
+                for k in settings.batch_sizes
+                if any(r["batch_size"] == k for r in mine)
             },
             "runs": mine,
         }
     plain = dataclasses.asdict(settings)
     plain["data"] = None if settings.data is None else str(settings.data)
     return {
-        "format": "aeep-bench/1",
+        "format": FORMAT,
         "task": task.name,
         "curve": task.curve,
         "settings": plain,
         "environment": {
-            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(), "machine": platform.machine(), "device": runs[0]["device"] if runs else None,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "device": runs[0]["device"] if runs else None,
         },
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": time.time() - started,
@@ -125,18 +134,34 @@ def table_blocks(report: dict[str, Any]) -> list[tuple[str, list[str], list[list
         at, thr = list(first["acc_at"]), list(first["labels_to"])
         au = list(first.get("auroc_at", {}))  # binary tasks: AUROC at the same counts
         found = ["class1_final"] if "class1_final" in first else []  # and the class-1 items labelled by the end
-        head = ["strategy", *[f"acc@{n}" for n in at], *[f"auroc@{n}" for n in au], *[f"class 1@{end}" for _ in found],
-                *[f"L→{float(t) * 100:g}%" for t in thr], "AULC", "s/round", "cpu s/round"]
+        head = [
+            "strategy",
+            *[f"acc@{n}" for n in at],
+            *[f"auroc@{n}" for n in au],
+            *[f"class 1@{end}" for _ in found],
+            *[f"L→{float(t) * 100:g}%" for t in thr],
+            "AULC",
+            "s/round",
+            "cpu s/round",
+        ]
         body = [
-            [name, *[_cell(s["acc_at"][n]) for n in at], *[_cell(s.get("auroc_at", {}).get(n, _NONE)) for n in au],
-             *[_cell(s.get(n, _NONE), scale=1.0) for n in found],
-             *[_labels_cell(s["labels_to"][t], end) for t in thr],
-             _cell(s["aulc"]), _cell(s["s_per_round"], scale=1.0), _cell(s["cpu_s_per_round"], scale=1.0)]
+            [
+                name,
+                *[_cell(s["acc_at"][n]) for n in at],
+                *[_cell(s.get("auroc_at", {}).get(n, _NONE)) for n in au],
+                *[_cell(s.get(n, _NONE), scale=1.0) for n in found],
+                *[_labels_cell(s["labels_to"][t], end) for t in thr],
+                _cell(s["aulc"]),
+                _cell(s["s_per_round"], scale=1.0),
+                _cell(s["cpu_s_per_round"], scale=1.0),
+            ]
             for name, s in rows
         ]
         seeds = len(first["seeds"])
-        title = (f"k={k}, {seeds} seed{'s' if seeds != 1 else ''}, labels {report['settings']['initial']}→{end}"
-                 f" ({report['task']}, curve: {report['curve']}; mean±sd over seeds)")
+        title = (
+            f"k={k}, {seeds} seed{'s' if seeds != 1 else ''}, labels {report['settings']['initial']}→{end}"
+            f" ({report['task']}, curve: {report['curve']}; mean±sd over seeds)"
+        )
         blocks.append((title, head, body))
     return blocks
 
@@ -148,7 +173,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines: list[str] = []
     for title, head, body in table_blocks(report):
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-        fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+        fmt = lambda r, widths=widths: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
         lines += [title, fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body), ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,4 +1,4 @@
-"""``aeep-tui`` entry point: one sub-command per module in :mod:`aeep_tui.commands`."""
+"""``aeep-tui`` entry point: one sub-command per module in :mod:`aeep_tui.cli`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import importlib
 import pkgutil
 import sys
 
-from aeep_tui import commands
-
-# Every module in aeep_tui.commands is a sub-command: it defines ``add_parser(subparsers)``
+# Every module in aeep_tui.cli is a sub-command: it defines ``add_parser(subparsers)``
 # (cheap: heavy imports stay inside ``run``) and ``run(args) -> int``. The order below is
 # the order of ``--help``; modules not listed follow alphabetically.
 ORDER = ["label", "demo", "simulate", "bench", "projects", "export", "forget"]
 
 
 def _command_modules() -> list[str]:
-    found = [m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
     return sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
@@ -27,17 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _command_modules():
-        importlib.import_module(f"aeep_tui.commands.{name}").add_parser(sub)
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from aeep_core.data.pool import DataError
+    from aeep_core.extras import MissingExtra
+    from aeep_core.pool import DataError
 
     try:
         return int(args.run(args) or 0)
-    except DataError as exc:
+    except (DataError, MissingExtra) as exc:
         print(f"aeep-tui: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aeep_tui.commands.label import add_pipeline_flag
+from aeep_tui.cli.label import add_pipeline_flag
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
     from aeep_core import locations
     from aeep_core.session import ProjectSettings
     from aeep_tui.demo_data import DIGITS, build_demo
-    from aeep_tui.screens.class_keys import assign_keys
+    from aeep_tui.keys import assign_keys
 
     written: list[int] = []
 
@@ -49,7 +49,7 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeep_tui.commands.label import run_app
+    from aeep_tui.cli.label import run_app
 
     train, settings = prepare_demo(args)
     return run_app(train, settings)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from aeep_core.bench.metrics import auroc
 from aeep_core.data.loading import Dataset
-from aeep_core.data.pool import DataError, Pool
-from aeep_core.learner import ActiveLearner, RoundRecord
-from aeep_core.metrics import auroc
+from aeep_core.learning.learner import ActiveLearner, RoundRecord, next_batch_size
+from aeep_core.learning.training import TrainConfig, score
+from aeep_core.pool import DataError, Pool
 from aeep_core.strategies import make_strategy
-from aeep_core.training import TrainConfig, score
 
 
 @dataclass
@@ -43,16 +42,22 @@ def simulate(
     batch it then chose (m, entropies); ``mp`` is measured once that batch is labelled.
     """
     pool = data.pool
-    if not pool.has_labels:
+    truth = pool.labels
+    if truth is None or not pool.has_labels:
         raise DataError("simulate needs ground truth for every pool item: IDX label files or class-named subfolders")
     if settings.initial < 1 or settings.batch_size < 1:
         raise ValueError("--initial and --batch-size must be at least 1")
     learner = ActiveLearner(
-        pool, make_strategy(settings.strategy, **settings.strategy_options), config=settings.train,
-        device=settings.device, seed=settings.seed, candidates=settings.candidates, test=data.test,
+        pool,
+        make_strategy(settings.strategy, **settings.strategy_options),
+        config=settings.train,
+        device=settings.device,
+        seed=settings.seed,
+        candidates=settings.candidates,
+        test=data.test,
     )
     first = learner.initial_ids(settings.initial)
-    learner.add_labels(first, pool.labels[first])
+    learner.add_labels(first, truth[first])
     budget = min(settings.budget, len(pool))
     rounds: list[dict[str, Any]] = []
     while True:
@@ -60,12 +65,12 @@ def simulate(
         accuracy, area = evaluate(learner, data.test)
         record = RoundRecord(len(learner.labels), accuracy, None, None, None, None, train_s, None)
         per_class = labels_per_class(learner)  # the labels this model was trained on
-        k = min(settings.batch_size, budget - len(learner.labels), len(learner.unlabelled_ids()))
+        k = next_batch_size(settings.batch_size, len(learner.unlabelled_ids()), budget, len(learner.labels))
         if k > 0:
             proposal = learner.propose(k)
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
-            record.mp, record.batch_accuracy = learner.teach(proposal, pool.labels[proposal.ids])
+            record.mp, record.batch_accuracy = learner.teach(proposal, truth[proposal.ids])
         rounds.append({**record.as_dict(), "auroc": area, "per_class": per_class})
         if on_round is not None:
             on_round(record)
@@ -129,5 +134,3 @@ def summary_line(result: dict[str, Any]) -> str:
     se = [r["select_s"] for r in result["rounds"] if r["select_s"] is not None]
     med = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
     return f"median seconds per round: train {med(tr):.2f}, select {med(se):.2f} on {result['device']}"
-
-

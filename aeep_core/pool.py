@@ -64,7 +64,7 @@ class Pool:
     def has_labels(self) -> bool:
         return self.labels is not None and bool(np.all(self.labels >= 0))
 
-    def subset(self, index: np.ndarray) -> "Pool":
+    def subset(self, index: np.ndarray) -> Pool:
         """A new pool holding only the items at ``index`` (in that order)."""
         index = np.asarray(index, dtype=np.int64)
         return replace(
@@ -89,7 +89,7 @@ def split_holdout(pool: Pool, fraction: float, seed: int) -> tuple[Pool, Pool]:
     """Split ``pool`` into (pool, test), stratified by label, reproducible under ``seed``."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"--test-split must be between 0 and 1, got {fraction}")
-    if not pool.has_labels:
+    if pool.labels is None or not pool.has_labels:
         raise DataError("--test-split needs ground-truth labels (class-named subfolders)")
     rng = np.random.default_rng(seed)
     test_idx: list[int] = []
@@ -100,3 +100,11 @@ def split_holdout(pool: Pool, fraction: float, seed: int) -> tuple[Pool, Pool]:
     is_test = np.zeros(len(pool), dtype=bool)
     is_test[test_idx] = True
     return pool.subset(np.flatnonzero(~is_test)), pool.subset(np.flatnonzero(is_test))
+
+
+@dataclass
+class Dataset:
+    """A pool to select from and, when the data provides one, a held-out test set."""
+
+    pool: Pool
+    test: Pool | None = None

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aeep_core.store import StoreError
-    from aeep_core.store.export import export_rows, format_export, resolve_project, write_atomically
+    from aeep_core.store.catalog import resolve_project
+    from aeep_core.store.export import export_rows, format_export, write_atomically
 
     try:
         rows = export_rows(resolve_project(args.target))

@@ -24,19 +24,28 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from aeep_core.latency import LatencySettings, peak_rss_mib, summarise
+from aeep_core.bench.latency import LatencySettings, peak_rss_mib, summarise
 
 
 def _settings(s: LatencySettings, pipelined: bool, seed: int):
     from aeep_core.data import load_dataset
     from aeep_core.session import ProjectSettings
-    from aeep_tui.screens.class_keys import assign_keys
+    from aeep_tui.keys import assign_keys
 
     classes = load_dataset(s.data).pool.class_names  # the ground truth's classes, keyed as a person would
     return ProjectSettings(
-        classes=classes, keys=assign_keys(classes), strategy=s.strategy, batch_size=s.batch_size, budget=s.budget, seed=seed,
-        device=s.device, candidates=s.candidates, pipelined=pipelined, lookahead=s.lookahead,
-        steps_per_label=s.steps_per_label, train=dict(s.train),
+        classes=classes,
+        keys=assign_keys(classes),
+        strategy=s.strategy,
+        batch_size=s.batch_size,
+        budget=s.budget,
+        seed=seed,
+        device=s.device,
+        candidates=s.candidates,
+        pipelined=pipelined,
+        lookahead=s.lookahead,
+        steps_per_label=s.steps_per_label,
+        train=dict(s.train),
     )
 
 
@@ -53,7 +62,7 @@ async def _send_key(app, key: str, effect) -> float:
     while not effect():
         await asyncio.sleep(0.001)
     painted = asyncio.get_running_loop().create_future()
-    app.call_after_refresh(lambda: painted.done() or painted.set_result(None))
+    app.call_after_refresh(_resolve, painted)
     await painted
     return 1000 * (time.perf_counter() - start)
 
@@ -74,23 +83,23 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
             for position, item in enumerate(batch.items):
                 await asyncio.sleep(s.seconds_per_label)
                 key = session.settings.keys[int(session.pool.labels[item.item_id])]
-                took = await _send_key(app, key, lambda p=position: batch.items[p].answer is not None)
+                took = await _send_key(app, key, lambda b=batch, p=position: b.items[p].answer is not None)
                 if mode == "pipelined":
                     keys_ms.append(took)  # the trainer runs all the while
             start, number = time.perf_counter(), batch.round
             last_key = start
-            await _send_key(app, "enter", lambda: screen.busy or session.batch is None or session.batch.round > number)
+            await _send_key(app, "enter", lambda n=number: screen.busy or session.batch is None or session.batch.round > n)
             while not (session.finished and not screen.busy) and not (
                 not screen.busy and session.batch is not None and session.batch.round > number and screen.cards
             ):
                 if mode == "plain" and time.perf_counter() - last_key >= 0.5:
                     # a person toggling the guesses, twice a second, while the model retrains
                     shown = screen.show_guesses
-                    keys_ms.append(await _send_key(app, "g", lambda: screen.show_guesses != shown))
+                    keys_ms.append(await _send_key(app, "g", lambda was=shown: screen.show_guesses != was))
                     last_key = time.perf_counter()
                 await asyncio.sleep(0.05)
             painted = asyncio.get_running_loop().create_future()
-            app.call_after_refresh(lambda: painted.done() or painted.set_result(None))
+            app.call_after_refresh(_resolve, painted)
             await painted
             waits.append(time.perf_counter() - start)
             if mode == "plain" and not session.finished:
@@ -102,8 +111,15 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
             acc_at = [list(e) for e in session.evaluations]
         labelled = session.stats.labelled
         await app.action_save_and_quit()
-    return {"mode": mode, "seed": seed, "wait_s": waits, "keystroke_ms": keys_ms, "acc_at": acc_at,
-            "labelled": labelled, "rss_mib": peak_rss_mib()}
+    return {
+        "mode": mode,
+        "seed": seed,
+        "wait_s": waits,
+        "keystroke_ms": keys_ms,
+        "acc_at": acc_at,
+        "labelled": labelled,
+        "rss_mib": peak_rss_mib(),
+    }
 
 
 def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
@@ -129,7 +145,7 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
     With ``partial``, each finished replay is appended there and a later call with the same
     settings reuses it, so ``--seeds 3`` after ``--seeds 1`` only runs seeds 1 and 2.
     """
-    from aeep_core.bench import append_partial, read_partial
+    from aeep_core.bench.run import append_partial, read_partial
 
     done = read_partial(partial) if partial is not None else {}
     runs = []
@@ -154,7 +170,7 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
 
 
 def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:
-    """quick: 1 seed, 1 s a label, to 320 labels (about 13 minutes); paper: 3 seeds, 2 s a
+    """quick: 1 seed, 1 s a label, to 320 labels; paper: 3 seeds, 2 s a
     label, to 1,020. Each runs one batch past its last accuracy point (300, 1,000): no model
     is trained on the final batch's answers, so the one trained on 300 is the one that
     chose the batch after them."""
@@ -163,3 +179,8 @@ def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:
         "paper": LatencySettings(str(data), seconds_per_label=2.0, budget=1020, seeds=3),
     }[name if name in ("quick", "paper") else "quick"]
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

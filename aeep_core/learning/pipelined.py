@@ -16,8 +16,7 @@ The trainer's learning rate never anneals (there is no end of round to anneal to
 its latest weights are a noisy iterate; scoring, choosing and test accuracy use an
 exponential moving average of them instead (``average``), which stands in for the plain
 loop's one-cycle decay at no extra steps and lets the trainer run at twice the rate it
-could use alone (MNIST, 3 seeds: 98.1% at 297 labels against 98.0% for the latest weights
-at 1e-3 and 97.7% at 2e-3; ``benchmarks/pipeline_averaging.py``).
+could use alone (measured by ``benchmarks/pipeline_averaging.py``; see BENCHMARKS.md).
 
 Training is driven by answers, not by the clock: answers are taken one at a time, each
 followed by its steps, and the choice happens right after the (k - lookahead)-th answer
@@ -33,22 +32,18 @@ import copy
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from aeep_core.learner import SKIPPED, ActiveLearner, Proposal
-from aeep_core.model import build_model
-from aeep_core.training import class_balanced_batch, training_step
+from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, Proposal, batch_outcome, next_batch_size
+from aeep_core.learning.training import class_balanced_batch, training_step
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
-
-RETRACT = -2  # an undo: the item leaves L without being skipped
 
 
 @dataclass
@@ -66,8 +61,15 @@ class PipelinedLearner:
     """Drive an :class:`ActiveLearner` without making the person wait between batches."""
 
     def __init__(
-        self, learner: ActiveLearner, batch_size: int, lookahead: int = 2, steps_per_label: int = 25,
-        lr: float = 2e-3, evaluate: bool = False, resume: dict[str, Any] | None = None, budget: int | None = None,
+        self,
+        learner: ActiveLearner,
+        batch_size: int,
+        lookahead: int = 2,
+        steps_per_label: int = 25,
+        lr: float = 2e-3,
+        evaluate: bool = False,
+        resume: dict[str, Any] | None = None,
+        budget: int | None = None,
         average: float = 0.995,
     ):
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
@@ -106,8 +108,11 @@ class PipelinedLearner:
 
     # --- the person's side ----------------------------------------------------------
     def start(
-        self, current: Proposal | None = None, initial: int | None = None,
-        backlog: list[tuple[int, int]] = (), answered: list[tuple[int, int]] = (),
+        self,
+        current: Proposal | None = None,
+        initial: int | None = None,
+        backlog: Sequence[tuple[int, int]] = (),
+        answered: Sequence[tuple[int, int]] = (),
     ) -> Proposal | None:
         """Start the thread and return the batch to show: ``current`` (a resumed batch),
         else a random one when nothing is labelled yet, else a freshly chosen one.
@@ -233,41 +238,43 @@ class PipelinedLearner:
         if label >= 0:
             if item not in learner.labels:
                 self.stats.fed.append(item)
-            learner.add_labels([item], [label])
             self._owed += self.steps_per_label
-        else:
-            if item in learner.labels:
-                self.stats.fed.remove(item)
-            learner.labels.pop(item, None)
-            if label == SKIPPED:
-                learner.skipped.add(item)
-            else:
-                learner.skipped.discard(item)
+        elif item in learner.labels:
+            self.stats.fed.remove(item)
+        learner.add_labels([item], [label])
         self._absorbed += 1
         self._busy = False
         return True
 
     def _train(self, steps: int) -> None:
         learner = self.learner
-        if learner.model is None:
+        model = learner.model
+        if model is None:
             torch.manual_seed(learner.seed * 7919)
-            learner.model = build_model(learner.pool.inputs, learner.pool.modality, learner.pool.n_classes).to(learner.device)
+            model = learner.new_model()
         if self._optimizer is None:
-            self._optimizer = torch.optim.AdamW(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
+            self._optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
         ids = np.fromiter(learner.labels, dtype=np.int64)
         y = np.fromiter(learner.labels.values(), dtype=np.int64)
-        learner.model.train()
+        model.train()
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self._global_rng)
             for _ in range(steps):
                 pick = class_balanced_batch(y, learner.config.batch_size, self._rng)
                 x = learner.pool.inputs[torch.from_numpy(ids[pick])].to(learner.device)
-                training_step(learner.model, self._optimizer, x, torch.from_numpy(y[pick]).to(learner.device),
-                              learner.config, self._gen, learner.pool.modality)
+                training_step(
+                    model,
+                    self._optimizer,
+                    x,
+                    torch.from_numpy(y[pick]).to(learner.device),
+                    learner.config,
+                    self._gen,
+                    learner.pool.modality,
+                )
                 if self.average > 0:
-                    self._average_model().update_parameters(learner.model)
+                    self._average_model(model).update_parameters(model)
             self._global_rng = torch.get_rng_state()
-        learner.model.eval()
+        model.eval()
         self.stats.steps += steps
         self._owed -= steps
 
@@ -276,80 +283,60 @@ class PipelinedLearner:
         learner, current = self.learner, self.current
         self._selected = self._generation
         if current is not None and current.m is not None:
-            answers = self._seen
-            explored = [p for p, y in answers.items() if current.exploration[p] and y != SKIPPED]
-            hits = [current.predicted[p] == answers[p] for p in explored]
-            learner.strategy.observe(learner.informative_mp(float(np.mean(hits)) if hits else None))
+            answers = np.full(len(current.ids), SKIPPED)  # cards not yet answered count as no answer
+            for position, label in self._seen.items():
+                answers[position] = label
+            learner.observe(batch_outcome(current.predicted, current.exploration, answers)[0])
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
-        k = min(self.batch_size, len(free) if exclude is None else len(np.setdiff1d(free, exclude)))
-        if self.budget is not None:
-            pending = 0 if current is None else len(current.ids) - len(self._seen)
-            k = min(k, self.budget - len(learner.labels) - pending)
+        available = len(free) if exclude is None else len(np.setdiff1d(free, exclude))
+        pending = 0 if current is None else len(current.ids) - len(self._seen)
+        k = next_batch_size(self.batch_size, available, self.budget, len(learner.labels) + pending)
         if k > 0:
-            with self._averaged_weights():
-                self._ready = learner.propose(k, exclude=exclude)
-            learner.round += 1
+            self._ready = learner.propose(k, exclude=exclude, model=self._choosing_model())
+            learner.chose()
             self._ready_snapshot = self.snapshot()
         self.stats.selections += 1
         self.stats.select_s.append(time.perf_counter() - start)
         self._ready_event.set()
         if self.evaluate and k > 0:
-            with self._averaged_weights():
-                self.stats.accuracy.append((len(learner.labels), learner.evaluate()))
+            self.stats.accuracy.append((len(learner.labels), learner.evaluate(model=self._choosing_model())))
 
-    def _average_model(self) -> AveragedModel:
+    def _average_model(self, model: torch.nn.Module) -> AveragedModel:
         if self._averaged is None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            self._averaged = AveragedModel(self.learner.model, multi_avg_fn=get_ema_multi_avg_fn(self.average))
+            self._averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.average))
         return self._averaged
 
-    @contextmanager
-    def _averaged_weights(self) -> Iterator[None]:
-        """The learner scores and evaluates with the averaged weights inside this block
-        (the trainer thread owns ``learner.model``; nobody else sees the swap)."""
-        learner, latest = self.learner, self.learner.model
-        if self._averaged is not None and latest is not None:
-            learner.model = self._averaged.module.eval()
-        try:
-            yield
-        finally:
-            learner.model = latest
+    def _choosing_model(self) -> torch.nn.Module | None:
+        """The weights that score, choose and are evaluated: the average, once there is one."""
+        return None if self._averaged is None else self._averaged.module.eval()
 
     def snapshot(self) -> dict[str, Any]:
         """Model, optimizer and generator states (copies), for :class:`PipelinedLearner` ``resume``."""
-        model = self.learner.model
         return {
-            "model": None if model is None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            **self.learner.state_dict(),
             "optimizer": None if self._optimizer is None else copy.deepcopy(self._optimizer.state_dict()),
-            "average": None if self._averaged is None else {k: v.detach().cpu().clone() for k, v in self._averaged.state_dict().items()},
+            "average": None
+            if self._averaged is None
+            else {k: v.detach().cpu().clone() for k, v in self._averaged.state_dict().items()},
             "rng": copy.deepcopy(self._rng.bit_generator.state),
             "torch_gen": self._gen.get_state().clone(),
             "global_rng": self._global_rng.clone(),
-            "strategy": copy.deepcopy(self.learner.strategy.state_dict()),
-            "learner_round": self.learner.round,
-            "labels": [[i, y] for i, y in self.learner.labels.items()],
-            "skipped": sorted(self.learner.skipped),
             "absorbed": self._absorbed,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         learner = self.learner
-        if state.get("model") is not None:
-            learner.model = build_model(learner.pool.inputs, learner.pool.modality, learner.pool.n_classes)
-            learner.model.load_state_dict(state["model"])
-            learner.model.to(learner.device).eval()
+        learner.load_state_dict(state)
+        if state.get("model") is not None and learner.model is not None:
             self._optimizer = torch.optim.AdamW(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
             if state.get("optimizer") is not None:
                 self._optimizer.load_state_dict(state["optimizer"])
             if state.get("average") is not None and self.average > 0:
-                self._average_model().load_state_dict(state["average"])
+                self._average_model(learner.model).load_state_dict(state["average"])
         self._rng.bit_generator.state = state["rng"]
         self._gen.set_state(state["torch_gen"])
         self._global_rng = state["global_rng"].clone()
-        learner.strategy.load_state_dict(state.get("strategy", {}))
-        learner.round = int(state.get("learner_round", learner.round))
-        learner.labels = {int(i): int(y) for i, y in state["labels"]}
-        learner.skipped = {int(i) for i in state["skipped"]}
         self._absorbed = int(state["absorbed"])

@@ -1,4 +1,4 @@
-"""Figures of the latency benchmark (the replay itself drives the app: ``aeep_tui.latency``).
+"""Figures of the latency benchmark (the replay itself drives the app: ``aeep_tui.latency_replay``).
 
 Per mode (``plain``: retrain and select after the last label; ``pipelined``: train while
 the person labels, choose ahead): the wait from the last label of a batch to the next
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from aeep_core.session_types import ProjectSettings
+from aeep_core.session.types import ProjectSettings
 
 MODES = ("plain", "pipelined")
 ACC_AT = (100, 200, 300, 500, 1000)
@@ -28,7 +28,7 @@ class LatencySettings:
     data: str
     seconds_per_label: float = 1.0
     batch_size: int = 20
-    budget: int = 320  # one batch past acc@300: see aeep_tui.latency.preset
+    budget: int = 320  # one batch past acc@300: see aeep_tui.latency_replay.preset
     seeds: int = 1
     candidates: int = 10_000
     strategy: str = "aeep"
@@ -65,8 +65,9 @@ def summarise(runs: list[dict[str, Any]], tolerance: int = 0) -> dict[str, Any]:
     keys = [k for r in runs for k in r.get("keystroke_ms", [])]
     acc: dict[str, Any] = {}
     for n in ACC_AT:
-        values = [accuracy_at(r["acc_at"], n, tolerance) for r in runs]
-        if values and all(v is not None for v in values):
+        found = [accuracy_at(r["acc_at"], n, tolerance) for r in runs]
+        values = [v for v in found if v is not None]
+        if values and len(values) == len(found):
             acc[str(n)] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
     return {
         "wait_s": {"median": _percentile(waits, 50), "p95": _percentile(waits, 95), "n": len(waits)},
@@ -78,6 +79,7 @@ def summarise(runs: list[dict[str, Any]], tolerance: int = 0) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """The printed comparison: one row per mode."""
+
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 

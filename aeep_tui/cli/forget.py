@@ -1,4 +1,5 @@
-"""``aeep-tui forget``: delete a project (its labels, rounds and checkpoints), after asking."""
+"""``aeep-tui forget``: delete a project (its labels, rounds, checkpoints and the image
+caches of its folders), after asking."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aeep_core import locations
     from aeep_core.store import StoreError
-    from aeep_core.store.export import resolve_project, summary
+    from aeep_core.store.catalog import resolve_project, summary
     from aeep_core.store.lock import WriterLock
 
     try:
@@ -27,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"aeep-tui: error: {exc}", file=sys.stderr)
         return 2
     if not args.yes:
-        prompt = (f"Forget project {s['name']} ({s['labelled']} labels in {s['rounds']} rounds, data {s['data_path']})?\n"
-                  f"This deletes {project}; export the labels first if you need them. [y/N] ")
+        prompt = (
+            f"Forget project {s['name']} ({s['labelled']} labels in {s['rounds']} rounds, data {s['data_path']})?\n"
+            f"This deletes {project}; export the labels first if you need them. [y/N] "
+        )
         print(prompt, end="", flush=True)
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
@@ -42,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         shutil.rmtree(project)
+        for folder in filter(None, (s["data_path"], s["test_path"])):
+            for cache in locations.image_caches(folder):
+                cache.unlink(missing_ok=True)
     finally:
         lock.release()
     print(f"forgot {s['name']} ({project})")

@@ -12,8 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from aeep_core.strategies import STRATEGIES
 
     p = sub.add_parser("simulate", help="run active learning with the true labels as the oracle")
-    p.add_argument("--data", required=True, type=Path,
-                   help="image folder (class subfolders), MNIST IDX folder, or labelled event-sequence folder")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="image folder (class subfolders), MNIST IDX folder, or labelled event-sequence folder",
+    )
     test = p.add_mutually_exclusive_group()
     test.add_argument("--test", type=Path, help="labelled test folder (default: t10k files of an IDX folder)")
     test.add_argument("--test-split", type=float, metavar="F", help="hold out this fraction of the pool as test set")
@@ -31,20 +35,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aeep_core.bench.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
     from aeep_core.data import load_dataset
-    from aeep_core.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
-    from aeep_core.training import TrainConfig
+    from aeep_core.learning.training import TrainConfig
 
     data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed)
     for s in data.pool.skipped:
         print(f"skipped {s}", file=sys.stderr)
     config = TrainConfig(warm_start=not args.fresh_start, pair_weight=0.0 if args.no_pair_loss else 1.0)
     settings = SimulationSettings(
-        strategy=args.strategy, batch_size=args.batch_size, budget=args.budget, initial=args.initial,
-        seed=args.seed, device=args.device, candidates=args.candidates, train=config,
+        strategy=args.strategy,
+        batch_size=args.batch_size,
+        budget=args.budget,
+        initial=args.initial,
+        seed=args.seed,
+        device=args.device,
+        candidates=args.candidates,
+        train=config,
     )
-    print(f"{args.strategy}: pool {len(data.pool)}, test {len(data.test) if data.test else 0}, "
-          f"k={args.batch_size}, budget {args.budget}, seed {args.seed}")
+    print(
+        f"{args.strategy}: pool {len(data.pool)}, test {len(data.test) if data.test else 0}, "
+        f"k={args.batch_size}, budget {args.budget}, seed {args.seed}"
+    )
     print(format_header())
     result = simulate(data, settings, on_round=lambda r: print(format_row(r.as_dict()), flush=True))
     print(summary_line(result))

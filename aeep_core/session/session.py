@@ -1,16 +1,19 @@
-"""The engine side of a labelling session, kept in the project store as it goes.
+"""A labelling session: the project store, the batch on screen, and the engine behind it.
 
 Every answer is committed to SQLite before :meth:`LabellingSession.label` returns; each
 round records its batch, the engine state it was chosen in and the checkpoint of the
 model that chose it. Reopening a project therefore restores the unfinished batch with
 its answers, and the next batch is the one an uninterrupted session would have chosen:
 every random choice of the learner comes from (seed, round), both stored.
+
+*When* the model trains is the engine's business (:mod:`aeep_core.session.engines`):
+after each batch (plain) or while the person labels (pipelined); the session is the same.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -21,46 +24,52 @@ from typing import Any
 import numpy as np
 
 from aeep_core import locations
-from aeep_core.learner import SKIPPED, ActiveLearner, Proposal
-from aeep_core.session_types import Batch, BatchItem, ProjectSettings, SessionStats
-from aeep_core.store import ProjectLocked, Store, StoreError
+from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, next_batch_size
+from aeep_core.learning.training import TrainConfig
+from aeep_core.pool import Dataset
+from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
+from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
+from aeep_core.session.project_data import load_project_data
+from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
+from aeep_core.store import Store, StoreError
+from aeep_core.store.checkpoints import prune_checkpoints, read_checkpoint, write_checkpoint
 from aeep_core.store.items import Drift, sync_items
-
-StageProgress = Callable[[str, int, int], None]
-
-__all__ = [
-    "SKIPPED", "ProjectSettings", "BatchItem", "Batch", "SessionStats", "LabellingSession",
-    "ProjectLocked", "StoreError", "Drift",
-]
-
-
-def _engine_state(learner: ActiveLearner, cold: bool) -> dict[str, Any]:
-    # The learner's generators are all seeded from (seed, round): round is the RNG state.
-    return {"learner_round": learner.round, "strategy": copy.deepcopy(learner.strategy.state_dict()), "cold": cold}
+from aeep_core.strategies import make_strategy
 
 
 class LabellingSession:
     """A project opened for labelling (or read-only viewing). Use :meth:`open`."""
 
-    def __init__(self, store: Store, settings: ProjectSettings, loaded: Any, item_ids: list[int], drift: Drift):
-        from aeep_core.strategies import make_strategy
-        from aeep_core.training import TrainConfig
-
+    def __init__(self, store: Store, settings: ProjectSettings, loaded: Dataset, item_ids: list[int | None], drift: Drift):
         self._store, self.settings, self.drift = store, settings, drift
         self.pool, self.test = loaded.pool, loaded.test
         self.project_path, self.read_only = store.project, store.read_only
         self._item_ids = item_ids  # pool index -> stored item id (None: unseen, read-only only)
         self._index = {item: i for i, item in enumerate(item_ids) if item is not None}
-        self.learner = ActiveLearner(
-            self.pool, make_strategy(settings.strategy), config=TrainConfig(**settings.train), device=settings.device,
-            seed=settings.seed, candidates=settings.candidates, test=self.test,
+        learner = ActiveLearner(
+            self.pool,
+            make_strategy(settings.strategy),
+            config=TrainConfig(**settings.train),
+            device=settings.device,
+            seed=settings.seed,
+            candidates=settings.candidates,
+            test=self.test,
+        )
+        self.engine: Engine = (
+            PipelinedEngine(learner, settings, self._history, evaluate=self.test is not None)
+            if settings.pipelined
+            else PlainEngine(learner, settings)
         )
         self.batch: Batch | None = None
         self._batch_db_items: list[int] = []  # stored item id per batch position
         self._answer_seq: dict[int, int] = {}  # batch position -> label row id of its answer (undo order)
-        self._cold = False
         self._busy = threading.Lock()
         self._restore()
+
+    @property
+    def learner(self) -> ActiveLearner:
+        """The engine's learner (L, U, the model, the round): read it, never write it."""
+        return self.engine.learner
 
     # --- opening -----------------------------------------------------------------------
     @staticmethod
@@ -72,9 +81,13 @@ class LabellingSession:
 
     @classmethod
     def open(
-        cls, data: Path, settings: ProjectSettings | None = None, project_dir: Path | None = None,
-        read_only: bool = False, progress: StageProgress | None = None,
-    ) -> "LabellingSession":
+        cls,
+        data: Path,
+        settings: ProjectSettings | None = None,
+        project_dir: Path | None = None,
+        read_only: bool = False,
+        progress: StageProgress | None = None,
+    ) -> LabellingSession:
         """Open the project of ``data``, creating it (``settings`` required) when there is none.
 
         An existing project keeps its stored settings. ``progress(stage, done, total)``
@@ -82,8 +95,6 @@ class LabellingSession:
         another process has it open (unless ``read_only``), :class:`StoreError` for an
         unusable database, ``DataError`` for unusable data, ValueError for bad settings.
         """
-        from aeep_core.store.files import load_project_data
-
         data = Path(data).expanduser().resolve()
         project = cls.find(data, project_dir)
         if project is not None:
@@ -92,8 +103,7 @@ class LabellingSession:
                 settings = ProjectSettings.from_dict(store.setting("project"))
                 loaded = load_project_data(data, settings, progress)
                 if not read_only:
-                    store.set_settings(data_path=str(data), last_opened=time.time(),
-                                       items_are_files="paths" in loaded.pool.meta)
+                    store.set_settings(data_path=str(data), last_opened=time.time(), items_are_files="paths" in loaded.pool.meta)
             except BaseException:
                 store.close()
                 raise
@@ -106,14 +116,17 @@ class LabellingSession:
             settings.validate()
             loaded = load_project_data(data, settings, progress)  # bad data leaves no project behind
             now = time.time()
-            store = Store.create(project, {
-                "project": asdict(settings), "data_path": str(data), "name": data.name, "created_at": now,
-                "last_opened": now, "items_are_files": "paths" in loaded.pool.meta,
-            })
-        if settings.pipelined and cls is LabellingSession:
-            from aeep_core.session_pipeline import PipelinedSession
-
-            cls = PipelinedSession
+            store = Store.create(
+                project,
+                {
+                    "project": asdict(settings),
+                    "data_path": str(data),
+                    "name": data.name,
+                    "created_at": now,
+                    "last_opened": now,
+                    "items_are_files": "paths" in loaded.pool.meta,
+                },
+            )
         try:
             item_ids, drift = sync_items(store, loaded.pool, progress)
             return cls(store, settings, loaded, item_ids, drift)
@@ -137,35 +150,54 @@ class LabellingSession:
                     ys.append(lab["label"])
         self.learner.add_labels(ids, ys)
         if rounds:
-            engine = json.loads(rounds[-1]["engine"])
-            self.learner.round = int(engine["learner_round"])
-            self.learner.strategy.load_state_dict(engine["strategy"])
-            self._cold = bool(engine.get("cold"))
-        self._load_checkpoint()
+            self.learner.load_state_dict(json.loads(rounds[-1]["engine"]))
+        self._load_checkpoint_model()
         if rounds and rounds[-1]["status"] == "open":
-            self._set_batch(rounds[-1]["number"], self._store.round_items(rounds[-1]["number"]), latest)
+            batch = self._set_batch(rounds[-1]["number"], self._store.round_items(rounds[-1]["number"]), latest)
+            if not self.read_only:
+                self.engine.adopt(batch, rounds[-1]["m"])
 
-    def _set_batch(self, number: int, rows: list, latest: dict) -> None:
-        items, self._batch_db_items, self._answer_seq = [], [], {}
+    def _set_batch(self, number: int, rows: list[sqlite3.Row], latest: dict[int, sqlite3.Row]) -> Batch:
+        """Put round ``number`` on screen, with the answers in ``latest`` that belong to it."""
+        items: list[BatchItem] = []
+        self._batch_db_items, self._answer_seq = [], {}
         for ri in rows:
             idx = self._index.get(ri["item_id"])
             if idx is None:  # vanished from the data folder since the batch was chosen
                 continue
             lab = latest.get(ri["item_id"])
             answer = lab["label"] if lab is not None and lab["round"] == number else None
-            if answer is not None:
+            if lab is not None and answer is not None:
                 self._answer_seq[len(items)] = lab["id"]
             items.append(BatchItem(idx, self.pool.names[idx], bool(ri["exploration"]), ri["predicted"], ri["confidence"], answer))
             self._batch_db_items.append(ri["item_id"])
         self.batch = Batch(number, items)
+        return self.batch
 
-    def _load_checkpoint(self) -> None:
-        from aeep_core.store.files import load_checkpoint
-
+    def _last_checkpoint(self) -> dict[str, Any] | None:
+        """The state saved with the newest round that has one, if its checksum holds."""
         row = self._store.last_checkpoint()
-        model = None if row is None else load_checkpoint(self.project_path, row["file"], row["sha256"], self.pool)
-        if model is not None:
-            self.learner.model = model.to(self.learner.device)
+        return None if row is None else read_checkpoint(self.project_path, row["file"], row["sha256"])
+
+    def _load_checkpoint_model(self) -> None:
+        state = self._last_checkpoint()
+        if state is not None and state.get("model") is not None:
+            self.learner.load_state_dict({"model": state["model"]})
+
+    def _history(self) -> tuple[dict[str, Any] | None, list[LoggedAnswer]]:
+        """The last checkpoint and every stored answer in order, for an engine to resume from."""
+        positions = {db: pos for pos, db in enumerate(self._batch_db_items)} if self.batch is not None else {}
+        current = None if self.batch is None else self.batch.round
+        log = [
+            LoggedAnswer(
+                self._index.get(a["item_id"]),
+                a["round"],
+                a["label"],
+                positions.get(a["item_id"]) if a["round"] == current else None,
+            )
+            for a in self._store.answers()
+        ]
+        return self._last_checkpoint(), log
 
     # --- the person's answers ------------------------------------------------------------
     def _check_position(self, position: int) -> Batch:
@@ -182,6 +214,7 @@ class LabellingSession:
             raise ValueError(f"answer {answer} is not a class index (0..{len(self.settings.classes) - 1}) or SKIPPED")
         self._answer_seq[position] = self._store.add_label(self._batch_db_items[position], batch.round, int(answer))
         batch.items[position].answer = int(answer)
+        self.engine.answer(position, int(answer))
 
     def undo(self) -> int | None:
         """Take back the latest answer in the open batch (a new row); return its position."""
@@ -191,6 +224,7 @@ class LabellingSession:
         self._store.add_label(self._batch_db_items[position], self.batch.round, None)
         del self._answer_seq[position]
         self.batch.items[position].answer = None
+        self.engine.answer(position, RETRACT)
         return position
 
     def _batch_to_confirm(self) -> Batch:
@@ -203,31 +237,9 @@ class LabellingSession:
         return batch
 
     def confirm_batch(self) -> None:
-        """Teach the learner the complete batch's answers (mp, batch accuracy); record the round."""
+        """Let the engine learn from the complete batch (mp, batch accuracy); record the round."""
         batch = self._batch_to_confirm()
-        ids = np.array([it.item_id for it in batch.items], dtype=np.int64)
-        answers = np.array([it.answer for it in batch.items], dtype=np.int64)
-        before = copy.deepcopy((self.learner.labels, self.learner.skipped, self.learner.round, self.learner.strategy.state_dict()))
-        try:
-            if self._cold:
-                self.learner.add_labels(ids, answers)
-                mp = acc = None
-            else:
-                row = self._store.query("SELECT * FROM rounds WHERE number = ?", (batch.round,))[0]
-                proposal = Proposal(
-                    ids=ids, exploration=np.array([it.exploration for it in batch.items], dtype=bool),
-                    predicted=np.array([it.predicted for it in batch.items], dtype=np.int64),
-                    confidence=np.array([it.confidence for it in batch.items], dtype=np.float64),
-                    entropy_batch=row["entropy_batch"], entropy_pool=row["entropy_pool"], m=row["m"], select_s=row["select_s"],
-                )
-                mp, acc = self.learner.teach(proposal, answers)
-            self._store.finish_round(batch.round, _engine_state(self.learner, self._cold), mp, acc)
-        except BaseException:
-            # Nothing was recorded: put the learner back so confirming again is safe.
-            l, s, r, st = before
-            self.learner.labels, self.learner.skipped, self.learner.round = l, s, r
-            self.learner.strategy.load_state_dict(st)
-            raise
+        self.engine.confirm(batch, lambda mp, accuracy, engine: self._store.finish_round(batch.round, engine, mp, accuracy))
         self.batch, self._answer_seq = None, {}
 
     # --- the engine's turn -------------------------------------------------------------
@@ -243,92 +255,88 @@ class LabellingSession:
     def prepare_next_batch(
         self, progress: StageProgress | None = None, should_stop: Callable[[], bool] | None = None
     ) -> Batch | None:
-        """Train, score and select the next batch and record it; None when finished or stopped.
+        """Have the engine choose the next batch and record it; None when finished or stopped.
 
         Stages reported: ("train", step, steps), ("evaluate", 0|1, 1), ("score", n, N).
         The first batch, with nothing labelled, is a uniform random sample seeded by the
         project's seed. Safe to run in a worker thread while the UI reads ``stats``.
         """
-        from aeep_core.store.files import write_checkpoint
-
         with self._busy:
             done, result = self._nothing_to_prepare()
             if done:
                 return result
-            learner, s = self.learner, self.settings
-            unlabelled = learner.unlabelled_ids()
-            budget_left = len(unlabelled) if s.budget is None else s.budget - len(learner.labels)
-            k = min(s.batch_size, budget_left, len(unlabelled))
-            number = (self._store.rounds() or [{"number": 0}])[-1]["number"] + 1
-            report = (lambda stage: (lambda d, t: progress(stage, d, t))) if progress else (lambda stage: None)
-            if not learner.labels:
-                picks = np.random.default_rng([s.seed, 2**20, number]).choice(unlabelled, size=k, replace=False)
-                items = [(self._item_ids[i], False, None, None) for i in picks.tolist()]
-                self._store.add_round(number, items, _engine_state(learner, True), {})
-                self._cold = True
-            else:
-                train_s = learner.train(progress=report("train"), should_stop=should_stop)
-                if should_stop is not None and should_stop():
-                    # The model is half-trained: record nothing, go back to the last good one.
-                    learner.model = None
-                    self._load_checkpoint()
-                    return None
-                if progress:
-                    progress("evaluate", 0, 1)
-                accuracy = learner.evaluate()
-                if progress:
-                    progress("evaluate", 1, 1)
-                prop = learner.propose(k, progress=report("score"))
-                items = [
-                    (self._item_ids[i], bool(e), int(p), float(c))
-                    for i, e, p, c in zip(prop.ids.tolist(), prop.exploration, prop.predicted, prop.confidence)
-                ]
-                ckpt = write_checkpoint(self.project_path, number, learner.model)
-                stats = {"m": prop.m, "entropy_batch": prop.entropy_batch, "entropy_pool": prop.entropy_pool,
-                         "test_accuracy": accuracy, "train_s": train_s, "select_s": prop.select_s}
-                self._store.add_round(number, items, _engine_state(learner, False), stats, checkpoint=ckpt)
-                self._cold = False
-                self._prune_checkpoints()
+            number = self._store.next_round_number()
+            if self._answer_counts()[0] == 0:
+                self._record_cold_batch(number)
+                return self.batch
+            choice = self.engine.choose(progress, should_stop)
+            if choice is None:
+                return None
+            prop = choice.proposal
+            items = [
+                (self._item_ids[i], bool(e), int(p), float(c))
+                for i, e, p, c in zip(prop.ids.tolist(), prop.exploration, prop.predicted, prop.confidence)
+            ]
+            ckpt = write_checkpoint(self.project_path, number, choice.checkpoint)
+            self._store.add_round(number, items, choice.engine, choice.stats, checkpoint=ckpt)
+            # Keep the newest two files: the DB points at the newest, the other is a spare.
+            prune_checkpoints(self.project_path, self._store.checkpoint_files()[-2:])
             self._set_batch(number, self._store.round_items(number), {})
             return self.batch
 
-    def _prune_checkpoints(self) -> None:
-        # Keep the newest two files: the DB points at the newest, the other is a spare.
-        keep = set(self._store.checkpoint_files()[-2:])
-        folder = locations.checkpoints_dir(self.project_path)
-        for f in folder.iterdir() if folder.is_dir() else []:
-            if f"{folder.name}/{f.name}" not in keep:
-                f.unlink(missing_ok=True)
+    def _record_cold_batch(self, number: int) -> None:
+        """A uniform random first batch (nothing is labelled to train on), seeded by the
+        project's seed and the round number."""
+        s, learner = self.settings, self.learner
+        unlabelled = learner.unlabelled_ids()
+        k = next_batch_size(s.batch_size, len(unlabelled), s.budget, 0)
+        picks = np.random.default_rng([s.seed, 2**20, number]).choice(unlabelled, size=k, replace=False)
+        items = [(self._item_ids[i], False, None, None) for i in picks.tolist()]
+        self._store.add_round(number, items, engine_state(learner, True), {})
+        self.engine.adopt(self._set_batch(number, self._store.round_items(number), {}), None)
 
     # --- reading -----------------------------------------------------------------------
+    def _answer_counts(self) -> tuple[int, int]:
+        """(labelled, skipped) items of the pool, the open batch's answers included; read
+        from the store, since a pipelined trainer takes answers into L in its own time."""
+        rows = [r for r in self._store.current_labels() if r["item_id"] in self._index]
+        return sum(1 for r in rows if r["label"] is not None and r["label"] >= 0), sum(1 for r in rows if r["label"] == SKIPPED)
+
     @property
     def finished(self) -> bool:
         """No batch open and the budget is reached or every item is answered."""
         if self.batch is not None:
             return False
-        budget_hit = self.settings.budget is not None and len(self.learner.labels) >= self.settings.budget
-        return budget_hit or len(self.learner.unlabelled_ids()) == 0
+        labelled, skipped = self._answer_counts()
+        budget_hit = self.settings.budget is not None and labelled >= self.settings.budget
+        return budget_hit or labelled + skipped >= len(self.pool)
 
     @property
     def stats(self) -> SessionStats:
         """Current figures (cheap: reads the rounds table, never the model)."""
         rounds = self._store.rounds()
         done = [r for r in rounds if r["status"] == "done"]
-        answers = [it.answer for it in self.batch.items] if self.batch else []
+        labelled, skipped = self._answer_counts()
         last, last_done = (rounds[-1] if rounds else None), (done[-1] if done else None)
         get = lambda row, key: None if row is None else row[key]  # noqa: E731
         return SessionStats(
             round=get(last, "number") or 0,
-            labelled=len(self.learner.labels) + sum(1 for a in answers if a is not None and a != SKIPPED),
-            skipped=len(self.learner.skipped) + answers.count(SKIPPED),
-            pool_size=len(self.pool), budget=self.settings.budget,
-            m=get(last, "m"), mp=get(last_done, "mp"),
-            m_history=[r["m"] for r in rounds], mp_history=[r["mp"] for r in rounds],
-            entropy_batch=get(last, "entropy_batch"), entropy_pool=get(last, "entropy_pool"),
+            labelled=labelled,
+            skipped=skipped,
+            pool_size=len(self.pool),
+            budget=self.settings.budget,
+            m=get(last, "m"),
+            mp=get(last_done, "mp"),
+            m_history=[r["m"] for r in rounds],
+            mp_history=[r["mp"] for r in rounds],
+            entropy_batch=get(last, "entropy_batch"),
+            entropy_pool=get(last, "entropy_pool"),
             batch_accuracy=get(last_done, "batch_accuracy"),
             test_accuracy=next((r["test_accuracy"] for r in reversed(rounds) if r["test_accuracy"] is not None), None),
             accuracy_history=[r["test_accuracy"] for r in rounds],
-            device=str(self.learner.device), train_s=get(last, "train_s"), select_s=get(last, "select_s"),
+            device=str(self.learner.device),
+            train_s=get(last, "train_s"),
+            select_s=get(last, "select_s"),
         )
 
     def source_path(self, item_id: int) -> Path | None:
@@ -336,11 +344,18 @@ class LabellingSession:
         paths = self.pool.meta.get("paths")
         return Path(paths[item_id]) if paths is not None else None
 
+    @property
+    def evaluations(self) -> list[tuple[int, float | None]]:
+        """(labels the model was trained on, test accuracy) of every model that chose a
+        batch in the background since this session opened (pipelined engine; else empty)."""
+        return list(getattr(self.engine, "evaluations", []))
+
     def close(self) -> None:
-        """Close the database and release the writer lock."""
+        """Stop the engine, close the database and release the writer lock."""
+        self.engine.close()
         self._store.close()
 
-    def __enter__(self) -> "LabellingSession":
+    def __enter__(self) -> LabellingSession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ def _when(epoch: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from aeep_core import locations
     from aeep_core.store import StoreError
-    from aeep_core.store.export import all_projects, summary
+    from aeep_core.store.catalog import all_projects, summary
 
     projects = all_projects()
     if not projects:

@@ -16,21 +16,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
     p.add_argument("--budget", type=int, metavar="N", help="stop after N labels")
-    p.add_argument("--train-steps", type=int, metavar="N", help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine")
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        metavar="N",
+        help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine",
+    )
     add_pipeline_flag(p)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
 def add_pipeline_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-pipeline", dest="pipelined", action="store_false",
-                   help="retrain after each batch instead of while you label (a new project's setting)")
+    p.add_argument(
+        "--no-pipeline",
+        dest="pipelined",
+        action="store_false",
+        help="retrain after each batch instead of while you label (a new project's setting)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace):
     """The settings a new project starts from; the setup screen confirms classes, batch size, strategy."""
     from aeep_core.session import ProjectSettings
-    from aeep_tui.screens.class_keys import assign_keys, parse_classes
+    from aeep_tui.keys import assign_keys, parse_classes
 
     classes = parse_classes(args.classes or "")
     return ProjectSettings(
@@ -48,7 +57,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def check_folder(path: Path, what: str) -> None:
-    from aeep_core.data.pool import DataError
+    from aeep_core.pool import DataError
 
     if not path.expanduser().is_dir():
         raise DataError(f"{path}: {what} folder not found; check the path")

@@ -17,33 +17,55 @@ def _ints(text: str) -> list[int]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "bench", help="compare AEEP with the baselines on MNIST (table, JSON, PNG)",
+        "bench",
+        help="compare AEEP with the baselines on MNIST (table, JSON, PNG)",
         description="Run every strategy on the same seeds, initial sets, network and test set; print the "
         "table, write every round to JSON and the learning curves to PNG. Finished runs are kept in "
         "JSON.partial, so running the same command again after an interruption continues.",
     )
-    p.add_argument("--preset", default="quick", choices=["quick", "ablations", "paper"],
-                   help="quick: 8 strategies, 1 seed, k=20, 300 labels (≤ 15 min on 2 cores); ablations: aeep, ee "
-                   "and the ablations, same settings; paper: all, 5 seeds, k 10,20,50, 1000 labels (default quick)")
-    p.add_argument("--task", default="mnist", choices=["mnist", "heart-failure", "latency"],
-                   help="mnist (default); heart-failure (Synthea cohort, AUROC); latency (a simulated person "
-                   "labels through the app: waits, keystrokes, memory, plain vs pipelined)")
-    p.add_argument("--seconds-per-label", type=float, metavar="S",
-                   help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)")
+    p.add_argument(
+        "--preset",
+        default="quick",
+        choices=["quick", "ablations", "paper"],
+        help="quick: 8 strategies, 1 seed, k=20, 300 labels (≤ 15 min on 2 cores); ablations: aeep, ee "
+        "and the ablations, same settings; paper: all, 5 seeds, k 10,20,50, 1000 labels (default quick)",
+    )
+    p.add_argument(
+        "--task",
+        default="mnist",
+        choices=["mnist", "heart-failure", "latency"],
+        help="mnist (default); heart-failure (Synthea cohort, AUROC); latency (a simulated person "
+        "labels through the app: waits, keystrokes, memory, plain vs pipelined)",
+    )
+    p.add_argument(
+        "--seconds-per-label", type=float, metavar="S", help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)"
+    )
     p.add_argument("--data", type=Path, help="data folder (default ../shared/data/mnist, or ehr for heart-failure)")
-    p.add_argument("--strategies", help="comma-separated: aeep, ee, random, em, kff, bmal, coreset, badge, "
-                   "aeep-nopair, aeep-pixels, aeep-fresh; options as aeep[beta=0.5,rate=0.3]")
+    p.add_argument(
+        "--strategies",
+        help="comma-separated: aeep, ee, random, em, kff, bmal, coreset, badge, "
+        "aeep-nopair, aeep-pixels, aeep-fresh; options as aeep[beta=0.5,rate=0.3]",
+    )
     p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1")
     p.add_argument("--batch-sizes", type=_ints, metavar="K,K", help="batch sizes, e.g. 10,20,50")
     p.add_argument("--budget", type=int, help="labels at the end of each run")
     p.add_argument("--initial", type=int, help="random labelled seed set (default 20)")
     p.add_argument("--candidates", type=int, help="unlabelled items scored per round")
-    p.add_argument("--test-subset", type=int, metavar="N", help="test on a fixed random N of the test set "
-                   "(quick: 5000); 0 = the whole test set")
+    p.add_argument(
+        "--test-subset",
+        type=int,
+        metavar="N",
+        help="test on a fixed random N of the test set (quick: 5000); 0 = the whole test set",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster when other jobs share the cores)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes of one thread each "
-                   "(default 1; 2 on a 2-core machine finishes sooner than 2 threads)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, in worker processes of one thread each "
+        "(default 1; 2 on a 2-core machine finishes sooner than 2 threads)",
+    )
     p.add_argument("--json", type=Path, help="report file (default bench-PRESET.json); runs go to JSON.partial as they finish")
     p.add_argument("--plot", type=Path, help="learning-curve PNG (default: the JSON path with .png)")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
@@ -53,13 +75,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_latency(args: argparse.Namespace) -> int:
     """``--task latency``: plain vs pipelined, each (mode, seed) in a fresh process."""
-    from aeep_core.bench import TASKS
-    from aeep_core.latency import format_table
-    from aeep_tui.latency import preset, run
+    from aeep_core.bench.latency import format_table
+    from aeep_core.bench.settings import TASKS
+    from aeep_tui.latency_replay import preset, run
 
     settings = preset(
-        args.preset, args.data or TASKS["mnist"].default_data(), seconds_per_label=args.seconds_per_label,
-        budget=args.budget, seeds=args.seeds, candidates=args.candidates, device=args.device,
+        args.preset,
+        args.data or TASKS["mnist"].default_data(),
+        seconds_per_label=args.seconds_per_label,
+        budget=args.budget,
+        seeds=args.seeds,
+        candidates=args.candidates,
+        device=args.device,
         batch_size=args.batch_sizes[0] if args.batch_sizes else None,
     )
     out = args.json or Path(f"bench-latency-{args.preset}.json")
@@ -79,19 +106,27 @@ def run(args: argparse.Namespace) -> int:
         return run_latency(args)
     import torch
 
-    from aeep_core.bench import ProgressLine, parse_variant, preset, run_bench, split_list
-    from aeep_core.plots import plot_report
-    from aeep_core.report import format_markdown, format_table
+    from aeep_core.bench.plots import plot_report
+    from aeep_core.bench.report import format_markdown, format_table
+    from aeep_core.bench.run import ProgressLine, run_bench
+    from aeep_core.bench.settings import parse_variant, preset, split_list
 
     if args.threads:
         torch.set_num_threads(args.threads)
     test_subset = None if args.test_subset is None else (args.test_subset or -1)
     try:
         settings = preset(
-            args.preset, task=args.task, data=args.data,
+            args.preset,
+            task=args.task,
+            data=args.data,
             strategies=split_list(args.strategies) if args.strategies else None,
-            seeds=list(range(args.seeds)) if args.seeds else None, batch_sizes=args.batch_sizes, budget=args.budget,
-            initial=args.initial, candidates=args.candidates, test_subset=test_subset, device=args.device,
+            seeds=list(range(args.seeds)) if args.seeds else None,
+            batch_sizes=args.batch_sizes,
+            budget=args.budget,
+            initial=args.initial,
+            candidates=args.candidates,
+            test_subset=test_subset,
+            device=args.device,
         )
         for spec in settings.strategies:
             parse_variant(spec)  # a typo fails now, not after an hour of other runs
@@ -104,11 +139,13 @@ def run(args: argparse.Namespace) -> int:
     partial = out.with_name(out.name + ".partial")
     if args.fresh and partial.exists():
         partial.unlink()
-    print(f"bench {args.preset}: {settings.task}, strategies {', '.join(settings.strategies)}; seeds "
-          f"{settings.seeds}; k {settings.batch_sizes}; {settings.initial}→{settings.budget} labels; "
-          f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; "
-          f"{f'{args.jobs} jobs' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}",
-          file=sys.stderr)
+    print(
+        f"bench {args.preset}: {settings.task}, strategies {', '.join(settings.strategies)}; seeds "
+        f"{settings.seeds}; k {settings.batch_sizes}; {settings.initial}→{settings.budget} labels; "
+        f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; "
+        f"{f'{args.jobs} jobs' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}",
+        file=sys.stderr,
+    )
     report = run_bench(settings, partial=partial, progress=ProgressLine(0), jobs=args.jobs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -112,7 +112,7 @@ def train(
     inputs: torch.Tensor,
     labels: np.ndarray,
     config: TrainConfig,
-    device: torch.device,
+    device: torch.device | str,
     seed: int,
     modality: str = "image",
     progress: Progress | None = None,
@@ -142,7 +142,7 @@ def train(
 
 @torch.inference_mode()
 def score(
-    model: nn.Module, inputs: torch.Tensor, device: torch.device, batch_size: int = 1024, progress: Progress | None = None
+    model: nn.Module, inputs: torch.Tensor, device: torch.device | str, batch_size: int = 1024, progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities ``[N, C]`` and embeddings phi ``[N, d]`` for ``inputs``."""
     model.to(device).eval()
@@ -156,9 +156,3 @@ def score(
     if not probs:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(probs).numpy(), torch.cat(embs).numpy()
-
-
-def entropy(probs: np.ndarray) -> np.ndarray:
-    """H(x) = -sum_c h_c log h_c, in nats, per row."""
-    p = np.clip(probs, 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1)

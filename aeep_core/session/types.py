@@ -1,6 +1,6 @@
 """The plain data a labelling session hands out: project settings, the batch, the stats.
 
-Kept apart from :mod:`aeep_core.session` (which re-exports them) so the types read on
+Kept apart from :mod:`aeep_core.session.session` (which re-exports them) so the types read on
 their own and the session module stays about behaviour.
 """
 
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from aeep_core.learning.training import TrainConfig
+from aeep_core.strategies import STRATEGIES
 
 
 @dataclass
@@ -25,26 +28,23 @@ class ProjectSettings:
     modality: str = "image"
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     candidates: int = 10_000
-    # Zero-wait mode (aeep_core.session_pipeline): train while the person labels and
+    # Zero-wait mode (aeep_core.session.pipelined): train while the person labels and
     # choose the next batch before the last card; the app turns it on, the engine default
     # is the plain loop.
-    # lookahead 3: at one label a second, selection on 10,000 candidates (~2 s on one
-    # core) finishes before the last card is answered (BENCHMARKS.md, "Latency").
+    # lookahead: choose the next batch while the person answers the last few cards, so
+    # that selection is done by the time they press Enter (BENCHMARKS.md, "Latency").
     pipelined: bool = False
     steps_per_label: int = 25
     lookahead: int = 3
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ProjectSettings":
+    def from_dict(cls, d: dict[str, Any]) -> ProjectSettings:
         """Settings as stored; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
-        from aeep_core.strategies import STRATEGIES
-        from aeep_core.training import TrainConfig
-
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ValueError("classes: give at least two distinct class names")
         if len(self.keys) != len(self.classes) or len(set(self.keys)) != len(self.keys):

@@ -1,0 +1,133 @@
+"""How a labelling session gets its batches: the small interface both engines share, and
+the plain one (retrain after each confirmed batch, then choose).
+
+The session owns the store and the batch on screen; an engine owns the learner and
+decides *when* training and choosing happen. The pipelined engine
+(:mod:`aeep_core.session.pipelined`) trains while the person labels; the plain one here
+does everything in :meth:`PlainEngine.choose`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, next_batch_size
+from aeep_core.session.types import Batch, ProjectSettings
+
+StageProgress = Callable[[str, int, int], None]
+#: what the session records once an engine has learnt from a confirmed batch:
+#: (mp, batch accuracy, engine state to store — None keeps the state the batch was chosen in)
+RecordOutcome = Callable[[float | None, float | None, dict[str, Any] | None], None]
+
+
+@dataclass
+class Choice:
+    """A batch an engine chose, with everything the session records about it."""
+
+    proposal: Proposal
+    checkpoint: dict[str, Any]  # the state that chose it (weights included), for exact resume
+    engine: dict[str, Any]  # the JSON part of that state, stored with the round
+    stats: dict[str, Any] = field(default_factory=dict)  # m, entropies, test accuracy, seconds
+
+
+class Engine(Protocol):
+    """What a session asks of an engine. ``adopt`` hands it a batch it did not choose (a
+    restored or a random cold-start one; ``m``: its exploration count); ``answer`` gets
+    every answer to the batch on screen as it is saved (a class index, ``SKIPPED`` or ``RETRACT``); ``confirm`` learns from the complete
+    batch and calls ``record``; ``choose`` returns the next batch, None when stopped."""
+
+    learner: ActiveLearner
+
+    def adopt(self, batch: Batch, m: int | None) -> None: ...
+
+    def answer(self, position: int, label: int) -> None: ...
+
+    def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
+
+    def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
+
+    def close(self) -> None: ...
+
+
+def batch_arrays(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pool ids, exploration flags, predictions (-1: none), answers (``RETRACT``: none
+    yet)) of a batch, as arrays."""
+    items = batch.items
+    return (
+        np.array([it.item_id for it in items], dtype=np.int64),
+        np.array([it.exploration for it in items], dtype=bool),
+        np.array([-1 if it.predicted is None else it.predicted for it in items], dtype=np.int64),
+        np.array([RETRACT if it.answer is None else it.answer for it in items], dtype=np.int64),
+    )
+
+
+def engine_state(learner: ActiveLearner, cold: bool) -> dict[str, Any]:
+    """The JSON part of the learner's state stored with a round; L is in the store itself."""
+    return {**learner.state_dict(model=False, labels=False), "cold": cold}
+
+
+class PlainEngine:
+    """Retrain on L after each confirmed batch, evaluate, then let the strategy choose."""
+
+    def __init__(self, learner: ActiveLearner, settings: ProjectSettings):
+        self.learner, self.settings = learner, settings
+
+    def adopt(self, batch: Batch, m: int | None) -> None:
+        """Nothing to do: the plain engine learns only from confirmed batches."""
+
+    def answer(self, position: int, label: int) -> None:
+        """Nothing to do until the batch is confirmed."""
+
+    def confirm(self, batch: Batch, record: RecordOutcome) -> None:
+        """Teach the learner the batch (mp and batch accuracy when it was chosen by a
+        model); if recording fails the learner is put back, so confirming again is safe."""
+        learner = self.learner
+        ids, exploration, predicted, answers = batch_arrays(batch)
+        before = learner.state_dict(model=False)
+        cold = bool((predicted < 0).all())
+        try:
+            if cold:
+                learner.add_labels(ids, answers)
+                mp = accuracy = None
+            else:
+                proposal = Proposal(ids, exploration, predicted, np.zeros(len(ids)), 0.0, 0.0, None, 0.0)
+                mp, accuracy = learner.teach(proposal, answers)
+            record(mp, accuracy, engine_state(learner, cold))
+        except BaseException:
+            learner.load_state_dict(before)
+            raise
+
+    def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
+        """Train, evaluate, score and choose; None when stopped (the last model kept)."""
+        learner, s = self.learner, self.settings
+        report = (lambda stage: lambda d, t: progress(stage, d, t)) if progress else (lambda stage: None)
+        k = next_batch_size(s.batch_size, len(learner.unlabelled_ids()), s.budget, len(learner.labels))
+        last_good = learner.state_dict(labels=False)["model"]
+        train_s = learner.train(progress=report("train"), should_stop=should_stop)
+        if should_stop is not None and should_stop():
+            # Half-trained: go back to the model that chose the last batch.
+            learner.forget_model()
+            learner.load_state_dict({"model": last_good})
+            return None
+        if progress:
+            progress("evaluate", 0, 1)
+        accuracy = learner.evaluate()
+        if progress:
+            progress("evaluate", 1, 1)
+        prop = learner.propose(k, progress=report("score"))
+        stats = {
+            "m": prop.m,
+            "entropy_batch": prop.entropy_batch,
+            "entropy_pool": prop.entropy_pool,
+            "test_accuracy": accuracy,
+            "train_s": train_s,
+            "select_s": prop.select_s,
+        }
+        return Choice(prop, learner.state_dict(), engine_state(learner, False), stats)
+
+    def close(self) -> None:
+        """Nothing runs in the background."""
