@@ -14,8 +14,8 @@ says how to install it; JSONL, long CSV and Synthea keep their pure-Python reade
 
 from __future__ import annotations
 
+import csv
 import gzip
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -138,7 +138,7 @@ def scan(con: Any, table: TableFile, types: dict[str, str], keep: list[str], vie
             f"FROM read_csv({_quote(str(table.path))}, header = true, delim = {_quote(sep)}, columns = {spec}, "
             f"store_rejects = true, rejects_table = {_quote(rej)}, rejects_scan = {_quote(rej + '_scan')})"
         )
-        _raise_first_reject(con, table, rej)
+        _raise_first_reject(con, table, rej, cols, types, sep)
     else:
         raw = {c.lower(): c for c in _raw_parquet_cols(con, table)}
         select = ", ".join(
@@ -160,25 +160,31 @@ def _raw_parquet_cols(con: Any, table: TableFile) -> list[str]:
 _FIX = "fix or remove that row and run again"
 
 
-def _raise_first_reject(con: Any, table: TableFile, rej: str) -> None:
-    row = con.execute(
-        f"SELECT line, column_name, error_type, error_message FROM {_ident(rej)} ORDER BY line LIMIT 1"
-    ).fetchone()
+def _raise_first_reject(con: Any, table: TableFile, rej: str, cols: list[str], types: dict[str, str], sep: str) -> None:
+    """Raise a one-line :class:`DataError` for the first row DuckDB rejected, if any.
+
+    DuckDB's line numbers are right, but its ``column_name`` is wrong when the scan is
+    projected (it names a neighbour), so we re-parse the rejected line ourselves to name the
+    column and value: this runs only when a row is bad.
+    """
+    row = con.execute(f"SELECT line, csv_line FROM {_ident(rej)} ORDER BY line LIMIT 1").fetchone()
     if row is None:
         return
-    line, column, kind, message = row
-    message = re.sub(r"\s+", " ", str(message)).strip()
-    if kind == "CAST":
-        m = re.search(r'Could not convert string "([^"]*)" to \'(\w+)', message)
-        what = f"{m.group(1)!r} is not a {_TYPE_WORDS.get(m.group(2), m.group(2).lower())}" if m else message
-    else:
-        what = message
-    col = f", column {column}" if column else ""
-    raise DataError(f"{table.shown} line {line}{col}: {what}; {_FIX}")
+    line, text = row
+    fields = next(csv.reader([text or ""], delimiter=sep), [])
+    if len(fields) != len(cols):
+        what = f"{len(fields)} fields for {len(cols)} columns"
+        raise DataError(f"{table.shown} line {line}: {what} (a missing or extra comma, or an unquoted one?); {_FIX}")
+    for col, value in zip(cols, fields):
+        typ = types.get(col)
+        if typ and value.strip() and con.execute(f"SELECT TRY_CAST(? AS {typ}) IS NULL", [value]).fetchone()[0]:
+            raise DataError(f"{table.shown} line {line}, column {col}: {value!r} is not a {_TYPE_WORDS.get(typ, typ.lower())}; {_FIX}")
+    raise DataError(f"{table.shown} line {line}: cannot be read ({(text or '')[:80]!r}); {_FIX}")
 
 
-_TYPE_WORDS = {"TIMESTAMP": "date or datetime (YYYY-MM-DD[ HH:MM:SS])", "TIMESTAMP WITH TIME ZONE":
-               "date or datetime (YYYY-MM-DD[ HH:MM:SS])", "BIGINT": "whole number", "DOUBLE": "number"}
+_DATE_WORD = "date or datetime (YYYY-MM-DD[ HH:MM:SS])"
+_TYPE_WORDS = {"TIMESTAMP": _DATE_WORD, "TIMESTAMP WITH TIME ZONE": _DATE_WORD, "BIGINT": "whole number",
+               "DOUBLE": "number"}
 
 
 def _raise_failed_casts(con: Any, table: TableFile, types: dict[str, str]) -> None:
