@@ -164,7 +164,7 @@ def _event_select(con: Any, spec: OmopTable, table: TableFile, view: str) -> tup
     n = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
     sql = (f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE({dt}, {d}) AS ts, "
            f"CAST({concept} AS BIGINT) AS cid, {source} AS src, {value or repr('')} AS val, "
-           f"'{spec.type}' AS typ, '{table.shown}' AS tab FROM {view}")
+           f"'{spec.type}' AS typ, '{table.shown}' AS tab, rowid AS rn FROM {view}")
     return sql, int(n)
 
 
@@ -198,7 +198,7 @@ def read_omop(folder: Path | str, progress: Progress | None = None) -> tuple[lis
         sql = (f"SELECT pid, strftime(ts, '%Y-%m-%dT%H:%M:%S') AS t, code, COALESCE({name}, src, '') || val, typ "
                f"FROM (SELECT *, CASE WHEN cid IS NOT NULL AND cid <> 0 THEN CAST(cid AS VARCHAR) ELSE src END AS code "
                f"FROM ev WHERE pid IN (SELECT pid FROM persons)) ev {join} "
-               f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code")
+               f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code, rn")  # rn: file order, for ties
         current, events = None, None
         for rows in tables.fetch_chunks(con, sql, total, progress):
             for pid, t, code, text, typ in rows:

@@ -225,6 +225,39 @@ def where_first(con: Any, table: TableFile, condition: str) -> str:
     return f"line {int(row[0]) + 1}" if table.kind == "csv" else f"row {int(row[0])}"
 
 
+def fill_events(con: Any, events_sql: str, order_by: str, patients: dict[str, Any], total: int,
+                progress: Progress | None = None) -> None:
+    """Append the rows of ``events_sql`` (pid, t, code, text, typ), sorted by ``order_by``, to ``patients[pid].events``.
+
+    Python builds one dict per event and nothing else: each distinct (code, text, type) is
+    fetched once and shared by all its events (a million "Encounter for check up" rows hold
+    one string, not a million), rows arrive as small integers, and the garbage collector is
+    paused while millions of new dicts are made (it would rescan them all, for no cycle).
+    """
+    import gc
+
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _e AS {events_sql}")
+    con.execute("CREATE OR REPLACE TEMP TABLE _v AS SELECT (row_number() OVER ()) - 1 AS vid, * FROM "
+                "(SELECT DISTINCT code, text, typ FROM _e)")
+    vocab = con.execute("SELECT code, text, typ FROM _v ORDER BY vid").fetchall()
+    pids = [r[0] for r in con.execute("SELECT DISTINCT pid FROM _e ORDER BY pid").fetchall()]
+    con.execute("CREATE OR REPLACE TEMP TABLE _p AS SELECT (row_number() OVER (ORDER BY pid)) - 1 AS pix, pid FROM "
+                "(SELECT DISTINCT pid FROM _e)")
+    sql = (f"SELECT p.pix, e.t, v.vid FROM _e e JOIN _v v ON e.code = v.code AND e.text = v.text AND e.typ = v.typ "
+           f"JOIN _p p ON p.pid = e.pid ORDER BY {order_by}")
+    lists = [patients[pid].events for pid in pids]
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for rows in fetch_chunks(con, sql, total, progress):
+            for pix, t, vid in rows:
+                code, text, typ = vocab[vid]
+                lists[pix].append({"time": t, "code": code, "text": text, "type": typ})
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def fetch_chunks(con: Any, sql: str, total: int, progress: Progress | None = None) -> Iterator[list[tuple]]:
     """Run ``sql`` and yield its rows in chunks, reporting ``progress(done, total)`` after each."""
     cur = con.execute(sql)
