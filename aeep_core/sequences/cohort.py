@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -88,26 +89,41 @@ def read_exports(data_dir: Path | str) -> tuple[list[PatientRecord], CohortStats
     return records, stats
 
 
-def build_cohort(records: list[PatientRecord], seed: int, stats: CohortStats | None = None) -> list[PatientRecord]:
-    """Label and cut every patient at its index date (see module doc); drop empty histories."""
+def build_cohort(
+    records: list[PatientRecord],
+    seed: int,
+    stats: CohortStats | None = None,
+    is_case: Callable[[dict[str, str]], bool] = is_heart_failure,
+    gap_days: float = 0.0,
+    class_names: Sequence[str] = CLASS_NAMES,
+) -> list[PatientRecord]:
+    """Label and cut every patient at its index date (see module doc); drop empty histories.
+
+    ``is_case`` defines the outcome (heart failure unless told otherwise; see
+    :mod:`.cohorts`). ``gap_days`` > 0 ends every history that many days before its index
+    date, cases and controls alike: the model must predict the outcome that far ahead, not
+    spot the work-up that precedes a diagnosis by days.
+    """
     stats = stats or CohortStats(patients=len(records))
+    gap = timedelta(days=gap_days)
     rng = np.random.default_rng([seed, 88805009])
     cases: list[PatientRecord] = []
     controls: list[PatientRecord] = []
     case_ages: list[float] = []
     for rec in records:
-        first = next((e for e in rec.events if is_heart_failure(e)), None)
+        first = next((e for e in rec.events if is_case(e)), None)
         if first is None:
             controls.append(rec)
             continue
-        cut = _day(first["time"])
+        index = _day(first["time"])
+        cut = _day((datetime.fromisoformat(index) - gap).isoformat())
         before = [e for e in rec.events if e["time"] < cut]
         if not before:
             stats.dropped_empty += 1
             continue
-        cases.append(PatientRecord(rec.id, before, CLASS_NAMES[1], rec.birthdate, rec.source, {"index": cut}))
+        cases.append(PatientRecord(rec.id, before, class_names[1], rec.birthdate, rec.source, {"index": index}))
         if rec.birthdate:
-            case_ages.append(_age_days(datetime.fromisoformat(rec.birthdate[:10]), cut))
+            case_ages.append(_age_days(datetime.fromisoformat(rec.birthdate[:10]), index))
     ages = np.sort(np.asarray(case_ages))
     out = list(cases)
     for rec in controls:
@@ -116,18 +132,19 @@ def build_cohort(records: list[PatientRecord], seed: int, stats: CohortStats | N
             birth = datetime.fromisoformat(rec.birthdate[:10])
             reach = _age_days(birth, rec.events[-1]["time"])
             # Only ages the record covers: an index before the first event would leave nothing.
-            eligible = ages[(ages > _age_days(birth, rec.events[0]["time"]) + 1) & (ages <= reach)]
+            eligible = ages[(ages > _age_days(birth, rec.events[0]["time"]) + gap_days + 1) & (ages <= reach)]
         if reach is not None and len(eligible):
-            cut = _day((birth + timedelta(days=float(rng.choice(eligible)))).isoformat())
+            index = _day((birth + timedelta(days=float(rng.choice(eligible)))).isoformat())
+            cut = _day((datetime.fromisoformat(index) - gap).isoformat())
         else:
             stats.controls_whole_history += 1
-            cut = "9999-12-31T00:00:00"
+            index = cut = "9999-12-31T00:00:00"
         before = [e for e in rec.events if e["time"] < cut]
         if not before:
             stats.dropped_empty += 1
             continue
-        out.append(PatientRecord(rec.id, before, CLASS_NAMES[0], rec.birthdate, rec.source, {"index": cut}))
-    stats.cases = sum(r.label == CLASS_NAMES[1] for r in out)
+        out.append(PatientRecord(rec.id, before, class_names[0], rec.birthdate, rec.source, {"index": index}))
+    stats.cases = sum(r.label == class_names[1] for r in out)
     stats.controls = len(out) - stats.cases
     return out
 

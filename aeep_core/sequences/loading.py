@@ -4,7 +4,8 @@ A sequence folder holds, at its top level, any of:
 * ``*.jsonl`` files (one patient a line) and long CSVs (``patient_id,time,code[,text,type]``);
   files whose name starts with ``test`` form the test set, like MNIST's t10k files;
 * a Synthea CSV export (``patients.csv`` + event tables), or sub-folders that are exports
-  (patients found in several exports are merged).
+  (patients found in several exports are merged);
+* an OMOP CDM folder (``person`` + event tables, CSV or Parquet, see :mod:`.omop`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, SkippedFile
 from aeep_core.sequences.embedding import EventEmbedding, event_token, train_event_embedding
 from aeep_core.sequences.matrix import choose_length, patient_matrices
+from aeep_core.sequences.omop import is_omop_folder, read_omop
 from aeep_core.sequences.readers import (
     PatientRecord,
     is_long_csv,
@@ -47,11 +49,11 @@ def synthea_exports(folder: Path) -> list[Path]:
 
 
 def looks_like_sequences(folder: Path | str) -> bool:
-    """Whether ``folder`` holds patient event sequences (JSONL, long CSV or Synthea export[s])."""
+    """Whether ``folder`` holds patient event sequences (JSONL, long CSV, Synthea export[s] or OMOP)."""
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    return bool(_event_files(folder) or synthea_exports(folder))
+    return bool(_event_files(folder) or synthea_exports(folder) or is_omop_folder(folder))
 
 
 def read_records(source: Path | str) -> tuple[list[PatientRecord], list[PatientRecord], list[SkippedFile]]:
@@ -75,12 +77,16 @@ def read_records(source: Path | str) -> tuple[list[PatientRecord], list[PatientR
                 continue
             skipped += skip
             pool_groups.append(recs)
+        if is_omop_folder(source):  # the user's own extract: a bad row is an error, not a skip
+            recs, skip = read_omop(source)
+            skipped += skip
+            pool_groups.append(recs)
     pool, _ = merge_records(pool_groups)
     test, _ = merge_records(test_groups)
     if not pool:
         raise DataError(
             f"{source}: no patients found; give *.jsonl (one patient a line), a long CSV "
-            "patient_id,time,code, or a Synthea export with patients.csv"
+            "patient_id,time,code, a Synthea export with patients.csv, or OMOP person + event tables"
         )
     return pool, test, skipped
 

@@ -1,0 +1,278 @@
+"""OMOP Common Data Model (5.3 / 5.4) folders as patient records, read with DuckDB.
+
+An OMOP folder holds one file per table -- CSV (comma or tab), gzipped CSV or Parquet, its
+name in any case (``CONDITION_OCCURRENCE.csv``, ``condition_occurrence.parquet``). We read
+``person`` (required: who the patients are, and their birth dates for age matching) and
+whichever event tables are present:
+
+=====================  ============  =====================================================
+table                  event type    time (datetime, else date)
+=====================  ============  =====================================================
+visit_occurrence       encounter     visit_start_datetime / visit_start_date
+condition_occurrence   condition     condition_start_datetime / condition_start_date
+procedure_occurrence   procedure     procedure_datetime / procedure_date
+drug_exposure          medication    drug_exposure_start_datetime / ..._start_date
+measurement            measurement   measurement_datetime / measurement_date
+observation            observation   observation_datetime / observation_date
+=====================  ============  =====================================================
+
+An event's code is its standard ``*_concept_id`` (the code researchers define cohorts
+with), or its ``*_source_value`` when the concept is 0 or absent (unmapped rows are common
+in real extracts). Its text is the concept's name from ``concept`` when that table has it,
+else the source value. The type names follow the Synthea reader where they mean the same
+(drug exposure = medication, visit = encounter), so both sources embed and display alike.
+
+Unlike Synthea exports, an OMOP folder is the user's own extract: a malformed row (wrong
+number of fields, a date that is not a date, no date at all) is an error naming the table,
+line and column; rows with neither concept nor source value, and rows of persons absent
+from ``person``, are left out and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aeep_core.pool import DataError, SkippedFile
+from aeep_core.sequences import tables
+from aeep_core.sequences.readers import _TYPE_ORDER, PatientRecord
+from aeep_core.sequences.tables import Progress, TableFile, find_table
+
+_TIME = "TIMESTAMP WITH TIME ZONE"  # dates parse too, and "...Z" / "+02:00" land on UTC
+
+
+@dataclass(frozen=True)
+class OmopTable:
+    """Where one OMOP event table keeps the columns an event needs."""
+
+    name: str
+    type: str
+    concept: str
+    date: str
+    datetime: str
+    source: str
+    value: str = ""  # a numeric result shown in the text (measurements)
+    unit: str = ""
+
+
+OMOP_TABLES = (
+    OmopTable(
+        "visit_occurrence", "encounter", "visit_concept_id", "visit_start_date", "visit_start_datetime", "visit_source_value"
+    ),
+    OmopTable(
+        "condition_occurrence",
+        "condition",
+        "condition_concept_id",
+        "condition_start_date",
+        "condition_start_datetime",
+        "condition_source_value",
+    ),
+    OmopTable(
+        "procedure_occurrence",
+        "procedure",
+        "procedure_concept_id",
+        "procedure_date",
+        "procedure_datetime",
+        "procedure_source_value",
+    ),
+    OmopTable(
+        "drug_exposure",
+        "medication",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_start_datetime",
+        "drug_source_value",
+    ),
+    OmopTable(
+        "measurement",
+        "measurement",
+        "measurement_concept_id",
+        "measurement_date",
+        "measurement_datetime",
+        "measurement_source_value",
+        value="value_as_number",
+        unit="unit_source_value",
+    ),
+    OmopTable(
+        "observation",
+        "observation",
+        "observation_concept_id",
+        "observation_date",
+        "observation_datetime",
+        "observation_source_value",
+        value="value_as_number",
+        unit="unit_source_value",
+    ),
+)
+
+
+def omop_event_tables(folder: Path) -> list[tuple[OmopTable, TableFile]]:
+    """The OMOP event tables present in ``folder`` (in :data:`OMOP_TABLES` order)."""
+    found = []
+    for spec in OMOP_TABLES:
+        table = find_table(folder, spec.name)
+        if table is not None:
+            found.append((spec, table))
+    return found
+
+
+def is_omop_folder(folder: Path | str) -> bool:
+    """Whether ``folder`` holds an OMOP ``person`` table or any OMOP event table (any case, CSV/Parquet).
+
+    Deliberately loose: a folder with ``condition_occurrence.csv`` but no ``person`` is still
+    recognised as OMOP, so that reading it says "person is missing" instead of "no data".
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    return find_table(folder, "person") is not None or bool(omop_event_tables(folder))
+
+
+def _need(table: TableFile, cols: list[str], wanted: list[str], fix: str) -> None:
+    missing = [c for c in wanted if c not in cols]
+    if missing:
+        raise DataError(f"{table.shown} line 1: no column {', '.join(missing)} (header: {','.join(cols)[:160]}); {fix}")
+
+
+def _read_persons(con: Any, folder: Path) -> dict[str, PatientRecord]:
+    table = find_table(folder, "person")
+    if table is None:
+        raise DataError(
+            f"{folder}: no person table (person.csv or person.parquet); an OMOP folder needs it "
+            "to know its patients -- export it with the event tables"
+        )
+    types = {"year_of_birth": "BIGINT", "month_of_birth": "BIGINT", "day_of_birth": "BIGINT", "birth_datetime": _TIME}
+    keep = ["person_id", *types]
+    cols = tables.scan(con, table, types, keep, "t_person")
+    _need(table, cols, ["person_id"], "the person table must have person_id")
+    y = "year_of_birth" if "year_of_birth" in cols else "NULL"
+    m = "month_of_birth" if "month_of_birth" in cols else "NULL"
+    d = "day_of_birth" if "day_of_birth" in cols else "NULL"
+    bdt = "CAST(birth_datetime AS TIMESTAMP)" if "birth_datetime" in cols else "NULL"
+    # Birth date: birth_datetime, else year-month-day (a missing month or day counts as 1).
+    rows = con.execute(
+        f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE(strftime({bdt}, '%Y-%m-%d'), "
+        f"strftime(TRY_CAST(printf('%04d-%02d-%02d', {y}, COALESCE({m}, 1), COALESCE({d}, 1)) AS DATE), '%Y-%m-%d')) "
+        f"FROM t_person WHERE person_id IS NOT NULL ORDER BY TRY_CAST(pid AS BIGINT) NULLS LAST, pid"
+    ).fetchall()
+    if not rows:
+        raise DataError(f"{table.shown}: no person rows; the person table lists the patients to read")
+    con.execute("CREATE OR REPLACE TEMP TABLE persons AS SELECT trim(CAST(person_id AS VARCHAR)) AS pid FROM t_person")
+    return {pid: PatientRecord(pid, [], None, birthdate=birth, source=str(folder)) for pid, birth in rows if pid}
+
+
+def _read_concepts(con: Any, folder: Path) -> tuple[bool, list[SkippedFile]]:
+    table = find_table(folder, "concept")
+    if table is None:
+        return False, [SkippedFile(str(folder / "concept"), "no concept table: events are named by their source values")]
+    cols = tables.scan(con, table, {"concept_id": "BIGINT"}, ["concept_id", "concept_name", "domain_id"], "t_concept")
+    _need(table, cols, ["concept_id", "concept_name"], "the concept table needs concept_id and concept_name")
+    return True, []
+
+
+def _event_select(con: Any, spec: OmopTable, table: TableFile, view: str) -> tuple[str, int]:
+    """Load one event table; return its part of the events query and its row count."""
+    types = {spec.concept: "BIGINT", spec.date: _TIME, spec.datetime: _TIME}
+    if spec.value:
+        types[spec.value] = "DOUBLE"
+    keep = ["person_id", spec.concept, spec.date, spec.datetime, spec.source, spec.value, spec.unit]
+    cols = tables.scan(con, table, types, [c for c in keep if c], view)
+    _need(table, cols, ["person_id"], "every OMOP event table has person_id")
+    if spec.date not in cols and spec.datetime not in cols:
+        _need(table, cols, [spec.date], f"{spec.name} rows need a date")
+    if spec.concept not in cols and spec.source not in cols:
+        _need(table, cols, [spec.concept], f"{spec.name} rows need a concept id or a source value")
+    dt = f"CAST({spec.datetime} AS TIMESTAMP)" if spec.datetime in cols else "NULL"
+    d = f"CAST({spec.date} AS TIMESTAMP)" if spec.date in cols else "NULL"
+    undated = con.execute(f"SELECT count(*) FROM {view} WHERE {dt} IS NULL AND {d} IS NULL").fetchone()[0]
+    if undated:
+        raw = [c for c in (spec.date, spec.datetime) if c in cols]
+        cond = " AND ".join(f"NULLIF(trim(CAST({c} AS VARCHAR)), '') IS NULL" for c in raw)
+        where = tables.where_first(con, table, cond)
+        raise DataError(
+            f"{table.shown} {where}, column {raw[0]}: no date ({undated} such rows); "
+            "every event needs its date -- fill it in or remove those rows"
+        )
+    concept = spec.concept if spec.concept in cols else "NULL"
+    source = f"NULLIF(trim(CAST({spec.source} AS VARCHAR)), '')" if spec.source in cols else "NULL"
+    value = ""
+    if spec.value in cols:
+        unit = f"COALESCE(' ' || NULLIF(trim({spec.unit}), ''), '')" if spec.unit in cols else "''"
+        value = f"COALESCE(' = ' || CAST({spec.value} AS VARCHAR) || {unit}, '')"
+    n = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+    sql = (
+        f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE({dt}, {d}) AS ts, "
+        f"CAST({concept} AS BIGINT) AS cid, {source} AS src, {value or repr('')} AS val, "
+        f"'{spec.type}' AS typ, '{table.shown}' AS tab, rowid AS rn FROM {view}"
+    )
+    return sql, int(n)
+
+
+def read_omop(folder: Path | str, progress: Progress | None = None) -> tuple[list[PatientRecord], list[SkippedFile]]:
+    """Read an OMOP CDM folder into patient records (events time-ordered); return (records, skipped).
+
+    ``progress(done, total)`` is called as event rows are turned into records. Raises
+    :class:`DataError` for a missing ``person`` table or a malformed row (naming table,
+    line, column); rows that cannot become events are left out and reported in ``skipped``.
+    """
+    folder = Path(folder)
+    present = omop_event_tables(folder)
+    if not present:
+        raise DataError(
+            f"{folder}: no OMOP event table (condition_occurrence, drug_exposure, procedure_occurrence, "
+            "measurement, observation or visit_occurrence as .csv or .parquet)"
+        )
+    con = tables.connect()
+    try:
+        patients = _read_persons(con, folder)
+        has_concepts, skipped = _read_concepts(con, folder)
+        parts, total = [], 0
+        for i, (spec, table) in enumerate(present):
+            sql, n = _event_select(con, spec, table, f"t_ev{i}")
+            parts.append(sql)
+            total += n
+        con.execute("CREATE OR REPLACE TEMP TABLE ev AS " + " UNION ALL ".join(parts))
+        skipped += _left_out(con, folder)
+        name = "c.concept_name" if has_concepts else "NULL"
+        join = "LEFT JOIN t_concept c ON c.concept_id = ev.cid" if has_concepts else ""
+        rank = "CASE typ " + " ".join(f"WHEN '{t}' THEN {r}" for t, r in _TYPE_ORDER.items()) + " ELSE 99 END"
+        # Sorted here, in DuckDB, in the order sort_events() gives: Python only appends.
+        sql = (
+            f"SELECT pid, strftime(ts, '%Y-%m-%dT%H:%M:%S') AS t, code, COALESCE({name}, src, '') || val, typ "
+            f"FROM (SELECT *, CASE WHEN cid IS NOT NULL AND cid <> 0 THEN CAST(cid AS VARCHAR) ELSE src END AS code "
+            f"FROM ev WHERE pid IN (SELECT pid FROM persons)) ev {join} "
+            f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code, rn"
+        )  # rn: file order, for ties
+        current: str | None = None
+        events: list[dict[str, str]] = []
+        for rows in tables.fetch_chunks(con, sql, total, progress):
+            for pid, t, code, text, typ in rows:
+                if pid != current:
+                    current, events = pid, patients[pid].events
+                events.append({"time": t, "code": code, "text": text, "type": typ})
+        if progress is not None:
+            progress(total, total)
+    finally:
+        con.close()
+    records = [r for r in patients.values() if r.events]
+    if len(records) < len(patients):
+        skipped.append(SkippedFile(str(folder / "person"), f"{len(patients) - len(records)} persons have no events; left out"))
+    if not records:
+        raise DataError(f"{folder}: no person has an event; check that the event tables' person_id match person")
+    return records, skipped
+
+
+def _left_out(con: Any, folder: Path) -> list[SkippedFile]:
+    """Per table: rows of unknown persons, and rows with neither concept nor source value."""
+    rows = con.execute(
+        "SELECT tab, count(*) FILTER (WHERE pid NOT IN (SELECT pid FROM persons)), "
+        "count(*) FILTER (WHERE (cid IS NULL OR cid = 0) AND src IS NULL) FROM ev GROUP BY tab ORDER BY tab"
+    ).fetchall()
+    out = []
+    for tab, unknown, uncoded in rows:
+        if unknown:
+            out.append(SkippedFile(str(folder / tab), f"{unknown} rows name persons not in person; left out"))
+        if uncoded:
+            out.append(SkippedFile(str(folder / tab), f"{uncoded} rows have concept 0 and no source value; left out"))
+    return out
