@@ -156,6 +156,7 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
 
     from aeep_core.extras import MissingExtra, require
 
-    monkeypatch.setitem(sys.modules, "gensim", None)  # as if the extra were not installed
+    for name in ("gensim", "gensim.models"):  # as if the extra were not installed
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingExtra, match=r"pip install 'aeep-tui\[sequences\]'"):
         require("gensim.models", "sequences", "reading medical event sequences")
