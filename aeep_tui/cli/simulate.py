@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeep_core.bench.run.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
+    from aeep_core.bench.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
     from aeep_core.data import load_dataset
     from aeep_core.learning.training import TrainConfig
 

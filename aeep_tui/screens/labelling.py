@@ -39,7 +39,7 @@ FAILED = object()  # what _store_call returns when the session refused a write
 
 
 class LabellingScreen(Screen):
-    """Shows ``session.batch`` and drives a :class:`aeep_core.session.session.LabellingSession`."""
+    """Shows ``session.batch`` and drives a :class:`aeep_core.session.LabellingSession`."""
 
     BINDINGS = [
         Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),

@@ -64,7 +64,7 @@ class StatsPanel(VerticalScroll, can_focus=False):
         self._shown: dict[str, str] = {}
 
     def update_stats(self, stats) -> None:
-        """Show ``stats`` (a :class:`aeep_core.session.session.SessionStats`)."""
+        """Show ``stats`` (a :class:`aeep_core.session.SessionStats`)."""
         self._show("#stat-round", f"Round {stats.round}")
         skipped = f" · {stats.skipped} skipped" if stats.skipped else ""
         self._show("#stat-labelled", f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
