@@ -29,10 +29,16 @@ def image_cache_prefix(folder: Path) -> Path:
     return cache_dir() / f"images-{_path_digest(folder)}"
 
 
+def feature_cache(folder: Path, backbone: str) -> Path:
+    """The stem of a data folder's backbone features: ``<stem>.npy`` + ``<stem>.json``."""
+    return cache_dir() / f"features-{_path_digest(folder)}-{backbone}"
+
+
 def image_caches(folder: Path) -> list[Path]:
-    """The cache files of a data folder (see :func:`image_cache_prefix`)."""
-    prefix = image_cache_prefix(folder)
-    return sorted(prefix.parent.glob(f"{prefix.name}-*.pt")) if prefix.parent.is_dir() else []
+    """Every cache file of a data folder: decoded images and backbone features."""
+    digest = _path_digest(folder)
+    root = cache_dir()
+    return sorted(p for p in root.glob(f"*-{digest}-*") if p.is_file()) if root.is_dir() else []
 
 
 def projects_dir() -> Path:

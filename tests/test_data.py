@@ -85,7 +85,7 @@ def test_large_16_bit_images_are_resized(tmp_path):
         a = np.zeros((120, 90), np.uint16)
         a[40:80, 30:60] = 60000
         Image.fromarray(a).save(root / f"{i}.png")
-    pool = load_pool(root)
+    pool = load_pool(root, backbone="cnn")  # the CNN's decoding (auto would embed photos)
     assert pool.inputs.shape == (2, 1, 64, 64)  # short side 90 is clamped to 64
     assert pool.inputs.max() == 255 and pool.inputs.min() == 0
 
@@ -97,7 +97,7 @@ def test_colour_and_large_images_pick_rgb_and_a_bounded_side(tmp_path):
         a = np.zeros((200, 300, 3), np.uint8)
         a[..., i] = 200
         Image.fromarray(a).save(root / f"{i}.png")
-    pool = load_pool(root)
+    pool = load_pool(root, backbone="cnn")
     assert pool.inputs.shape == (3, 3, 64, 64)
     assert pool.labels is None  # no class subfolders: nothing is known
 

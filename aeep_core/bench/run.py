@@ -122,10 +122,20 @@ def _one_run(
     task = TASKS[settings.task]
     # The loader itself, not its id(): the key keeps it alive, so a later loader can never
     # be built at the same address and be handed this one's data.
-    data_key = (settings.task, str(data_path), settings.test_subset, seed if task.seeded_data else None, loader)
+    data_key = (
+        settings.task,
+        str(data_path),
+        settings.test_subset,
+        seed if task.seeded_data else None,
+        loader,
+        settings.backbone,
+        settings.test_split,
+        settings.test,
+    )
     if data_key not in _WORKER_DATA:
         _WORKER_DATA.clear()  # one data set at a time: MNIST is 50 MB, no need to hoard
-        _WORKER_DATA[data_key] = _test_subset((loader or task.load)(data_path, seed), settings.test_subset)
+        data = loader(data_path, seed) if loader is not None else task.load(data_path, seed, settings)
+        _WORKER_DATA[data_key] = _test_subset(data, settings.test_subset)
     sim = SimulationSettings(
         strategy=variant.strategy,
         batch_size=k,

@@ -30,11 +30,12 @@ class Task:
     ``curve`` is the figure the learning curve, its area and ``labels_to`` are taken on;
     ``thresholds`` the levels for ``labels_to``; ``at`` the label counts for ``acc_at``.
     ``seeded_data``: the loader's split depends on the seed (loaded once per seed).
+    ``load(path, seed, settings)`` may read the settings' ``backbone`` and ``test_split``.
     """
 
     name: str
     data_folder: str  # under ../shared/data
-    load: Callable[[Path, int], Dataset]
+    load: Callable[[Path, int, BenchSettings], Dataset]
     curve: str = "accuracy"
     thresholds: tuple[float, ...] = (0.90, 0.95, 0.97, 0.98)
     at: tuple[int, ...] = (100, 200, 300, 500, 1000)
@@ -46,14 +47,14 @@ class Task:
         return here if here.exists() else REPO_SHARED / self.data_folder
 
 
-def _load_mnist(path: Path, seed: int) -> Dataset:
+def _load_mnist(path: Path, seed: int, settings: BenchSettings) -> Dataset:
     data = load_dataset(path)
     if data.test is None:
         raise DataError(f"{path}: no t10k test files; the benchmark tests on MNIST's 10,000 test images")
     return data
 
 
-def _load_heart_failure(path: Path, seed: int) -> Dataset:
+def _load_heart_failure(path: Path, seed: int, settings: BenchSettings) -> Dataset:
     try:  # imported lazily: the sequence modality is optional and may be absent
         from aeep_core.sequences.cohort import heart_failure_dataset
     except ImportError as exc:
@@ -61,8 +62,20 @@ def _load_heart_failure(path: Path, seed: int) -> Dataset:
     return heart_failure_dataset(path, seed)
 
 
+def _load_photos(path: Path, seed: int, settings: BenchSettings) -> Dataset:
+    """Any class-folder photo set, through ``settings.backbone``; a seeded stratified test
+    split of ``settings.test_split`` (or ``settings.test``, a labelled folder)."""
+    if settings.test is not None:
+        return load_dataset(path, test=settings.test, backbone=settings.backbone)
+    return load_dataset(path, test_split=settings.test_split, seed=seed, backbone=settings.backbone)
+
+
 TASKS: dict[str, Task] = {
     "mnist": Task("mnist", "mnist", _load_mnist),
+    # 5 classes of flowers by default; at= and thresholds fit a few hundred labels.
+    "photos": Task(
+        "photos", "photos/flowers", _load_photos, thresholds=(0.80, 0.85, 0.90), at=(50, 100, 200, 300), seeded_data=True
+    ),
     # AUROC is the usual figure for a rare binary outcome; the thresholds are a first guess.
     "heart-failure": Task(
         "heart-failure",
@@ -166,6 +179,9 @@ class BenchSettings:
     test_subset: int | None = None  # test on a fixed random subset of the test set (quick preset)
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
+    backbone: str = "auto"  # image folders (the photos task): cnn, a pretrained backbone, or auto
+    test_split: float = 0.25  # the photos task without a test folder
+    test: Path | None = None  # the photos task: a labelled test folder instead of a split
 
     def rounds_per_run(self, k: int) -> int:
         return -(-max(self.budget - self.initial, 0) // k) + 1
@@ -211,6 +227,11 @@ def run_key(settings: BenchSettings, variant: Variant, seed: int, k: int) -> str
             "candidates": settings.candidates,
             "test_subset": settings.test_subset,
             "train": dataclasses.asdict(variant.config(settings.train)),
+            **(
+                {"backbone": settings.backbone, "test_split": settings.test_split, "test": str(settings.test)}
+                if settings.task == "photos"
+                else {}
+            ),
         },
         sort_keys=True,
     )

@@ -16,7 +16,7 @@ from aeep_core.pool import SkippedFile
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # PIL raises a zoo of exception types on broken files; all of them mean "skip it".
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def to_array(img: Image.Image, channels: int) -> np.ndarray:
     return a[:, :, None] if a.ndim == 2 else a
 
 
-def _is_grey(img: Image.Image) -> bool:
+def is_grey(img: Image.Image) -> bool:
     if img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"):
         return True
     if img.mode == "P":
@@ -80,8 +80,8 @@ def _probe(path: Path) -> tuple[tuple[int, int], bool] | str:
     try:
         with Image.open(path) as img:
             img.load()
-            return img.size, _is_grey(img)
-    except _DECODE_ERRORS as exc:
+            return img.size, is_grey(img)
+    except DECODE_ERRORS as exc:
         return f"cannot decode image ({type(exc).__name__}: {exc}); replace or remove the file"
 
 
@@ -143,7 +143,7 @@ def load_image_files(
         try:
             out[len(kept)] = _load(p, shape)
             kept.append(p)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             skipped.append(SkippedFile(str(p), f"cannot decode image ({exc}); replace or remove the file"))
         if progress:
             progress(len(paths) + i + 1, 2 * len(paths))

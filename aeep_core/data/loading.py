@@ -8,6 +8,8 @@ import numpy as np
 import torch
 
 from aeep_core import locations
+from aeep_core.data.backbones import BACKBONES
+from aeep_core.data.features import choose_backbone, embed_photos
 from aeep_core.data.idx import find_idx_pairs, read_idx
 from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
 from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, split_holdout
@@ -52,19 +54,29 @@ def _load_idx_folder(folder: Path) -> Dataset:
     return Dataset(pool, test)
 
 
-def _load_image_folder(folder: Path, class_names: list[str] | None = None, progress=None) -> Pool:
+def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> Pool:
+    """Decoded images at the CNN's size (``cnn``), or a pretrained backbone's features of
+    each photo (modality ``features``); ``auto`` chooses from the images."""
     paths = list_image_files(folder)
     if not paths:
         raise DataError(
             f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
             "point to a folder of images or MNIST IDX files"
         )
-    inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
+    backbone = choose_backbone(paths) if backbone == "auto" else backbone
+    if backbone == "cnn":
+        inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
+        modality = "image"
+    elif backbone in BACKBONES:
+        features, kept, skipped = embed_photos(paths, backbone, locations.feature_cache(folder, backbone), progress)
+        inputs, modality = torch.from_numpy(features), "features"
+    else:
+        raise DataError(f"unknown backbone {backbone!r}; choose auto, cnn or {', '.join(BACKBONES)}")
     if not kept:
         raise DataError(f"{folder}: none of the {len(paths)} images could be decoded (first: {skipped[0]})")
     # ImageFolder convention: DIR/cat/x.png is a cat; files directly in DIR are unlabelled.
     folders = [p.relative_to(folder).parts[0] if len(p.relative_to(folder).parts) > 1 else None for p in kept]
-    names = class_names or sorted({f for f in folders if f is not None})
+    names = sorted({f for f in folders if f is not None})
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index.get(f, UNKNOWN) if f else UNKNOWN for f in folders], dtype=np.int64)
     return Pool(
@@ -73,13 +85,14 @@ def _load_image_folder(folder: Path, class_names: list[str] | None = None, progr
         class_names=names,
         labels=labels if (labels >= 0).any() else None,
         skipped=skipped,
-        meta={"root": str(folder.resolve()), "paths": [str(p.resolve()) for p in kept]},
+        modality=modality,
+        meta={"root": str(folder.resolve()), "paths": [str(p.resolve()) for p in kept], "backbone": backbone},
     )
 
 
-def load_pool(folder: Path | str, progress=None) -> Pool:
+def load_pool(folder: Path | str, progress=None, backbone: str = "auto") -> Pool:
     """Load a folder as a pool (IDX training files, a sequence export, or image files)."""
-    return load_dataset(folder, progress=progress).pool
+    return load_dataset(folder, progress=progress, backbone=backbone).pool
 
 
 def load_dataset(
@@ -88,9 +101,12 @@ def load_dataset(
     test_split: float | None = None,
     seed: int = 0,
     progress=None,
+    backbone: str = "auto",
 ) -> Dataset:
     """Load ``data`` and its test set: ``test`` folder, else IDX t10k files, else a
-    stratified ``test_split`` fraction held out of the pool."""
+    stratified ``test_split`` fraction held out of the pool. ``backbone`` applies to image
+    folders: ``cnn`` (decoded pixels), a pretrained backbone's name, or ``auto``; the test
+    folder goes through the pool's choice."""
     folder = Path(data).expanduser()
     if not folder.exists():
         raise DataError(f"{folder}: no such folder; check the path")
@@ -104,9 +120,9 @@ def load_dataset(
     if find_idx_pairs(folder):
         ds = _load_idx_folder(folder)
     else:
-        ds = Dataset(_load_image_folder(folder, progress=progress))
+        ds = Dataset(_load_image_folder(folder, backbone, progress=progress))
     if test is not None:
-        test_ds = load_dataset(test)
+        test_ds = load_dataset(test, backbone=ds.pool.meta.get("backbone", "cnn"))
         t = test_ds.pool
         if t.labels is None:
             raise DataError(f"{test}: test set has no labels; use class-named subfolders")

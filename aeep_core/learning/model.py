@@ -38,8 +38,25 @@ class PairwiseCNN(nn.Module):
         return self.head(phi), phi
 
 
+class PairwiseHead(nn.Module):
+    """The paper's two fully connected layers on a frozen backbone's features: FC to the
+    embedding ``phi``, then FC to the classes. ``forward`` returns ``(logits, phi)``."""
+
+    def __init__(self, in_features: int, n_classes: int, embed_dim: int = 128):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(in_features, embed_dim), nn.ReLU(inplace=True))
+        self.head = nn.Linear(embed_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        phi = self.embed(x.float())
+        return self.head(phi), phi
+
+
 def build_model(inputs: torch.Tensor, modality: str, n_classes: int) -> nn.Module:
-    """The network for a pool's inputs: image CNN or (for sequences) a 1-D CNN over time."""
+    """The network for a pool's inputs: image CNN, a pairwise head on backbone features,
+    or (for sequences) a 1-D CNN over time."""
+    if modality == "features":
+        return PairwiseHead(inputs.shape[1], n_classes)
     if modality == "image":
         _, c, h, w = inputs.shape
         return PairwiseCNN(c, min(h, w), n_classes)

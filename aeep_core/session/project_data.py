@@ -34,9 +34,9 @@ def load_project_data(data: Path, settings: ProjectSettings, progress: Callable[
         # Sequence pool and test share one event embedding, trained (seeded) with the pool.
         ds = load_dataset(data, test=settings.test_dir, seed=settings.seed, progress=report)
     else:
-        ds = load_dataset(data, progress=report)
+        ds = load_dataset(data, progress=report, backbone=settings.backbone)
         if settings.test_dir:
-            ds.test = load_dataset(settings.test_dir).pool
+            ds.test = load_dataset(settings.test_dir, backbone=ds.pool.meta.get("backbone", "cnn")).pool
     for pool in (ds.pool, ds.test):
         if pool is None:
             continue

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class LabellingSession:
                 raise ValueError(f"{data}: a new project needs settings (classes and keys)")
             settings.validate()
             loaded = load_project_data(data, settings, progress)  # bad data leaves no project behind
+            settings = replace(settings, backbone=loaded.pool.meta.get("backbone", "cnn"))  # "auto", resolved
             now = time.time()
             store = Store.create(
                 project,
@@ -335,6 +336,7 @@ class LabellingSession:
             test_accuracy=next((r["test_accuracy"] for r in reversed(rounds) if r["test_accuracy"] is not None), None),
             accuracy_history=[r["test_accuracy"] for r in rounds],
             device=str(self.learner.device),
+            model=f"head on {self.pool.meta['backbone']}" if self.pool.modality == "features" else "cnn",
             train_s=get(last, "train_s"),
             select_s=get(last, "select_s"),
         )

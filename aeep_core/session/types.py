@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from aeep_core.data.backbones import BACKBONES
 from aeep_core.learning.training import TrainConfig
 from aeep_core.strategies import STRATEGIES
 
@@ -26,6 +27,9 @@ class ProjectSettings:
     device: str = "auto"
     test_dir: str | None = None  # labelled folder for test accuracy
     modality: str = "image"
+    # Image folders: "cnn" (the paper's network from scratch), a pretrained backbone under
+    # the pairwise head, or "auto" (resolved and stored when the project is created).
+    backbone: str = "auto"
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     candidates: int = 10_000
     # Zero-wait mode (aeep_core.session.pipelined): train while the person labels and
@@ -41,7 +45,8 @@ class ProjectSettings:
     def from_dict(cls, d: dict[str, Any]) -> ProjectSettings:
         """Settings as stored; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        # Projects from before backbones trained the CNN on every image folder: keep them so.
+        return cls(**{"backbone": "cnn", **{k: v for k, v in d.items() if k in known}})
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -53,6 +58,8 @@ class ProjectSettings:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.batch_size < 1 or (self.budget is not None and self.budget < 1) or self.candidates < 1:
             raise ValueError("batch_size, budget and candidates must be at least 1")
+        if self.backbone not in ("auto", "cnn", *BACKBONES):
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose auto, cnn or {', '.join(BACKBONES)}")
         TrainConfig(**self.train)  # unknown overrides fail here, not hours later
 
 
@@ -100,5 +107,6 @@ class SessionStats:
     test_accuracy: float | None
     accuracy_history: list[float | None]
     device: str
+    model: str  # what is trained: the CNN, or the pairwise head on a pretrained backbone
     train_s: float | None
     select_s: float | None

@@ -33,10 +33,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         default="mnist",
-        choices=["mnist", "heart-failure", "latency"],
-        help="mnist (default); heart-failure (Synthea cohort, AUROC); latency (a simulated person "
+        choices=["mnist", "heart-failure", "photos", "latency"],
+        help="mnist (default); heart-failure (Synthea cohort, AUROC); photos (a class-folder photo set, "
+        "--data, default ../shared/data/photos/flowers); latency (a simulated person "
         "labels through the app: waits, keystrokes, memory, plain vs pipelined)",
     )
+    p.add_argument("--test-split", type=float, metavar="F", help="photos task: hold out this fraction as test set (default 0.25)")
+    p.add_argument("--test", type=Path, metavar="DIR", help="photos task: a labelled test folder instead of a split")
+    from aeep_tui.cli.label import add_backbone_flag
+
+    add_backbone_flag(p)
     p.add_argument(
         "--seconds-per-label", type=float, metavar="S", help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)"
     )
@@ -127,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
             candidates=args.candidates,
             test_subset=test_subset,
             device=args.device,
+            backbone=args.backbone,
+            test_split=args.test_split,
+            test=args.test,
         )
         for spec in settings.strategies:
             parse_variant(spec)  # a typo fails now, not after an hour of other runs

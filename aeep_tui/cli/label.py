@@ -22,9 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine",
     )
+    add_backbone_flag(p)
     add_pipeline_flag(p)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
+
+
+def add_backbone_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backbone",
+        default="auto",
+        choices=["auto", "cnn", "efficientnet-lite0"],
+        help="image folders: cnn (the paper's network, trained from scratch), efficientnet-lite0 "
+        "(pretrained on ImageNet, frozen, features computed once), or auto (cnn for small grey "
+        "images such as digits, the pretrained backbone for photos; default)",
+    )
 
 
 def add_pipeline_flag(p: argparse.ArgumentParser) -> None:
@@ -53,6 +65,7 @@ def settings_from_args(args: argparse.Namespace):
         test_dir=str(args.test.expanduser().resolve()) if args.test else None,
         train={"min_steps": args.train_steps, "max_steps": args.train_steps} if args.train_steps else {},
         pipelined=args.pipelined,
+        backbone=args.backbone,
     )
 
 

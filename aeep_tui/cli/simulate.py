@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh-start", action="store_true", help="train a new network each round (default: continue the last one)")
     p.add_argument("--no-pair-loss", action="store_true", help="ablation: train with classification loss only")
     p.add_argument("--json", type=Path, help="write every round to this JSON file")
+    from aeep_tui.cli.label import add_backbone_flag
+
+    add_backbone_flag(p)
     from aeep_tui.cli.cohort import add_outcome_options
 
     add_outcome_options(p)  # labels from an outcome cohort: OMOP/Synthea folders have none of their own
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = make_outcome(args.outcome, args.outcome_codes, args.outcome_types)
         data = outcome_dataset(args.data, outcome, args.seed, args.test_split or 0.3, args.gap_days)
     else:
-        data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed)
+        data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed, backbone=args.backbone)
     for s in data.pool.skipped:
         print(f"skipped {s}", file=sys.stderr)
     config = TrainConfig(warm_start=not args.fresh_start, pair_weight=0.0 if args.no_pair_loss else 1.0)

@@ -83,7 +83,7 @@ class StatsPanel(VerticalScroll, can_focus=False):
         self._plot("#spark-accuracy", known(stats.accuracy_history))
         self._show(
             "#stat-model",
-            f"device [b]{stats.device}[/b]\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}",
+            f"device [b]{stats.device}[/b] · {stats.model}\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}",
         )
 
     # The panel is refreshed after every answer, when only a count changes. A repeated

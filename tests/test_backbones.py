@@ -1,0 +1,115 @@
+"""Photos through the pretrained backbone: real weights, the feature pool, its cache, auto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aeep_core import locations
+from aeep_core.data import features as features_module
+from aeep_core.data import load_dataset
+from aeep_core.data.backbones import EfficientNetLite0, load_backbone
+from aeep_core.data.features import choose_backbone, photo_array
+from aeep_core.learning.model import build_model
+from aeep_core.session import ProjectSettings
+from tests.conftest import SHARED_DATA, make_image_folder
+
+DAISY = 985  # ImageNet's "daisy"
+
+
+def _photo_folder(root: Path, per_class: int = 4) -> Path:
+    """Colour 'photos' of two kinds, larger than the CNN would use."""
+    rng = np.random.default_rng(0)
+    for c, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
+        (root / f"kind{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            a = np.clip(np.array(colour) + rng.normal(0, 25, (120, 160, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).save(root / f"kind{c}" / f"{i}.jpg")
+    return root
+
+
+def test_the_shipped_imagenet_weights_are_loaded_and_see_daisies():
+    folder = SHARED_DATA / "photos" / "flowers" / "daisy"
+    if not folder.is_dir():
+        pytest.skip(f"real flower photos not found at {folder} (the ../shared checkout is absent)")
+    model = load_backbone("efficientnet-lite0")
+    prep = model.preprocessing
+    x = torch.from_numpy(np.stack([photo_array(p, prep) for p in sorted(folder.glob("*.jpg"))[:6]])).float() / 255
+    x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top = model(x).argmax(1)
+    assert (top == DAISY).sum() >= 4  # random weights would name a daisy 1 time in 1,000
+
+
+def test_a_photo_is_oriented_cropped_and_decoded_cheaply(tmp_path):
+    big = np.zeros((1944, 2592, 3), np.uint8)
+    big[:, :1296] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view": the left half becomes the top
+    Image.fromarray(big).save(tmp_path / "big.jpg", exif=exif, quality=90)
+    a = photo_array(tmp_path / "big.jpg", EfficientNetLite0.preprocessing)
+    assert a.shape == (3, 224, 224) and a.dtype == np.uint8
+    assert a[:, :100].mean() > 200 and a[:, -100:].mean() < 50  # white on top after EXIF rotation
+
+
+def test_photo_folders_become_feature_pools_cached_per_file(tmp_path, monkeypatch):
+    folder = _photo_folder(tmp_path / "photos")
+    pool = load_dataset(folder, backbone="auto").pool
+    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, EfficientNetLite0.feature_dim)
+    assert pool.meta["backbone"] == "efficientnet-lite0" and pool.class_names == ["kind0", "kind1"]
+    model = build_model(pool.inputs, pool.modality, 2)  # the pairwise head: (logits, phi)
+    logits, phi = model(pool.inputs)
+    assert logits.shape == (8, 2) and phi.shape[0] == 8
+
+    # Reopening embeds only what changed: one new file, one broken file.
+    Image.fromarray(np.full((90, 90, 3), 128, np.uint8)).save(folder / "kind0" / "new.jpg")
+    (folder / "kind1" / "broken.jpg").write_bytes(b"not a jpeg")
+    seen: list[int] = []
+    real = features_module.photo_array
+    monkeypatch.setattr(features_module, "photo_array", lambda p, prep: seen.append(1) or real(p, prep))
+    again = load_dataset(folder, backbone="auto").pool
+    assert len(seen) == 2 and len(again) == 9  # the new file and the broken one; 8 rows reused
+    assert [s.path.endswith("broken.jpg") for s in again.skipped] == [True]
+    index = {n: i for i, n in enumerate(again.names)}
+    assert torch.equal(again.inputs[index["kind0/0.jpg"]], pool.inputs[pool.names.index("kind0/0.jpg")])
+    assert any(p.suffix == ".npy" for p in locations.image_caches(folder))
+
+
+def test_auto_keeps_the_cnn_for_small_grey_images(tmp_path):
+    digits = make_image_folder(tmp_path / "digits", per_class=3)  # 28x28 grey
+    assert choose_backbone(sorted(digits.rglob("*.png"))) == "cnn"
+    assert load_dataset(digits).pool.modality == "image"
+    assert choose_backbone(sorted(_photo_folder(tmp_path / "p").rglob("*.jpg"))) == "efficientnet-lite0"
+
+
+def test_projects_store_the_resolved_backbone_and_old_projects_keep_the_cnn():
+    old = ProjectSettings.from_dict({"classes": ["a", "b"], "keys": ["1", "2"]})
+    assert old.backbone == "cnn"
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ProjectSettings(["a", "b"], ["1", "2"], backbone="vgg").validate()
+
+
+def test_a_photo_project_trains_the_head_and_keeps_its_backbone(tmp_path):
+    from aeep_core.session import LabellingSession
+
+    folder = _photo_folder(tmp_path / "photos", per_class=6)
+    settings = ProjectSettings(
+        ["kind0", "kind1"], ["1", "2"], batch_size=4, device="cpu", train={"min_steps": 20, "max_steps": 20}
+    )
+    with LabellingSession.open(folder, settings, project_dir=tmp_path / "p") as s:
+        assert s.settings.backbone == "efficientnet-lite0"  # "auto", resolved and stored
+        for _ in range(2):
+            batch = s.prepare_next_batch()
+            for pos, it in enumerate(batch.items):
+                s.label(pos, int(s.pool.labels[it.item_id]))
+            s.confirm_batch()
+        batch = s.prepare_next_batch()
+        assert all(it.predicted is not None for it in batch.items)
+        assert s.stats.model == "head on efficientnet-lite0"
+    with LabellingSession.open(folder, project_dir=tmp_path / "p") as s:
+        assert s.settings.backbone == "efficientnet-lite0" and s.pool.modality == "features"
+        assert s.learner.model is not None  # the head's checkpoint fits the feature pool
