@@ -98,6 +98,16 @@ def _load(path: Path, shape: ModelShape) -> np.ndarray:
     return a
 
 
+def decode_image(path: Path, shape: ModelShape) -> np.ndarray:
+    """One image file as uint8 ``[C, S, S]``, decoded exactly as a pool's images are (the
+    same conversion, orientation and padding), so a model exported from a project sees
+    new files the way it saw its training data. Raises OSError/ValueError on a broken file."""
+    try:
+        return _load(Path(path), shape).transpose(2, 0, 1).copy()
+    except DECODE_ERRORS as exc:
+        raise ValueError(f"cannot decode image ({type(exc).__name__})") from exc  # PIL's text repeats the path
+
+
 def load_image_files(
     paths: list[Path], cache_prefix: Path | None = None, progress: Callable[[int, int], None] | None = None
 ) -> tuple[torch.Tensor, list[Path], list[SkippedFile]]:

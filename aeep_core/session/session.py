@@ -296,6 +296,41 @@ class LabellingSession:
         self._store.add_round(number, items, engine_state(learner, True), {})
         self.engine.adopt(self._set_batch(number, self._store.round_items(number), {}), None)
 
+    # --- labels brought in from a file ---------------------------------------------------
+    def current_answers(self) -> dict[int, int]:
+        """Pool item -> its current answer (class index or SKIPPED) for every answered item,
+        the open batch's included; what an import must never overwrite."""
+        return {
+            self._index[r["item_id"]]: int(r["label"])
+            for r in self._store.current_labels()
+            if r["item_id"] in self._index and r["label"] is not None
+        }
+
+    def import_labels(self, answers: list[tuple[int, int]], source: str) -> None:
+        """Record ``answers`` (pool item, class index) from a file as one round, done at
+        once, and put them into L: the next batch is then chosen by a model trained on
+        them instead of the random cold start. Only before labelling starts in this
+        session, with no batch open: a batch on screen was chosen without them."""
+        if self.read_only:
+            raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to import")
+        # A running pipelined trainer owns L; it starts with the first batch of a session.
+        if self.batch is not None or getattr(self.engine, "_pipe", None) is not None:
+            raise ValueError(
+                "a batch is already open in this project; labels from a file are a starting set, "
+                "imported before the first batch (label these in the app instead)"
+            )
+        if not answers:
+            return
+        rows: list[tuple[int, int]] = []
+        for i, y in answers:
+            item = self._item_ids[i]
+            if item is None or not 0 <= y < len(self.settings.classes):
+                raise ValueError(f"cannot import answer {y} for pool item {i}")
+            rows.append((item, y))
+        engine = {**engine_state(self.learner, True), "import": source}
+        self._store.add_import_round(self._store.next_round_number(), rows, engine)
+        self.learner.add_labels([i for i, _ in answers], [y for _, y in answers])
+
     # --- reading -----------------------------------------------------------------------
     def _answer_counts(self) -> tuple[int, int]:
         """(labelled, skipped) items of the pool, the open batch's answers included; read

@@ -234,3 +234,33 @@ class Store:
 
     def checkpoint_files(self) -> list[str]:
         return [r["file"] for r in self.query("SELECT file FROM checkpoints")]
+
+    # --- export and import ---------------------------------------------------------------
+    def skipped_items(self) -> list[sqlite3.Row]:
+        """Items whose current answer is a skip: path, present, round (for an export that
+        asks to keep them apart from the labels)."""
+        return self.query(
+            f"SELECT i.path, i.present, l.round FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
+            "WHERE l.label = -1 ORDER BY l.round, i.path"
+        )
+
+    def add_import_round(self, number: int, answers: Sequence[tuple[int, int]], engine: dict[str, Any]) -> None:
+        """Record labels brought in from a file as one round, done at once: its items
+        (in file order, none an exploration pick, no prediction) and one answer row each,
+        all in one transaction, so an import is either whole or absent. Reopening rebuilds
+        L from it exactly like from a labelled batch."""
+        now = time.time()
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO rounds (number, status, created_at, confirmed_at, engine) VALUES (?, 'done', ?, ?, ?)",
+                (number, now, now, json.dumps(engine)),
+            )
+            c.executemany(
+                "INSERT INTO round_items (round, position, item_id, exploration, predicted, confidence) "
+                "VALUES (?, ?, ?, 0, NULL, NULL)",
+                [(number, pos, item) for pos, (item, _) in enumerate(answers)],
+            )
+            c.executemany(
+                "INSERT INTO labels (item_id, round, label, at) VALUES (?, ?, ?, ?)",
+                [(item, number, label, now) for item, label in answers],
+            )

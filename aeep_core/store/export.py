@@ -16,6 +16,9 @@ from typing import Any
 from aeep_core.store.db import Store
 
 EXPORT_FIELDS = ("path", "label", "labelled_at", "round", "exploration", "missing")
+#: the columns added by ``--predictions``: each row says whether it is a person's label or a
+#: model's guess, and a guess has its class in ``predicted``, never in ``label``.
+PREDICTION_FIELDS = ("kind", "predicted", "confidence")
 
 
 def export_rows(project: Path) -> list[dict[str, Any]]:
@@ -51,10 +54,11 @@ def format_export(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt != "csv":
         raise ValueError(f"unknown export format {fmt!r}; use csv or jsonl")
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    fields = EXPORT_FIELDS + (PREDICTION_FIELDS if rows and "kind" in rows[0] else ())
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in r.items()})
+        writer.writerow({k: (str(v).lower() if isinstance(v, bool) else "" if v is None else v) for k, v in r.items()})
     return out.getvalue()
 
 
@@ -62,7 +66,8 @@ def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file and a rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

@@ -10,7 +10,18 @@ import sys
 # Every module in aeep_tui.cli is a sub-command: it defines ``add_parser(subparsers)``
 # (cheap: heavy imports stay inside ``run``) and ``run(args) -> int``. The order below is
 # the order of ``--help``; modules not listed follow alphabetically.
-ORDER = ["label", "demo", "simulate", "bench", "cohort", "projects", "export", "forget"]
+ORDER = ["label", "demo", "simulate", "bench", "cohort", "projects", "export", "model", "predict", "forget"]
+
+
+def version() -> str:
+    """The installed package's version (pyproject.toml), or "unknown" from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("aeep-tui")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _command_modules() -> list[str]:
@@ -23,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aeep-tui",
         description="Label data in the terminal while a CNN retrains and AEEP active learning picks each batch.",
     )
+    parser.add_argument("--version", action="version", version=f"aeep-tui {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _command_modules():
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)

@@ -23,6 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="gradient steps per retrain (default: 300-600 by data size); fewer is faster on a slow machine",
     )
     add_backbone_flag(p)
+    p.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE.csv",
+        help="start from labels you have: path,label lines, imported before the first batch (never overwriting)",
+    )
     add_pipeline_flag(p)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
@@ -93,8 +99,48 @@ def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
     return app.return_code or 0
 
 
+def import_labels_first(args: argparse.Namespace) -> int:
+    """Import ``--labels`` into the project of ``args.data`` (created from the flags, with
+    classes from --classes, classes.txt or the file, when there is none); print one line
+    per problem and a summary; return the exit code (0: go on to the app)."""
+    from dataclasses import replace
+
+    from aeep_core.pool import DataError
+    from aeep_core.session import LabellingSession, StoreError
+    from aeep_core.session.label_import import classes_in, import_label_file, read_label_file
+    from aeep_tui.keys import assign_keys
+    from aeep_tui.screens.setup import classes_from_folder
+
+    rows = read_label_file(args.labels)
+    data = args.data.expanduser()
+    settings = settings_from_args(args)
+    if LabellingSession.find(data) is None and not settings.classes:
+        classes = classes_from_folder(data) or classes_in(rows)
+        try:
+            settings = replace(settings, classes=classes, keys=assign_keys(classes))
+        except ValueError as exc:
+            raise DataError(f"{args.labels}: {exc}; give the classes with --classes") from exc
+    print(f"aeep-tui: reading {data} to import {args.labels}", file=sys.stderr)
+    try:
+        with LabellingSession.open(data, settings) as session:
+            report = import_label_file(session, args.labels, rows)
+    except (StoreError, ValueError) as exc:
+        print(f"aeep-tui: error: {data}: {exc}", file=sys.stderr)
+        return 2
+    for line in report.problems:
+        print(f"aeep-tui: {line}", file=sys.stderr)
+    agreed = f", {report.already} already labelled the same" if report.already else ""
+    problems = f", {len(report.problems)} lines left out (above)" if report.problems else ""
+    print(f"aeep-tui: imported {report.imported} labels from {args.labels}{agreed}{problems}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     check_folder(args.data, "data")
     if args.test is not None:
         check_folder(args.test, "test")
+    if args.labels is not None:
+        code = import_labels_first(args)
+        if code:
+            return code
     return run_app(args.data.expanduser(), settings_from_args(args))

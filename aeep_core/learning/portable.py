@@ -1,0 +1,112 @@
+"""A project's model taken away: one TorchScript file that carries its class names and input
+shape, loadable with plain ``torch.jit.load`` and no aeep-tui installed.
+
+The exported network returns class probabilities for uint8 images ``[N, C, S, S]`` (it
+scales them itself, as in training); :func:`aeep_core.data.images.decode_image` turns a
+file into exactly that input. The description travels inside the file
+(``_extra_files["aeep.json"]``) and beside it (``<out>.json``) for tools that cannot read
+TorchScript extras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aeep_core.learning.model import build_model
+from aeep_core.pool import DataError
+
+EXTRA = "aeep.json"
+FORMAT = "aeep-tui model"
+FORMAT_VERSION = 1
+
+
+def choosing_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The weights that made a checkpoint's predictions: the pipelined trainer's moving
+    average when it kept one (it scores and chooses), else the learner's model."""
+    average = checkpoint.get("average")
+    if average:
+        # AveragedModel's state: the wrapped network under "module.", plus a step counter.
+        return {k.removeprefix("module."): v for k, v in average.items() if k.startswith("module.")}
+    return checkpoint.get("model")
+
+
+def model_from_weights(
+    shape: tuple[int, ...], modality: str, n_classes: int, weights: dict[str, torch.Tensor]
+) -> nn.Module | None:
+    """The project's network for inputs of ``shape`` (one item, no batch dimension) with
+    ``weights`` loaded, in eval mode; None when the weights do not fit it."""
+    model = build_model(torch.empty((0, *shape)), modality, n_classes)
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, KeyError, ValueError):
+        return None
+    return model.eval()
+
+
+class Probabilities(nn.Module):
+    """The network's class probabilities alone: what a trainer or a script wants to call."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.model(x)
+        return torch.softmax(logits.float(), 1)
+
+
+def save_model(model: nn.Module, example: torch.Tensor, meta: dict[str, Any], out: Path) -> None:
+    """Trace ``model`` (whatever its backbone) on ``example`` and write it to ``out`` with
+    ``meta`` inside and beside it; through a temp file, so never half a model."""
+    wrapped = Probabilities(model).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes are not the user's business
+        traced = torch.jit.trace(wrapped, example, check_trace=False)
+    text = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **meta}, ensure_ascii=False, indent=1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated but still the most portable
+        torch.jit.save(traced, str(tmp), _extra_files={EXTRA: text})
+    os.replace(tmp, out)
+    Path(f"{out}.json").write_text(text + "\n", encoding="utf-8")
+
+
+def load_model(path: Path) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
+    """An exported model and its description; :class:`DataError` (one line) otherwise."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such model file; export one with 'aeep-tui model export DATA --out {path.name}'")
+    extra = {EXTRA: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        meta = json.loads(extra[EXTRA] or "{}")
+    except (RuntimeError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: not a TorchScript model ({first}); give a file from 'aeep-tui model export'") from exc
+    if meta.get("format") != FORMAT:
+        raise DataError(f"{path}: a TorchScript model without aeep-tui's description; give a file from 'aeep-tui model export'")
+    if int(meta.get("version", 0)) > FORMAT_VERSION:
+        raise DataError(f"{path}: made by a newer aeep-tui (model format {meta['version']}); upgrade aeep-tui")
+    return module.eval(), meta
+
+
+def predict_probabilities(
+    module: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, batch_size: int = 256
+) -> np.ndarray:
+    """Class probabilities ``[N, C]`` of ``inputs``, ``batch_size`` items at a time."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            out.append(module(inputs[start : start + batch_size]).float())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
