@@ -113,3 +113,31 @@ def test_a_photo_project_trains_the_head_and_keeps_its_backbone(tmp_path):
     with LabellingSession.open(folder, project_dir=tmp_path / "p") as s:
         assert s.settings.backbone == "efficientnet-lite0" and s.pool.modality == "features"
         assert s.learner.model is not None  # the head's checkpoint fits the feature pool
+
+
+def test_a_photo_projects_model_exports_with_its_backbone_and_predicts_like_the_app(tmp_path, capsys):
+    import json
+
+    from aeep_core.session import LabellingSession
+    from aeep_tui.cli import main
+
+    folder = _photo_folder(tmp_path / "photos", per_class=6)
+    settings = ProjectSettings(
+        ["kind0", "kind1"], ["1", "2"], batch_size=4, device="cpu", train={"min_steps": 20, "max_steps": 20}
+    )
+    with LabellingSession.open(folder, settings) as s:
+        for _ in range(2):
+            batch = s.prepare_next_batch()
+            for pos, it in enumerate(batch.items):
+                s.label(pos, int(s.pool.labels[it.item_id]))
+            s.confirm_batch()
+        shown = {str(folder.resolve() / it.name): (it.predicted, it.confidence) for it in s.prepare_next_batch().items}
+    model = tmp_path / "model.pt"
+    assert main(["model", "export", str(folder), "--out", str(model)]) == 0
+    assert json.loads(Path(f"{model}.json").read_text())["input"]["fit"] == "centre-crop"
+    capsys.readouterr()
+    assert main(["predict", str(model), *shown, "--format", "jsonl"]) == 0
+    got = {r["item"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    for item, (predicted, confidence) in shown.items():
+        assert got[item]["class"] == ["kind0", "kind1"][predicted]
+        assert got[item]["confidence"] == pytest.approx(confidence, abs=1e-4)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aeep_core.data.backbones import EfficientNetLite0
 from aeep_core.learning.model import build_model
 from aeep_core.pool import DataError
 
@@ -50,6 +51,25 @@ def model_from_weights(
     except (RuntimeError, KeyError, ValueError):
         return None
     return model.eval()
+
+
+class PhotoModel(nn.Module):
+    """A frozen backbone and the project's pairwise head as one network on uint8 photos
+    ``[N, 3, S, S]`` (centre-cropped, as :func:`aeep_core.data.features.photo_array` gives):
+    what a photo project exports, since its pool holds features, not pixels."""
+
+    def __init__(self, backbone: EfficientNetLite0, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+        prep = backbone.preprocessing
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.tensor(prep.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(prep.std).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (x.float() / 255.0 - self.mean) / self.std
+        return self.head(self.backbone.features(x))
 
 
 class Probabilities(nn.Module):

@@ -13,9 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
-from aeep_core.learning.portable import Probabilities, choosing_weights, model_from_weights, predict_probabilities, save_model
+from aeep_core.data.backbones import load_backbone
+from aeep_core.data.features import photo_array
+from aeep_core.learning.portable import (
+    PhotoModel,
+    Probabilities,
+    choosing_weights,
+    model_from_weights,
+    predict_probabilities,
+    save_model,
+)
 from aeep_core.pool import DataError, Pool
 from aeep_core.sequences import looks_like_sequences
 from aeep_core.session.project_data import load_project_data
@@ -29,6 +39,13 @@ PREPROCESSING = (
     "decode with Pillow, apply EXIF orientation, convert to grey (1 channel) or RGB (3) with "
     "transparent pixels black, pad (not crop) to size x size keeping the aspect ratio, "
     "uint8 NCHW; the model scales to [0, 1] itself (aeep_core.data.images.decode_image)"
+)
+
+
+PHOTO_PREPROCESSING = (
+    "decode with Pillow, apply EXIF orientation, convert to RGB, resize the shorter side to size "
+    "and crop the centre to size x size, uint8 NCHW; the model normalises and runs the backbone "
+    "itself (aeep_core.data.features.photo_array)"
 )
 
 
@@ -75,19 +92,31 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
         )
     pool = load_project_data(data, settings).pool
     model = _network(pool, weights, project)
-    _, channels, height, width = pool.inputs.shape
+    if pool.modality == "features":  # the head alone would need features: export backbone + head
+        backbone = load_backbone(pool.meta["backbone"])
+        model = PhotoModel(backbone, model).eval()
+        paths = pool.meta["paths"][:2]
+        example = torch.from_numpy(np.stack([photo_array(Path(p), backbone.preprocessing) for p in paths]))
+        size, preprocessing = backbone.preprocessing.size, PHOTO_PREPROCESSING
+        inputs = {"channels": 3, "size": size, "dtype": "uint8", "layout": "NCHW", "fit": "centre-crop"}
+    else:
+        example = pool.inputs[: min(2, len(pool))].clone()
+        _, channels, height, _ = pool.inputs.shape
+        preprocessing = PREPROCESSING
+        inputs = {"channels": int(channels), "size": int(height), "dtype": "uint8", "layout": "NCHW"}
     meta = {
         "classes": list(settings.classes),
         "modality": pool.modality,
-        "input": {"channels": int(channels), "size": int(height), "dtype": "uint8", "layout": "NCHW"},
+        "backbone": pool.meta.get("backbone", "cnn"),
+        "input": inputs,
         "output": "class probabilities [N, classes], in the order of 'classes'",
-        "preprocessing": PREPROCESSING,
+        "preprocessing": preprocessing,
         "project": name,
         "round": number,
         "labelled": labelled,
         "exported_at": time.time(),
     }
-    save_model(model, pool.inputs[: min(2, len(pool))].clone(), meta, Path(out))
+    save_model(model, example, meta, Path(out))
     return meta
 
 

@@ -63,11 +63,19 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from aeep_core.data.backbones import EfficientNetLite0
+    from aeep_core.data.features import photo_array
     from aeep_core.data.images import ModelShape, decode_image
     from aeep_core.learning.portable import load_model, predict_probabilities
 
     module, meta = load_model(args.model)
     shape = ModelShape(int(meta["input"]["channels"]), int(meta["input"]["size"]))
+    photo = EfficientNetLite0.preprocessing if meta["input"].get("fit") == "centre-crop" else None
+
+    def decode(f: Path) -> np.ndarray:
+        """The input the model was exported for: a centre-cropped photo, or the pool's decoding."""
+        return photo_array(f, photo) if photo is not None else decode_image(f, shape)
+
     classes = meta["classes"]
     files = _files(args.inputs)
     out = sys.stdout.buffer
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         chunk, arrays = [], []
         for f in files[start : start + BATCH]:
             try:
-                arrays.append(decode_image(f, shape))
+                arrays.append(decode(f))
                 chunk.append(f)
             except (OSError, ValueError) as exc:
                 bad += 1
