@@ -50,9 +50,9 @@ def main() -> None:
     labelled = rng.choice(len(x), size=100, replace=False)
     y = rng.integers(0, 5, size=100)
     model = build_model(x, "features", 5)
-    train(model, x[:20], y[:20], TrainConfig(min_steps=5, max_steps=5), "cpu", modality="features")  # warm-up
+    train(model, x[:20], y[:20], TrainConfig(min_steps=5, max_steps=5), "cpu", seed=0, modality="features")  # warm-up
     start = time.perf_counter()
-    train(model, x[torch.from_numpy(labelled)], y, TrainConfig(), "cpu", modality="features")
+    train(model, x[torch.from_numpy(labelled)], y, TrainConfig(), "cpu", seed=0, modality="features")
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     score(model, x, "cpu")

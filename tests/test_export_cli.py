@@ -106,3 +106,28 @@ def test_forget_asks_first_and_refuses_an_open_project(project, monkeypatch, cap
     assert main(["forget", "images"]) == 0
     assert not folder.exists() and LabellingSession.find(data) is None and data.exists()
     assert not locations.image_caches(data)  # ...and forgotten with the project
+
+
+def test_a_file_name_that_is_not_utf8_is_stored_labelled_and_exported(tmp_path, capfdbinary):
+    import os
+
+    from PIL import Image
+
+    data = make_image_folder(tmp_path / "odd", per_class=2)
+    odd = os.fsdecode(b"class1/caf\xe9.png")  # Latin-1 bytes: not valid UTF-8, still a file name
+    Image.new("L", (28, 28), 200).save(data / odd)
+    settings = ProjectSettings(
+        classes=CLASSES, keys=["1", "2", "3"], batch_size=7, device="cpu", train={"min_steps": 5, "max_steps": 5}
+    )
+    with LabellingSession.open(data, settings) as s:
+        batch = s.prepare_next_batch()  # the whole folder: 7 items
+        for pos, it in enumerate(batch.items):
+            s.label(pos, 1 if it.name == odd else int(s.pool.labels[it.item_id]))
+        s.confirm_batch()
+    with LabellingSession.open(data) as s:  # reopened: the odd name is the same item, not a new one
+        assert not s.drift.any and s.stats.labelled == 7
+    capfdbinary.readouterr()
+    assert main(["export", str(data), "--format", "jsonl"]) == 0
+    out = capfdbinary.readouterr().out.decode("utf-8", "surrogateescape")  # names are written as their bytes
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 7 and sum(r["path"].endswith(odd.split("/")[1]) for r in rows) == 1

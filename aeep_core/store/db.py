@@ -9,6 +9,7 @@ one transaction committed before the method returns; a failing write raises
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -21,6 +22,29 @@ from aeep_core import locations
 from aeep_core.store import schema
 from aeep_core.store.errors import StoreError
 from aeep_core.store.lock import WriterLock
+
+# A stored item path that is not valid UTF-8 (SQLite text must be): its bytes in hex behind
+# a NUL, which no file name can contain, so the escape is unambiguous and reversible.
+_RAW = "\x00raw:"
+
+
+def encode_path(name: str) -> str:
+    """An item's path as stored: itself, or (undecodable bytes) a reversible escape."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return _RAW + os.fsencode(name).hex()
+
+
+def decode_path(text: str) -> str:
+    """The inverse of :func:`encode_path`: the name as the file system gives it."""
+    return os.fsdecode(bytes.fromhex(text[len(_RAW) :])) if text.startswith(_RAW) else text
+
+
+def _with_paths(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [{**dict(r), "path": decode_path(r["path"])} for r in rows]
+
 
 # Joins each item's latest answer row (answers are append-only; the newest one counts).
 _LATEST = "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id"
@@ -149,14 +173,16 @@ class Store:
         """Every answer row in the order given (item_id, round, label; label None = taken back)."""
         return self.query("SELECT item_id, round, label FROM labels ORDER BY id")
 
-    def labelled_items(self) -> list[sqlite3.Row]:
+    def labelled_items(self) -> list[dict[str, Any]]:
         """Items whose current answer is a class: path, present, label, at, round, exploration;
         by round, then batch position."""
-        return self.query(
-            f"SELECT i.path, i.present, l.label, l.at, l.round, ri.exploration FROM labels l {_LATEST} "
-            "JOIN items i ON i.id = l.item_id "
-            "LEFT JOIN round_items ri ON ri.round = l.round AND ri.item_id = l.item_id "
-            "WHERE l.label >= 0 ORDER BY l.round, ri.position, i.path"
+        return _with_paths(
+            self.query(
+                f"SELECT i.path, i.present, l.label, l.at, l.round, ri.exploration FROM labels l {_LATEST} "
+                "JOIN items i ON i.id = l.item_id "
+                "LEFT JOIN round_items ri ON ri.round = l.round AND ri.item_id = l.item_id "
+                "WHERE l.label >= 0 ORDER BY l.round, ri.position, i.path"
+            )
         )
 
     def counts(self) -> dict[str, int]:
@@ -236,12 +262,14 @@ class Store:
         return [r["file"] for r in self.query("SELECT file FROM checkpoints")]
 
     # --- export and import ---------------------------------------------------------------
-    def skipped_items(self) -> list[sqlite3.Row]:
+    def skipped_items(self) -> list[dict[str, Any]]:
         """Items whose current answer is a skip: path, present, round (for an export that
         asks to keep them apart from the labels)."""
-        return self.query(
-            f"SELECT i.path, i.present, l.round FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
-            "WHERE l.label = -1 ORDER BY l.round, i.path"
+        return _with_paths(
+            self.query(
+                f"SELECT i.path, i.present, l.round FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
+                "WHERE l.label = -1 ORDER BY l.round, i.path"
+            )
         )
 
     def add_import_round(self, number: int, answers: Sequence[tuple[int, int]], engine: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aeep_core.pool import Pool
-from aeep_core.store.db import Store
+from aeep_core.store.db import Store, decode_path, encode_path
 
 StageProgress = Callable[[str, int, int], None]
 
@@ -84,7 +84,10 @@ def sync_items(store: Store, pool: Pool, progress: StageProgress | None = None) 
 
     Read-only stores are not written: items they have never seen map to None.
     """
-    rows = store.query("SELECT id, path, hash, present, size, mtime_ns FROM items ORDER BY id")
+    rows = [
+        {**dict(r), "path": decode_path(r["path"])}
+        for r in store.query("SELECT id, path, hash, present, size, mtime_ns FROM items ORDER BY id")
+    ]
     known = {r["path"]: (r["size"], r["mtime_ns"], r["hash"]) for r in rows if r["present"] and r["size"] is not None}
     current = fingerprint(pool, known, progress)
     by_key = {(r["path"], r["hash"]): r for r in rows}
@@ -128,7 +131,10 @@ def sync_items(store: Store, pool: Pool, progress: StageProgress | None = None) 
     now = time.time()
     with store.transaction() as c:
         c.executemany("UPDATE items SET present = 0 WHERE id = ?", [(i,) for i in gone])
-        c.executemany("UPDATE items SET path = ?, size = ?, mtime_ns = ?, present = 1 WHERE id = ?", renames)
+        c.executemany(
+            "UPDATE items SET path = ?, size = ?, mtime_ns = ?, present = 1 WHERE id = ?",
+            [(encode_path(path), size, mtime, item) for path, size, mtime, item in renames],
+        )
         # Matched rows: the file may be back, or touched without a content change.
         by_id = {r["id"]: r for r in rows}
         c.executemany(
@@ -144,6 +150,6 @@ def sync_items(store: Store, pool: Pool, progress: StageProgress | None = None) 
             path, digest, size, mtime = current[i]
             ids[i] = c.execute(
                 "INSERT INTO items (path, hash, present, first_seen, size, mtime_ns) VALUES (?, ?, 1, ?, ?, ?)",
-                (path, digest, now, size, mtime),
+                (encode_path(path), digest, now, size, mtime),
             ).lastrowid
     return ids, drift
