@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, Proposal, batch_outcome, next_batch_size
-from aeep_core.learning.training import class_balanced_batch, training_step
+from aeep_core.learning.training import class_balanced_batch, small_network_threads, training_step
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
@@ -257,7 +257,7 @@ class PipelinedLearner:
         ids = np.fromiter(learner.labels, dtype=np.int64)
         y = np.fromiter(learner.labels.values(), dtype=np.int64)
         model.train()
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), small_network_threads(learner.pool.modality):
             torch.set_rng_state(self._global_rng)
             for _ in range(steps):
                 pick = class_balanced_batch(y, learner.config.batch_size, self._rng)

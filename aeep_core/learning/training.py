@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,16 +129,33 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.15)
     y_all = torch.as_tensor(labels, dtype=torch.long)
     losses = {"loss": float("nan"), "ce": float("nan"), "pair": float("nan")}
-    for step in range(steps):
-        if should_stop is not None and should_stop():
-            break
-        idx = torch.from_numpy(class_balanced_batch(labels, config.batch_size, rng))
-        losses = training_step(model, opt, inputs[idx].to(device), y_all[idx].to(device), config, gen, modality)
-        sched.step()
-        if progress is not None:
-            progress(step + 1, steps)
+    with small_network_threads(modality):
+        for step in range(steps):
+            if should_stop is not None and should_stop():
+                break
+            idx = torch.from_numpy(class_balanced_batch(labels, config.batch_size, rng))
+            losses = training_step(model, opt, inputs[idx].to(device), y_all[idx].to(device), config, gen, modality)
+            sched.step()
+            if progress is not None:
+                progress(step + 1, steps)
     model.eval()
     return losses
+
+
+@contextmanager
+def small_network_threads(modality: str) -> Iterator[None]:
+    """One torch thread while a head on features trains: its steps are microseconds of
+    arithmetic, and a second thread only adds synchronisation, which on a busy machine
+    (a core taken by another program) made a round of the head 60x slower."""
+    if modality != "features":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.inference_mode()
