@@ -108,3 +108,10 @@ def test_aeep_paper_exploits_first_and_explores_away_from_the_exploitation_picks
     sel = s.query(context(emb=unit, lab=unit[:1], probs=probs), 2)
     assert sel.positions[~sel.exploration].tolist() == [1]  # most uncertain
     assert sel.positions[sel.exploration].tolist() == [3]  # 2 is next to the exploitation pick
+
+
+def test_macro_mp_is_not_outvoted_by_easy_negatives():
+    labels = np.array([0] * 14 + [1])
+    predicted = np.zeros(15, dtype=int)  # every control right, the one case wrong
+    assert make_strategy("aeep").matching(predicted, labels) == pytest.approx(14 / 15)
+    assert make_strategy("aeep", mp_average="macro").matching(predicted, labels) == pytest.approx(0.5)

@@ -82,17 +82,29 @@ class AEEP(ExplorationExploitation):
     they were labelled. Starts exploration-heavy (``m_fraction`` of k) and stays within
     [1, ``m_max`` * k]: at least one exploration pick, so the test that drives m always
     exists, and at least ``(1 - m_max) * k`` exploitation picks, so a model that keeps
-    mispredicting its exploration picks still gets its uncertain cases."""
+    mispredicting its exploration picks still gets its uncertain cases.
+
+    ``mp_average="macro"`` makes :meth:`matching` average the hit rate per class
+    among the picks, so on a rare-class task easy negatives cannot outvote a
+    mispredicted positive (used only where the caller computes mp via ``matching``)."""
 
     name = "aeep"
 
     def __init__(
         self, m_fraction: float = 0.75, beta: float = 1.0, rate: float = 0.5, m_max: float = 0.75,
-        explore: str = "typical", order: str = "exploit-first", space: str = "learned",
+        explore: str = "typical", order: str = "exploit-first", space: str = "learned", mp_average: str = "pooled",
     ):
+        if mp_average not in ("pooled", "macro"):
+            raise ValueError(f"mp_average is pooled|macro, got {mp_average!r}")
         super().__init__(m_fraction=min(m_fraction, m_max), beta=beta, explore=explore, order=order, space=space)
-        self.rate, self.m_max = rate, m_max
+        self.rate, self.m_max, self.mp_average = rate, m_max, mp_average
         self.history: list[tuple[int, float | None]] = []
+
+    def matching(self, predicted: np.ndarray, labels: np.ndarray) -> float | None:
+        labels, hits = np.asarray(labels), np.asarray(predicted) == np.asarray(labels)
+        if self.mp_average == "pooled" or not len(labels):
+            return super().matching(predicted, labels)
+        return float(np.mean([hits[labels == c].mean() for c in np.unique(labels)]))
 
     def observe(self, mp: float | None) -> None:
         if self._m is None or self._k is None:

@@ -100,6 +100,11 @@ class QueryStrategy:
         """Choose ``min(k, n)`` distinct candidates."""
         raise NotImplementedError
 
+    def matching(self, predicted: np.ndarray, labels: np.ndarray) -> float | None:
+        """mp from the exploration picks: the share whose prediction (made before
+        labelling) equals the label given; None without picks."""
+        return float((np.asarray(predicted) == np.asarray(labels)).mean()) if len(labels) else None
+
     def observe(self, mp: float | None) -> None:
         """Hear how well the model predicted this batch's exploration picks (mp)."""
 
