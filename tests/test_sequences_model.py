@@ -102,7 +102,7 @@ def test_build_model_dispatches_to_sequence_cnn():
     model = build_model(torch.zeros(3, 16, 10), "sequence", 3)
     logits, phi = model(torch.randn(3, 16, 10))
     assert isinstance(model, SequenceCNN) and isinstance(model.head, torch.nn.Linear)
-    assert logits.shape == (3, 3) and phi.shape[1] == model.head.in_features and (phi >= 0).all()
+    assert logits.shape == (3, 3) and phi.shape[1] == model.head.in_features
 
 
 @pytest.fixture(scope="module")

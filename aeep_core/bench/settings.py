@@ -98,7 +98,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "aeep-pixels": ("aeep", {"space": "pixels"}, {}),  # ablation: similarity on raw pixels
     "aeep-fresh": ("aeep", {}, {"warm_start": False}),  # engine choice: a fresh network per round vs warm
 }
-BASELINES = ["aeep", "ee", "random", "em", "kff", "bmal", "coreset", "badge"]
+BASELINES = ["aeep", "aeep-paper", "ee", "random", "em", "kff", "bmal", "coreset", "badge"]
 ABLATIONS = ["aeep-nopair", "aeep-pixels", "aeep-fresh"]  # "fixed m" is ee
 
 

@@ -8,10 +8,19 @@ from torch.nn import functional as F
 
 
 class PairwiseCNN(nn.Module):
-    """3 conv + 2 pool + 2 FC, ReLU throughout (the spec's reference shape).
+    """3 conv + 2 pool + 2 FC (the spec's reference shape), ReLU after every conv.
 
-    ``forward`` returns ``(logits, phi)``; ``phi`` (the penultimate layer, after ReLU)
-    is the embedding whose normalised inner product is the similarity of two items.
+    ``forward`` returns ``(logits, phi)``; ``phi`` is the penultimate layer taken
+    *before* any activation, and ``head`` (the last ``nn.Linear``) reads it directly.
+    Why no ReLU on phi: the similarity is the cosine of phi, and a post-ReLU phi
+    trained with a pair loss went sparse (after 20 MNIST labels the median image
+    activated 6 of 128 units and ~0.6% of images had phi = 0 exactly, similar to
+    nothing, so farthest-first and max-entropy picked them first). A pre-activation
+    phi = W h + b is a generic affine image of the conv features, never zero in
+    practice, and signed, so different classes can be pushed to opposite directions.
+    Its inner product is h_a^T (W^T W) h_b + ...: the learned matrix M of ICDM 2017
+    lives in W. The conv features are post-ReLU, so the network is still non-linear;
+    keeping ``head`` a Linear over phi keeps what EM and BADGE assume (logits = W phi + b).
     Accepts uint8 images and scales them to [0, 1] itself.
     """
 
@@ -28,7 +37,7 @@ class PairwiseCNN(nn.Module):
             nn.ReLU(inplace=True),
         )
         flat = 2 * width * (size // 4) ** 2
-        self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(flat, embed_dim), nn.ReLU(inplace=True))
+        self.embed = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(flat, embed_dim))
         self.head = nn.Linear(embed_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,11 +49,12 @@ class PairwiseCNN(nn.Module):
 
 class PairwiseHead(nn.Module):
     """The paper's two fully connected layers on a frozen backbone's features: FC to the
-    embedding ``phi``, then FC to the classes. ``forward`` returns ``(logits, phi)``."""
+    embedding ``phi`` (pre-activation, as in :class:`PairwiseCNN`, and for the same
+    reason), then FC to the classes. ``forward`` returns ``(logits, phi)``."""
 
     def __init__(self, in_features: int, n_classes: int, embed_dim: int = 128):
         super().__init__()
-        self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(in_features, embed_dim), nn.ReLU(inplace=True))
+        self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(in_features, embed_dim))
         self.head = nn.Linear(embed_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +79,14 @@ def build_model(inputs: torch.Tensor, modality: str, n_classes: int) -> nn.Modul
 
 
 def cosine_similarity_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sim(a, b) = <phi(a), phi(b)> / (|phi(a)| |phi(b)|); in [0, 1] because phi >= 0."""
+    """cos(a, b) = <phi(a), phi(b)> / (|phi(a)| |phi(b)|), in [-1, 1] (phi is signed)."""
     return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+
+
+def similarity_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The similarity AEEP learns and selects with: sim = (1 + cos) / 2, bounded to [0, 1]
+    (1: same direction, 1/2: orthogonal, 0: opposite), the scale of normalised entropy."""
+    return (1.0 + cosine_similarity_matrix(a, b)) / 2.0
 
 
 def select_device(name: str = "auto") -> torch.device:

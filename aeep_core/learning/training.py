@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from aeep_core.learning.model import similarity_matrix
+
 Progress = Callable[[int, int], None]
 
 
@@ -41,12 +43,11 @@ class TrainConfig:
 def pair_loss(phi: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
     """Balanced pair loss over every pair of the minibatch (a siamese pair per pair).
 
-    The similarity is the cosine of the embeddings (bounded to [0, 1] since phi >= 0).
-    It is pushed above 1/2 for same-label pairs and below for different-label pairs;
+    The similarity is :func:`aeep_core.learning.model.similarity_matrix`, (1 + cos) / 2 in [0, 1].
+    It is pushed above 1/2 (cos > 0) for same-label pairs and below for different-label pairs;
     positives and negatives get equal total weight so the rarer kind still counts.
     """
-    z = F.normalize(phi, dim=1)
-    sim = z @ z.T
+    sim = similarity_matrix(phi, phi)
     same = y[:, None] == y[None, :]
     off_diag = ~torch.eye(len(y), dtype=torch.bool, device=y.device)
     pos, neg = same & off_diag, ~same

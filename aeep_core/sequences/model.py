@@ -7,11 +7,13 @@ from torch import nn
 
 
 class SequenceCNN(nn.Module):
-    """3 conv (over time) + masked max/mean pooling + 2 FC, ReLU throughout.
+    """3 conv (over time, ReLU) + masked max/mean pooling + 2 FC.
 
     Input ``float32 [B, T, D]`` (see :mod:`aeep_core.sequences.matrix`); ``forward`` returns
-    ``(logits, phi)`` with ``phi`` the penultimate layer after ReLU (so cosine similarity of
-    two patients is in [0, 1], as for images) and ``head`` the last ``nn.Linear``.
+    ``(logits, phi)`` with ``phi`` the penultimate layer *before* activation and ``head`` the
+    last ``nn.Linear``, reading phi directly: as for images (see
+    :class:`aeep_core.learning.model.PairwiseCNN`), a post-ReLU phi under a cosine pair loss can
+    collapse to zero rows that are similar to nothing; a pre-activation phi cannot.
     Rows that are all zero are padding: they are excluded from the pooling, so a patient's
     representation does not depend on how much padding precedes the history.
     """
@@ -28,7 +30,7 @@ class SequenceCNN(nn.Module):
                 nn.Conv1d(width, width, 3, padding=4, dilation=4),
             ]
         )
-        self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width, embed_dim), nn.ReLU(inplace=True))
+        self.embed = nn.Sequential(nn.Dropout(0.25), nn.Linear(2 * width, embed_dim))
         self.head = nn.Linear(embed_dim, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aeep_core.strategies.aeep import AEEP, ExplorationExploitation
+from aeep_core.strategies.aeep import AEEP, AEEPPaper, ExplorationExploitation
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
 from aeep_core.strategies.modern import Badge, BatchModeFisher, CoreSet
 from aeep_core.strategies.simple import EntropyMaximisation, KFarthestFirst, RandomSampling
@@ -11,6 +11,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
     cls.name: cls
     for cls in (
         AEEP,
+        AEEPPaper,
         ExplorationExploitation,
         RandomSampling,
         EntropyMaximisation,
@@ -23,7 +24,7 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
 
 
 def make_strategy(name: str, **options) -> QueryStrategy:
-    """Build a strategy by name (``aeep``, ``ee``, ``random``, ``em``, ``kff``, ``bmal``,
+    """Build a strategy by name (``aeep``, ``aeep-paper``, ``ee``, ``random``, ``em``, ``kff``, ``bmal``,
     ``coreset``, ``badge``); raise ValueError naming the choices otherwise."""
     try:
         cls = STRATEGIES[name]

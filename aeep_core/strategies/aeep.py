@@ -1,4 +1,5 @@
-"""AEEP and its fixed-m version EE: exploration + exploitation in the learned space."""
+"""AEEP, its fixed-m version EE, and AEEP as the papers state it: exploration +
+exploitation in the learned similarity space."""
 
 from __future__ import annotations
 
@@ -6,22 +7,37 @@ from typing import Any
 
 import numpy as np
 
-from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, unit_rows
-from aeep_core.strategies.greedy import farthest_first, informative_diverse
+from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
+from aeep_core.strategies.greedy import farthest_first, informative_diverse, typical_unexplored
 
 
 class ExplorationExploitation(QueryStrategy):
-    """EE: ``m`` picks by farthest-first exploration, ``k - m`` by entropy minus redundancy.
+    """EE: ``k - m`` picks by exploitation, then ``m`` by exploration, m fixed.
 
-    ``space="pixels"`` measures similarity on raw inputs instead of the learned
-    embedding (an ablation that isolates what the pairwise training brings).
+    Exploitation maximises normalised entropy minus ``beta`` times the highest
+    similarity to the batch so far (ICDM 2017, who also choose exploitation first:
+    ``order="explore-first"`` swaps them). Exploration avoids L and the batch:
+    ``explore="typical"`` takes the central candidates of the largest k-means clusters
+    holding no known item (far from L ∪ S *and* representative of the pool),
+    ``"farthest"`` plain farthest-first. Candidates with phi = 0 have no direction, so
+    no similarity can place them; they are held back until nothing else is left.
+    ``space="pixels"`` measures similarity on raw inputs instead (an ablation).
     """
 
     name = "ee"
     needs_labelled = True
 
-    def __init__(self, m_fraction: float = 0.5, beta: float = 1.0, space: str = "learned"):
-        self.m_fraction, self.beta, self.space = m_fraction, beta, space
+    def __init__(
+        self,
+        m_fraction: float = 0.5,
+        beta: float = 1.0,
+        explore: str = "typical",
+        order: str = "exploit-first",
+        space: str = "learned",
+    ):
+        if explore not in ("typical", "farthest") or order not in ("exploit-first", "explore-first"):
+            raise ValueError(f"explore is typical|farthest, order exploit-first|explore-first; got {explore!r}, {order!r}")
+        self.m_fraction, self.beta, self.explore, self.order, self.space = m_fraction, beta, explore, order, space
         self._m: float | None = None
         self._k: int | None = None
 
@@ -37,14 +53,25 @@ class ExplorationExploitation(QueryStrategy):
             self._m, self._k = self._start_m(k), k
         k = min(k, len(ctx.candidates))
         m = min(k, max(1, int(round(self._m))))
-        if self.space == "pixels":
-            cand, known = ctx.input_rows
-            unit, known_unit = unit_rows(cand), unit_rows(known)
+        rows, known = ctx.input_rows if self.space == "pixels" else (ctx.embeddings, ctx.labelled_embeddings)
+        usable = np.flatnonzero(~degenerate_rows(rows))
+        unit, known_unit, h = unit_rows(rows[usable]), unit_rows(known), ctx.normalised_entropy[usable]
+        n_explore = min(m, len(usable))
+        n_exploit = min(k - m, len(usable) - n_explore)
+        if self.order == "exploit-first":
+            exploit = informative_diverse(unit, h, n_exploit, self.beta)
+            explore = self._explore(unit, known_unit, n_explore, ctx, exploit)
         else:
-            unit, known_unit = ctx.unit, ctx.labelled_unit
-        explore = farthest_first(unit, known_unit, m)
-        exploit = informative_diverse(unit, ctx.entropy, k - len(explore), self.beta, chosen=explore)
-        return Selection.of(explore + exploit, n_explore=len(explore))
+            explore = self._explore(unit, known_unit, n_explore, ctx, [])
+            exploit = informative_diverse(unit, h, n_exploit, self.beta, chosen=explore)
+        picks = usable[explore + exploit].tolist()
+        held_back = np.flatnonzero(degenerate_rows(rows)).tolist()
+        return Selection.of(picks + held_back[: k - len(picks)], n_explore=len(explore))
+
+    def _explore(self, unit: np.ndarray, known_unit: np.ndarray, n: int, ctx: QueryContext, chosen: list[int]) -> list[int]:
+        if self.explore == "farthest":
+            return farthest_first(unit, known_unit, n, chosen=chosen)
+        return typical_unexplored(unit, known_unit, n, seed=int(ctx.rng.integers(2**31 - 1)), chosen=chosen)
 
     def state_dict(self) -> dict[str, Any]:
         return {"m": self._m, "k": self._k}
@@ -56,15 +83,39 @@ class ExplorationExploitation(QueryStrategy):
 class AEEP(ExplorationExploitation):
     """EE whose m adapts: after each batch, m moves toward ``k * (1 - mp)`` with smoothing
     ``rate``, mp being the share of exploration picks the model predicted right before
-    they were labelled. Starts exploration-heavy (``m_fraction`` of k); m stays >= 1 so
-    the test that drives it always exists."""
+    they were labelled. Starts exploration-heavy (``m_fraction`` of k) and stays within
+    [1, ``m_max`` * k]: at least one exploration pick, so the test that drives m always
+    exists, and at least ``(1 - m_max) * k`` exploitation picks, so a model that keeps
+    mispredicting its exploration picks still gets its uncertain cases.
+
+    ``mp_average="macro"`` makes :meth:`matching` average the hit rate per class
+    among the picks, so on a rare-class task easy negatives cannot outvote a
+    mispredicted positive (used only where the caller computes mp via ``matching``)."""
 
     name = "aeep"
 
-    def __init__(self, m_fraction: float = 0.75, beta: float = 1.0, rate: float = 0.5, space: str = "learned"):
-        super().__init__(m_fraction=m_fraction, beta=beta, space=space)
-        self.rate = rate
+    def __init__(
+        self,
+        m_fraction: float = 0.75,
+        beta: float = 1.0,
+        rate: float = 0.5,
+        m_max: float = 0.75,
+        explore: str = "typical",
+        order: str = "exploit-first",
+        space: str = "learned",
+        mp_average: str = "pooled",
+    ):
+        if mp_average not in ("pooled", "macro"):
+            raise ValueError(f"mp_average is pooled|macro, got {mp_average!r}")
+        super().__init__(m_fraction=min(m_fraction, m_max), beta=beta, explore=explore, order=order, space=space)
+        self.rate, self.m_max, self.mp_average = rate, m_max, mp_average
         self.history: list[tuple[int, float | None]] = []
+
+    def matching(self, predicted: np.ndarray, labels: np.ndarray) -> float | None:
+        labels, hits = np.asarray(labels), np.asarray(predicted) == np.asarray(labels)
+        if self.mp_average == "pooled" or not len(labels):
+            return super().matching(predicted, labels)
+        return float(np.mean([hits[labels == c].mean() for c in np.unique(labels)]))
 
     def observe(self, mp: float | None) -> None:
         if self._m is None or self._k is None:
@@ -73,7 +124,8 @@ class AEEP(ExplorationExploitation):
         if mp is None:
             return
         target = self._k * (1.0 - float(np.clip(mp, 0.0, 1.0)))
-        self._m = float(np.clip((1 - self.rate) * self._m + self.rate * target, 1.0, self._k))
+        upper = max(1.0, self.m_max * self._k)
+        self._m = float(np.clip((1 - self.rate) * self._m + self.rate * target, 1.0, upper))
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "history": [list(h) for h in self.history]}
@@ -81,3 +133,33 @@ class AEEP(ExplorationExploitation):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.history = [tuple(h) for h in state.get("history", [])]
+
+
+class AEEPPaper(AEEP):
+    """AEEP as ICDM 2017 and EIJ 2023 state it, kept for the record.
+
+    - Exploitation first (ICDM): k - m picks, each maximising H(x) - alpha * max_{s in S}
+      sim(x, s) with H the plain entropy in nats (the papers do not normalise it) and
+      alpha = 1 (neither paper gives a value).
+    - Exploration (ICDM): m picks by farthest-first from L ∪ S in the learned space.
+    - Adaptive m (EIJ): start "relatively large" (read: 3k/4); after each batch
+      m = k * (1 - mp), rounded, kept in [1, k] (EIJ gives no smoothing and no bounds:
+      the simplest reading is to jump to the target).
+    - sim is the network's bounded (1 + cos) / 2, the same for every strategy; no
+      special treatment of phi = 0 (the papers have none).
+    """
+
+    name = "aeep-paper"
+
+    def __init__(self, m_fraction: float = 0.75, alpha: float = 1.0):
+        super().__init__(m_fraction=m_fraction, beta=alpha, rate=1.0, m_max=1.0, explore="farthest", order="exploit-first")
+
+    def query(self, ctx: QueryContext, k: int) -> Selection:
+        if self._m is None or self._k != k:
+            self._m, self._k = self._start_m(k), k
+        k = min(k, len(ctx.candidates))
+        m = min(k, max(1, int(round(self._m))))
+        unit, known = ctx.unit, ctx.labelled_unit
+        exploit = informative_diverse(unit, ctx.entropy, k - m, self.beta)
+        explore = farthest_first(unit, known, m, chosen=exploit)
+        return Selection.of(explore + exploit, n_explore=len(explore))

@@ -22,6 +22,13 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
+def degenerate_rows(x: np.ndarray) -> np.ndarray:
+    """Rows (nearly) zero relative to the median row: no direction, so no cosine."""
+    norm = np.linalg.norm(x, axis=1)
+    scale = float(np.median(norm)) if len(norm) else 0.0
+    return norm <= 1e-6 * max(scale, 1e-12)
+
+
 @dataclass
 class QueryContext:
     """A scored view of the candidates of one round.
@@ -43,6 +50,17 @@ class QueryContext:
     @cached_property
     def entropy(self) -> np.ndarray:
         return entropy(self.probs)
+
+    @cached_property
+    def normalised_entropy(self) -> np.ndarray:
+        """H / log C, in [0, 1]: the scale of the similarity, so beta has a fixed meaning."""
+        return self.entropy / np.log(max(self.probs.shape[1], 2))
+
+    @cached_property
+    def degenerate(self) -> np.ndarray:
+        """Candidates whose phi is (nearly) zero: their cosine is undefined, so no
+        similarity-based rule can place them; they should come last, not first."""
+        return degenerate_rows(self.embeddings)
 
     @cached_property
     def unit(self) -> np.ndarray:
@@ -85,6 +103,11 @@ class QueryStrategy:
     def query(self, ctx: QueryContext, k: int) -> Selection:
         """Choose ``min(k, n)`` distinct candidates."""
         raise NotImplementedError
+
+    def matching(self, predicted: np.ndarray, labels: np.ndarray) -> float | None:
+        """mp from the exploration picks: the share whose prediction (made before
+        labelling) equals the label given; None without picks."""
+        return float((np.asarray(predicted) == np.asarray(labels)).mean()) if len(labels) else None
 
     def observe(self, mp: float | None) -> None:
         """Hear how well the model predicted this batch's exploration picks (mp)."""

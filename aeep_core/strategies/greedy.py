@@ -1,38 +1,81 @@
-"""The two greedy selections AEEP is made of, vectorised over the candidates."""
+"""The selections AEEP is made of, vectorised over the candidates.
+
+Similarity throughout is sim(a, b) = (1 + cos(phi(a), phi(b))) / 2, bounded to [0, 1]
+(the network's pair loss is trained on the same quantity), so that it shares a scale
+with normalised entropy. Rows are expected unit-length (``unit_rows``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from sklearn.cluster import KMeans
 
 
-def farthest_first(unit: np.ndarray, known_unit: np.ndarray, n: int, taken: np.ndarray | None = None) -> list[int]:
+def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(1 + cos) / 2 between unit rows of ``a`` and ``b``: 1 same direction, 0 opposite."""
+    return (1.0 + a @ b.T) / 2.0
+
+
+def farthest_first(unit: np.ndarray, known_unit: np.ndarray, n: int, chosen: list[int] | None = None) -> list[int]:
     """Exploration: repeatedly add the candidate whose highest similarity to
-    L ∪ S is lowest (farthest-first traversal in the learned space)."""
-    closest = (unit @ known_unit.T).max(axis=1) if len(known_unit) else np.full(len(unit), -np.inf)
-    closest = closest.astype(np.float64)
-    blocked = np.zeros(len(unit), dtype=bool) if taken is None else taken.copy()
+    L ∪ S is lowest (farthest-first traversal). ``chosen`` (earlier picks of this
+    batch) count as known and are never picked again."""
+    chosen = list(chosen or [])
+    known = np.vstack([known_unit, unit[chosen]]) if chosen else known_unit
+    closest = similarity(unit, known).max(axis=1) if len(known) else np.full(len(unit), -np.inf)
+    blocked = np.zeros(len(unit), dtype=bool)
+    blocked[chosen] = True
     picks: list[int] = []
     for _ in range(min(n, int((~blocked).sum()))):
         i = int(np.argmin(np.where(blocked, np.inf, closest)))
         picks.append(i)
         blocked[i] = True
-        np.maximum(closest, unit @ unit[i], out=closest)
+        np.maximum(closest, similarity(unit, unit[i : i + 1])[:, 0], out=closest)
     return picks
 
 
 def informative_diverse(unit: np.ndarray, entropy: np.ndarray, n: int, beta: float, chosen: list[int] | None = None) -> list[int]:
-    """Exploitation: repeatedly add the candidate maximising
-    H(x) - beta * mean_{s in S} sim(x, s), S being the batch so far (``chosen`` included)."""
+    """Exploitation (ICDM 2017): repeatedly add the candidate maximising
+    H(x) - beta * max_{s in S} sim(x, s), S being the batch so far (``chosen`` included).
+    The max, not a mean: a mean over a growing S dilutes the penalty of a near-duplicate
+    until it no longer changes the picks."""
     chosen = list(chosen or [])
     blocked = np.zeros(len(unit), dtype=bool)
     blocked[chosen] = True
-    sim_sum = unit @ unit[chosen].sum(axis=0) if chosen else np.zeros(len(unit))
+    closest = similarity(unit, unit[chosen]).max(axis=1) if chosen else np.zeros(len(unit))
     picks: list[int] = []
     for _ in range(min(n, int((~blocked).sum()))):
-        size = len(chosen) + len(picks)
-        gain = entropy - beta * (sim_sum / size if size else 0.0)
-        i = int(np.argmax(np.where(blocked, -np.inf, gain)))
+        i = int(np.argmax(np.where(blocked, -np.inf, entropy - beta * closest)))
         picks.append(i)
         blocked[i] = True
-        sim_sum += unit @ unit[i]
+        np.maximum(closest, similarity(unit, unit[i : i + 1])[:, 0], out=closest)
+    return picks
+
+
+def typical_unexplored(unit: np.ndarray, known_unit: np.ndarray, n: int, seed: int, chosen: list[int] | None = None) -> list[int]:
+    """Exploration that represents the pool: cluster the candidates (k-means, as many
+    clusters as known items + n, so that each known item can cover one), then take the
+    most central candidate of the largest clusters that hold no known item (L and
+    ``chosen``); clusters already covered follow, least covered and largest first.
+    Farthest-first alone favours isolated outliers, which tell little about the pool
+    and on which the model's accuracy (mp) says nothing about the unexplored regions."""
+    chosen = list(chosen or [])
+    free = np.setdiff1d(np.arange(len(unit)), chosen)
+    n = min(n, len(free))
+    if n <= 0:
+        return []
+    known = np.vstack([known_unit, unit[chosen]]) if chosen else known_unit
+    n_clusters = min(len(free), len(known) + n)
+    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
+    size = np.bincount(km.labels_, minlength=n_clusters)
+    covered = np.bincount(km.predict(known), minlength=n_clusters) if len(known) else np.zeros(n_clusters, int)
+    order = np.lexsort((-size, covered))  # uncovered first, then the largest
+    dist = ((unit[free] - km.cluster_centers_[km.labels_]) ** 2).sum(1)
+    picks: list[int] = []
+    for c in order:
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            picks.append(int(free[members[np.argmin(dist[members])]]))
+        if len(picks) == n:
+            break
     return picks

@@ -1,0 +1,116 @@
+"""AEEP's selection rules on hand-made contexts: the defects of issue 12 stay fixed."""
+
+import numpy as np
+import pytest
+
+from aeep_core.strategies import greedy, make_strategy
+from tests.test_strategies import context
+
+
+def _with_zero_rows(n_zero: int = 6, n: int = 60, seed: int = 0):
+    """Candidates 0..n_zero-1 have phi = 0 and the highest possible entropy (the probe's picture)."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, 8))
+    emb[:n_zero] = 0.0
+    probs = rng.dirichlet(np.ones(3) * 0.5, size=n)
+    probs[:n_zero] = 1 / 3
+    return context(emb=emb, probs=probs, lab=rng.normal(size=(5, 8)), seed=seed), n_zero
+
+
+@pytest.mark.parametrize("name", ["aeep", "ee"])
+@pytest.mark.parametrize("explore", ["typical", "farthest"])
+def test_zero_embeddings_are_not_chosen_while_others_remain(name, explore):
+    ctx, n_zero = _with_zero_rows()
+    sel = make_strategy(name, explore=explore).query(ctx, 10)
+    assert not (sel.positions < n_zero).any()  # neither exploration nor exploitation takes them
+    assert sel.exploration.any() and (~sel.exploration).any()
+
+
+def test_zero_embeddings_fill_the_batch_only_when_nothing_else_is_left():
+    ctx, n_zero = _with_zero_rows(n_zero=6, n=10)
+    sel = make_strategy("aeep").query(ctx, 8)
+    assert len(set(sel.positions.tolist())) == 8 and (sel.positions < n_zero).sum() == 4
+
+
+def test_max_redundancy_rejects_a_near_duplicate_that_a_mean_lets_through():
+    # five mutually orthogonal, maximally uncertain items; item 5 duplicates item 0 and is
+    # nearly as uncertain; item 6 points somewhere new but is less uncertain.
+    unit = np.eye(8)[[0, 1, 2, 3, 4, 0, 5]]
+    h = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.95, 0.7])
+    picks = greedy.informative_diverse(unit, h, 6, beta=1.0)
+    assert sorted(picks[:5]) == [0, 1, 2, 3, 4]
+    assert picks[5] == 6  # a mean over five picks would dilute the duplicate's penalty to 1/5
+
+
+def test_exploration_avoids_the_batch_already_chosen():
+    known = np.array([[1.0, 0.0, 0.0]])
+    unit = np.array([[0.0, 0.0, 1.0], [0.0, 0.1, 1.0], [0.0, 1.0, 0.0]])
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    assert greedy.farthest_first(unit, known, 1) == [0]
+    assert greedy.farthest_first(unit, known, 1, chosen=[0]) == [2]  # S counts as known: 1 is next to 0
+
+
+def _pool_with_outliers(seed: int = 0):
+    """Three dense clusters (one already labelled) and eight isolated outliers on the far
+    side of the labelled cluster."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16)[:3] * 5
+    dense = np.repeat(centres, 50, axis=0) + rng.normal(0, 0.3, (150, 16))
+    outliers = rng.normal(0, 2, (8, 16)) - centres[0]
+    unit = np.vstack([dense, outliers])
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    known = unit[:2]  # two labelled items in cluster 0
+    return unit, known
+
+
+def test_typical_exploration_picks_centres_of_unexplored_clusters_not_outliers():
+    unit, known = _pool_with_outliers()
+    picks = greedy.typical_unexplored(unit, known, 2, seed=0)
+    assert sorted(p // 50 for p in picks) == [1, 2]  # the two clusters nobody has labelled
+    assert greedy.farthest_first(unit, known, 1)[0] >= 150  # farthest-first takes an outlier
+
+
+def test_aeep_explores_representatively_by_default():
+    unit, known = _pool_with_outliers()
+    probs = np.full((len(unit), 3), 1 / 3)
+    sel = make_strategy("aeep").query(context(emb=unit, lab=known, probs=probs), 3)  # m = 2
+    assert sorted(p // 50 for p in sel.positions[sel.exploration]) == [1, 2]
+
+
+def test_aeep_m_is_bounded():
+    s = make_strategy("aeep")
+    s.query(context(), 20)
+    for _ in range(10):
+        s.observe(0.0)
+    assert s.m == 15  # never above m_max * k: exploitation keeps a quarter of the batch
+    for _ in range(10):
+        s.observe(1.0)
+    assert s.m == 1
+
+
+def test_aeep_paper_jumps_to_k_times_one_minus_mp():
+    s = make_strategy("aeep-paper")
+    sel = s.query(context(), 20)
+    assert s.m == 15 and sel.exploration.sum() == 15
+    s.observe(0.8)
+    assert s.m == 4
+    s.observe(0.0)
+    assert s.m == 20
+    s.observe(1.0)
+    assert s.m == 1
+
+
+def test_aeep_paper_exploits_first_and_explores_away_from_the_exploitation_picks():
+    unit = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.1, 1.0], [0.0, 1.0, 0.0]])
+    probs = np.array([[0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3], [0.9, 0.05, 0.05], [0.9, 0.05, 0.05]])
+    s = make_strategy("aeep-paper", m_fraction=0.5)
+    sel = s.query(context(emb=unit, lab=unit[:1], probs=probs), 2)
+    assert sel.positions[~sel.exploration].tolist() == [1]  # most uncertain
+    assert sel.positions[sel.exploration].tolist() == [3]  # 2 is next to the exploitation pick
+
+
+def test_macro_mp_is_not_outvoted_by_easy_negatives():
+    labels = np.array([0] * 14 + [1])
+    predicted = np.zeros(15, dtype=int)  # every control right, the one case wrong
+    assert make_strategy("aeep").matching(predicted, labels) == pytest.approx(14 / 15)
+    assert make_strategy("aeep", mp_average="macro").matching(predicted, labels) == pytest.approx(0.5)
