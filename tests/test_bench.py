@@ -60,8 +60,11 @@ def test_variants_and_lists_parse():
 def test_presets_meet_the_protocol():
     quick, paper = preset("quick"), preset("paper")
     assert set(bench.BASELINES) <= set(quick.strategies)
-    assert len(paper.seeds) >= 3 and paper.batch_sizes == [10, 20, 50] and paper.budget >= 1000
-    assert set(bench.ABLATIONS) <= set(paper.strategies) and paper.test_subset is None
+    # issue 12's paper preset: every strategy (aeep-paper too), seeds 0-2, k 10/20/50, to 500
+    # labels, at quick's candidate and test settings
+    assert paper.seeds == [0, 1, 2] and paper.batch_sizes == [10, 20, 50] and paper.budget == 500
+    assert set(bench.BASELINES) <= set(paper.strategies) and "aeep-paper" in paper.strategies
+    assert (paper.candidates, paper.test_subset) == (quick.candidates, quick.test_subset)
     assert preset("quick", budget=100, seeds=None).budget == 100
     assert quick.rounds_per_run(20) == 15  # 20, 40, ..., 300
 

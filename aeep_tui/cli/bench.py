@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="quick",
         choices=["quick", "ablations", "paper"],
         help="quick: 8 strategies, 1 seed, k=20, 300 labels (≤ 15 min on 2 cores); ablations: aeep, ee "
-        "and the ablations, same settings; paper: all, 5 seeds, k 10,20,50, 1000 labels (default quick)",
+        "and the ablations, same settings; paper: every strategy, 3 seeds, k 10,20,50, 500 labels, quick's candidates and test (hours; resumable) (default quick)",
     )
     p.add_argument(
         "--task",
