@@ -130,3 +130,14 @@ def test_m_holds_while_the_labelled_set_has_one_class(image_folder):
     prop.predicted[:] = ds.pool.labels[prop.ids]
     learner.teach(prop, ds.pool.labels[prop.ids])  # two classes known now: a perfect mp lowers m
     assert learner.strategy.m < m_before
+
+
+def test_teach_measures_mp_with_the_strategys_matching(image_folder):
+    from aeep_core.learning.learner import Proposal
+
+    pool = load_dataset(image_folder).pool
+    learner = ActiveLearner(pool, make_strategy("aeep", mp_average="macro"), device="cpu")
+    ids = np.arange(4)
+    proposal = Proposal(ids, np.ones(4, bool), np.array([0, 0, 0, 1]), np.ones(4), 0.0, 0.0, 4, 0.0)
+    mp, accuracy = learner.teach(proposal, [0, 0, 0, 2])
+    assert mp == 0.5 and accuracy == 0.75  # per class: 3/3 and 0/1; pooled it would be 0.75

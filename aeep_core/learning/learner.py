@@ -19,9 +19,12 @@ SKIPPED = -1  # an answer that leaves the item out of both L and U ("unsure")
 RETRACT = -2  # an answer taken back: the item returns to U
 
 
-def batch_outcome(predicted: np.ndarray, exploration: np.ndarray, answers: np.ndarray) -> tuple[float | None, float | None]:
-    """(mp, batch accuracy) of a labelled batch: the share of exploration picks, and of all
-    answered picks, whose prediction made before labelling equals the answer.
+def batch_outcome(
+    predicted: np.ndarray, exploration: np.ndarray, answers: np.ndarray, strategy: QueryStrategy | None = None
+) -> tuple[float | None, float | None]:
+    """(mp, batch accuracy) of a labelled batch: how well the exploration picks were
+    predicted before labelling (the strategy's ``matching``: the plain share unless it
+    averages per class), and the share of all answered picks predicted right.
 
     Skips, unanswered cards (``answers < 0``) and cards without a prediction
     (``predicted < 0``, a cold-start batch) count in neither; None when nothing counts.
@@ -30,7 +33,8 @@ def batch_outcome(predicted: np.ndarray, exploration: np.ndarray, answers: np.nd
     given = (answers >= 0) & (predicted >= 0)
     hits = predicted == answers
     explored = given & np.asarray(exploration, dtype=bool)
-    mp = float(hits[explored].mean()) if explored.any() else None
+    matching = strategy.matching if strategy is not None else QueryStrategy().matching
+    mp = matching(predicted[explored], answers[explored]) if explored.any() else None
     accuracy = float(hits[given].mean()) if given.any() else None
     return mp, accuracy
 
@@ -226,7 +230,7 @@ class ActiveLearner:
         """Take the oracle's answers for a proposal; adapt the strategy; return (mp, batch accuracy)."""
         labels = np.asarray(labels, dtype=np.int64)
         self.add_labels(proposal.ids, labels)
-        mp, batch_acc = batch_outcome(proposal.predicted, proposal.exploration, labels)
+        mp, batch_acc = batch_outcome(proposal.predicted, proposal.exploration, labels, self.strategy)
         self.observe(mp)
         self.round += 1
         return mp, batch_acc

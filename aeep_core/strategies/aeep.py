@@ -88,6 +88,8 @@ class AEEP(ExplorationExploitation):
     exists, and at least ``(1 - m_max) * k`` exploitation picks, so a model that keeps
     mispredicting its exploration picks still gets its uncertain cases.
 
+    ``beta`` = 2 (EE keeps 1): once m has fallen, nearly the whole batch is exploitation,
+    and a stronger redundancy penalty spreads it further (beta 0, 1, 2 measured).
     ``mp_average="macro"`` makes :meth:`matching` average the hit rate per class
     among the picks, so on a rare-class task easy negatives cannot outvote a
     mispredicted positive (used only where the caller computes mp via ``matching``)."""
@@ -97,7 +99,7 @@ class AEEP(ExplorationExploitation):
     def __init__(
         self,
         m_fraction: float = 0.75,
-        beta: float = 1.0,
+        beta: float = 2.0,
         rate: float = 0.5,
         m_max: float = 0.75,
         explore: str = "typical",
