@@ -23,17 +23,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from aeep_core.bench.report import cpu_description
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def scaled_export(src: Path, dst: Path, times: int) -> Path:
@@ -139,7 +131,7 @@ def main() -> int:
             }
         )
     report = {
-        "cpu": cpu_model(),
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),
@@ -147,7 +139,9 @@ def main() -> int:
         "repeat": args.repeat,
         "rows": rows,
     }
-    print(f"CPU {report['cpu']} ({report['cores']} cores), duckdb {report['duckdb']}, best of {args.repeat}")
+    print(
+        f"CPU {report['cpu']['model']} ({' '.join(report['cpu']['simd'])}; {report['cores']} cores), duckdb {report['duckdb']}, best of {args.repeat}"
+    )
     print(f"{'input':<48} {'events':>9} {'row s':>7} {'duckdb s':>8} {'row rows/s':>11} {'duckdb rows/s':>13} {'x':>5} same")
     for r in rows:
         print(

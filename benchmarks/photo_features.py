@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -19,20 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aeep_core.bench.report import cpu_description
 from aeep_core.data.features import embed_photos
 from aeep_core.data.images import list_image_files
 from aeep_core.learning.model import build_model
 from aeep_core.learning.training import TrainConfig, score, train
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -58,7 +48,7 @@ def main() -> None:
     score(model, x, "cpu")
     score_s = time.perf_counter() - start
     result = {
-        "machine": {"cpu": cpu_model(), "cores": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {**cpu_description(), "threads": torch.get_num_threads(), "torch": torch.__version__},
         "images": len(paths),
         "embedded": len(kept),
         "skipped": len(skipped),
@@ -68,8 +58,8 @@ def main() -> None:
         "round_score_s": score_s,
     }
     print(
-        f"{'images':>8} {'extract s':>10} {'images/s':>9} {'train s':>8} {'score s':>8}   on {result['machine']['cpu']}, "
-        f"{result['machine']['cores']} threads"
+        f"{'images':>8} {'extract s':>10} {'images/s':>9} {'train s':>8} {'score s':>8}   on {result['machine']['model']} ({' '.join(result['machine']['simd'])}), "
+        f"{result['machine']['threads']} threads"
     )
     print(f"{len(kept):>8} {extract_s:>10.1f} {result['images_per_s']:>9.1f} {train_s:>8.2f} {score_s:>8.3f}")
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,23 @@ from aeep_core.bench.metrics import aulc, labels_to, spread, value_at
 from aeep_core.bench.settings import BenchSettings, Task, Variant
 
 FORMAT = "aeep-bench/1"  # the JSON report's format name
+_SIMD = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile", "neon", "asimd", "sve"}
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU a timing was measured on: its model name, the vector extensions that decide
+    how fast torch runs on it, and its logical cores (machines of one name differ)."""
+    model, flags = "", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or platform.machine(), "simd": sorted(flags & _SIMD), "cores": os.cpu_count()}
 
 
 def _curve(run: dict[str, Any], figure: str) -> tuple[list[int], list[float | None]]:
@@ -91,6 +109,7 @@ def build_report(
             "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(),
             "machine": platform.machine(),
+            "cpu": cpu_description(),
             "device": runs[0]["device"] if runs else None,
         },
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
