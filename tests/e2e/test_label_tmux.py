@@ -145,3 +145,30 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
     assert "New labelling project" not in screen
     terminal.keys("q")
     assert "EXIT=0" in terminal.wait_for(r"EXIT=\d+")
+
+
+def test_label_photos_with_the_pretrained_backbone_in_a_real_terminal(terminal, tmp_path):
+    """Colour photos take the pretrained backbone (auto): setup, a batch, labels, the next
+    batch chosen by the head trained on the features, with the backbone in the panel."""
+    from tests.test_backbones import _photo_folder
+
+    photos = _photo_folder(tmp_path / "photos", per_class=10)
+    env = {"AEEP_TUI_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1", "TERM": "xterm-256color",
+           "LC_ALL": "C.UTF-8", "PYTHONPATH": str(REPO)}  # fmt: skip
+    terminal.start(f"{sys.executable} -m aeep_tui label {photos} --classes kind0,kind1 --batch-size 4 --device cpu", env)
+    terminal.wait_for(r"New labelling project", r"1→kind0", r"Start labelling")
+    terminal.keys("Enter")
+    terminal.wait_for(
+        r"Round 1 · 4 of 4 to label", r"Labelled 0 / 20", r"efficientnet-lite0"
+    )  # the panel: "head on efficientnet-lite0", wrapped
+    terminal.keys("1", "2", "1", "2")
+    terminal.wait_for(r"complete")
+    terminal.keys("Enter")
+    terminal.wait_for(
+        r"Round 2 · 4 of 4 to label", r"Labelled 4 / 20", r"efficientnet-lite0"
+    )  # the panel: "head on efficientnet-lite0", wrapped
+    terminal.keys("g")
+    terminal.wait_for(r"kind\d \d+% · (explore|exploit)")  # guesses of the head trained on the features
+    terminal.keys("q")
+    done = terminal.wait_for(r"EXIT=\d+")
+    assert "EXIT=0" in done
