@@ -388,3 +388,24 @@ def test_items_without_a_file_are_drawn_from_the_pool_tensor():
     )
     assert item_image(grey, 1).size == (28, 28) and item_image(grey, 1).mode == "L"
     assert item_image(colour, 0).size == (24, 32) and item_image(colour, 0).mode == "RGB"
+
+
+async def test_space_shows_the_cursors_image_over_the_whole_screen(image_folder):
+    from aeep_tui.screens.image_view import ImageViewScreen
+
+    app = LabellingApp(image_folder, quick_settings(budget=40), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.press("right")  # the second card
+        await pilot.press("space")
+        view = app.screen
+        assert isinstance(view, ImageViewScreen)
+        item = app.session.batch.items[1]
+        assert view.caption == item.name and view.image == app.session.source_path(item.item_id)
+        image = view.query_one("#image-view", TerminalImage)
+        assert image.size.width > SIZE[0] // 2  # far larger than a card
+        await pilot.press("escape")
+        assert isinstance(app.screen, LabellingScreen)
+        await pilot.press("1")  # keys reach the batch again
+        assert app.session.batch.items[1].answer == 0
+        await pilot.press("q")

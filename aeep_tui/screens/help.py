@@ -20,6 +20,7 @@ KEYS = [
     ("Backspace", "undo the last answer"),
     ("Enter", "confirm the batch (every card labelled or skipped)"),
     ("g", "show or hide the model's guesses (hidden so they cannot bias you)"),
+    ("Space", "the card's image over the whole screen; Esc or Space closes it"),
     ("r", "retry after a failed retrain"),
     ("PgUp PgDn", "scroll a long card (a patient's timeline)"),
     ("?", "this help; Esc closes it"),

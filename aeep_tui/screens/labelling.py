@@ -25,7 +25,8 @@ from aeep_core.session import StoreError
 from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
-from aeep_tui.widgets.cards import card_for
+from aeep_tui.screens.image_view import ImageViewScreen
+from aeep_tui.widgets.cards import card_for, item_image
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
@@ -54,6 +55,7 @@ class LabellingScreen(Screen):
         Binding("backspace", "undo", "undo", key_display="⌫"),
         Binding("enter", "confirm", "confirm", key_display="⏎"),
         Binding("g", "toggle_guesses", "guesses"),
+        Binding("space", "view", "view", key_display="␣"),
         Binding("r", "retry", "retry"),
         Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
         Binding("pageup", "page(-1)", "page", show=False),
@@ -299,6 +301,14 @@ class LabellingScreen(Screen):
 
     def action_toggle_guesses(self) -> None:
         self.show_guesses = not self.show_guesses
+
+    def action_view(self) -> None:
+        """The cursor's image over the whole screen (image items only)."""
+        position = self.cursor_position()
+        if position is None or self.session.pool.modality == "sequence":
+            return
+        item = self.cards[position].item
+        self.app.push_screen(ImageViewScreen(item_image(self.session, item.item_id), item.name))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.session.settings.classes, self.session.settings.keys))
