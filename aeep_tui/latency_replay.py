@@ -166,7 +166,26 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
             if partial is not None:
                 append_partial(partial, key, result)
     modes = {m: summarise([r for r in runs if r["mode"] == m], settings.lookahead) for m in settings.modes}
-    return {"task": "latency", "settings": asdict(settings), "modes": modes, "runs": runs}
+    return {"task": "latency", "settings": asdict(settings), "machine": machine(settings), "modes": modes, "runs": runs}
+
+
+def machine(settings: LatencySettings) -> dict[str, Any]:
+    """The CPU the latency was measured on and how fast it trains the app's network, with
+    the threads the app gives training (the same figures make two runs comparable)."""
+    import torch
+
+    from aeep_core.bench.latency import training_steps_per_second
+    from aeep_core.bench.report import cpu_description
+    from aeep_core.data import load_dataset
+    from aeep_tui.app import training_threads
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(training_threads())
+    try:
+        steps = training_steps_per_second(load_dataset(settings.data).pool)
+    finally:
+        torch.set_num_threads(threads)
+    return {**cpu_description(), "training_threads": training_threads(), "training_steps_per_s": round(steps, 1)}
 
 
 def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:

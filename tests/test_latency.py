@@ -80,6 +80,8 @@ def test_a_finished_replay_is_reused_by_a_later_run(image_folder, tmp_path):
     again = run(settings, progress=lines.append, partial=partial)
     assert lines[-1] == "latency: pipelined, seed 0: done before, reused"
     assert again["runs"] == first["runs"]
+    machine = first["machine"]  # where it ran and how fast that machine trains the app's network
+    assert machine["model"] and machine["training_threads"] >= 1 and machine["training_steps_per_s"] > 0
     lines.clear()
     run(replace(settings, seconds_per_label=0.02), progress=lines.append, partial=partial)  # other settings: run again
     assert lines == ["latency: pipelined, seed 0 …"]

@@ -102,6 +102,11 @@ def run_latency(args: argparse.Namespace) -> int:
     result = run(settings, progress=lambda line: print(line, file=sys.stderr, flush=True), partial=partial)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
+    m = result["machine"]
+    print(
+        f"on {m['model']} ({' '.join(m['simd'])}; {m['cores']} cores), {m['training_threads']} training threads: "
+        f"{m['training_steps_per_s']} training steps/s"
+    )
     print(format_table(result))
     print(f"wrote {out}")
     return 0
