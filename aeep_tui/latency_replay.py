@@ -174,9 +174,9 @@ def machine(settings: LatencySettings) -> dict[str, Any]:
     the threads the app gives training (the same figures make two runs comparable)."""
     import torch
 
-    from aeep_core.bench.latency import training_steps_per_second
     from aeep_core.bench.report import cpu_description
     from aeep_core.data import load_dataset
+    from aeep_core.learning.training import training_steps_per_second
     from aeep_tui.app import training_threads
 
     threads = torch.get_num_threads()

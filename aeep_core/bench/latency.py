@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from aeep_core.pool import Pool
 from aeep_core.session.types import ProjectSettings
 
 MODES = ("plain", "pipelined")
@@ -39,36 +38,6 @@ class LatencySettings:
     steps_per_label: int = ProjectSettings.steps_per_label
     modes: tuple[str, ...] = MODES
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (tests train briefly)
-
-
-def training_steps_per_second(pool: Pool, steps: int = 30, batch_size: int = 64) -> float:
-    """Gradient steps a second of the project's network on ``pool`` with the threads torch
-    has now: what decides whether the pipelined trainer keeps up with a person, and the
-    figure that tells one machine from another of the same name."""
-    import time
-
-    import torch
-
-    from aeep_core.learning.model import build_model
-    from aeep_core.learning.training import TrainConfig, training_step
-
-    torch.manual_seed(0)
-    model = build_model(pool.inputs, pool.modality, pool.n_classes).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    rng = np.random.default_rng(0)
-    y = torch.from_numpy(rng.integers(0, pool.n_classes, batch_size))
-    config = TrainConfig()
-
-    def step() -> None:
-        x = pool.inputs[torch.from_numpy(rng.integers(0, len(pool), batch_size))]
-        training_step(model, optimizer, x, y, config, generator, pool.modality)
-
-    step()  # the first step pays for lazy initialisation
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
 
 
 def peak_rss_mib() -> float:

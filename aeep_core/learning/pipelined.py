@@ -325,6 +325,7 @@ class PipelinedLearner:
             "torch_gen": self._gen.get_state().clone(),
             "global_rng": self._global_rng.clone(),
             "absorbed": self._absorbed,
+            "steps_per_label": self.steps_per_label,
         }
 
     def _restore(self, state: dict[str, Any]) -> None:

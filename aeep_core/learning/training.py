@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from aeep_core.learning.model import similarity_matrix
+from aeep_core.learning.model import build_model, similarity_matrix
+from aeep_core.pool import Pool
 
 Progress = Callable[[int, int], None]
 
@@ -175,3 +177,39 @@ def score(
     if not probs:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(probs).numpy(), torch.cat(embs).numpy()
+
+
+def training_steps_per_second(pool: Pool, steps: int = 30, batch_size: int = 64) -> float:
+    """Gradient steps a second of the project's network on ``pool`` with the threads torch
+    has now: what decides whether the pipelined trainer keeps up with a person, and the
+    figure that tells one machine from another of the same name."""
+    with torch.random.fork_rng(devices=[]):  # a measurement: leave the global generator as it was
+        torch.manual_seed(0)
+        return _time_steps(pool, steps, batch_size)
+
+
+def _time_steps(pool: Pool, steps: int, batch_size: int) -> float:
+    model = build_model(pool.inputs, pool.modality, pool.n_classes).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.integers(0, pool.n_classes, batch_size))
+    config = TrainConfig()
+
+    def step() -> None:
+        x = pool.inputs[torch.from_numpy(rng.integers(0, len(pool), batch_size))]
+        training_step(model, optimizer, x, y, config, generator, pool.modality)
+
+    step()  # the first step pays for lazy initialisation
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - start)
+
+
+def steps_for_pace(steps_per_second: float, seconds_per_answer: float = 0.5, low: int = 3, high: int = 25) -> int:
+    """Training steps to owe each answer on a machine that trains ``steps_per_second``:
+    as many as fit in ``seconds_per_answer`` (half of a brisk person's second a label, so
+    the trainer keeps up instead of building a backlog that Enter would wait for), within
+    [``low``, ``high``]: at least a few per answer, no more than a fast machine needs."""
+    return int(min(high, max(low, steps_per_second * seconds_per_answer)))

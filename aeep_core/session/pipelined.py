@@ -21,6 +21,7 @@ import numpy as np
 
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, batch_outcome
 from aeep_core.learning.pipelined import PipelinedLearner
+from aeep_core.learning.training import steps_for_pace, training_steps_per_second
 from aeep_core.session.engines import Choice, RecordOutcome, StageProgress, batch_arrays
 from aeep_core.session.types import Batch, ProjectSettings
 
@@ -130,11 +131,17 @@ class PipelinedEngine:
             elif a.item is not None:
                 backlog.append((a.item, label))
         s = self.settings
+        if snapshot is not None and "steps_per_label" in snapshot:
+            steps = int(snapshot["steps_per_label"])  # what this project's trainer used: replay it exactly
+        elif s.steps_per_label > 0:
+            steps = s.steps_per_label
+        else:
+            steps = steps_for_pace(training_steps_per_second(self.learner.pool))
         self._pipe = PipelinedLearner(
             self.learner,
             s.batch_size,
             lookahead=s.lookahead,
-            steps_per_label=s.steps_per_label,
+            steps_per_label=steps,
             evaluate=self._evaluate,
             resume=snapshot,
             budget=s.budget,

@@ -38,7 +38,10 @@ class ProjectSettings:
     # lookahead: choose the next batch while the person answers the last few cards, so
     # that selection is done by the time they press Enter (BENCHMARKS.md, "Latency").
     pipelined: bool = False
-    steps_per_label: int = 25
+    # Training steps owed per answer; 0: measured on this machine when the trainer starts
+    # (learning.training.steps_for_pace) and kept in its snapshot, so a resumed session
+    # replays exactly what was trained.
+    steps_per_label: int = 0
     lookahead: int = 3
 
     @classmethod
