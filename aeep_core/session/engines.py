@@ -42,6 +42,11 @@ class Engine(Protocol):
 
     learner: ActiveLearner
 
+    @property
+    def training(self) -> bool:
+        """Whether a background trainer is running (and so owns L)."""
+        ...
+
     def adopt(self, batch: Batch, m: int | None) -> None: ...
 
     def answer(self, position: int, label: int) -> None: ...
@@ -72,6 +77,8 @@ def engine_state(learner: ActiveLearner, cold: bool) -> dict[str, Any]:
 
 class PlainEngine:
     """Retrain on L after each confirmed batch, evaluate, then let the strategy choose."""
+
+    training = False  # nothing runs in the background
 
     def __init__(self, learner: ActiveLearner, settings: ProjectSettings):
         self.learner, self.settings = learner, settings

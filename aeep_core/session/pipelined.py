@@ -49,6 +49,11 @@ class PipelinedEngine:
         self.learner, self.settings, self._history, self._evaluate = learner, settings, history, evaluate
         self._pipe: PipelinedLearner | None = None
 
+    @property
+    def training(self) -> bool:
+        """Whether the background trainer is running (and so owns L)."""
+        return self._pipe is not None
+
     # --- the batch on screen ---------------------------------------------------------
     def adopt(self, batch: Batch, m: int | None) -> None:
         """Start the trainer with this batch on screen (a running one is replaced: a new

@@ -313,8 +313,8 @@ class LabellingSession:
         session, with no batch open: a batch on screen was chosen without them."""
         if self.read_only:
             raise StoreError(f"{self.project_path}: opened read-only; close the other process and reopen to import")
-        # A running pipelined trainer owns L; it starts with the first batch of a session.
-        if self.batch is not None or getattr(self.engine, "_pipe", None) is not None:
+        # A running background trainer owns L; it starts with the first batch of a session.
+        if self.batch is not None or self.engine.training:
             raise ValueError(
                 "a batch is already open in this project; labels from a file are a starting set, "
                 "imported before the first batch (label these in the app instead)"
