@@ -165,3 +165,16 @@ def test_real_omop_sample_cohort(tmp_path, capsys):
     summary = json.loads((tmp_path / "c" / "cohort.json").read_text())
     assert summary["cases"] >= 2 and summary["cases"] + summary["controls"] + summary["dropped_empty_history"] == 28
     assert load_dataset(tmp_path / "c").pool.class_names == ["control", "essential_hypertension"]
+
+
+def test_bench_outcome_task_runs_any_outcome_of_an_omop_folder(tmp_path, capsys):
+    folder = _omop_cohort_folder(tmp_path / "omop", n=30)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--task", "outcome", "--data", str(folder), "--outcome-codes", "316139", "--strategies", "random,aeep",
+            "--budget", "12", "--initial", "6", "--batch-sizes", "6", "--candidates", "50", "--json", str(out)]  # fmt: skip
+    assert cli(args) == 0
+    report = json.loads(out.read_text())
+    assert report["task"] == "outcome" and report["curve"] == "auroc"
+    assert set(report["strategies"]) == {"random", "aeep"}
+    last = report["strategies"]["aeep"]["runs"][0]["rounds"][-1]
+    assert last["labelled"] == 12 and 0.0 <= last["auroc"] <= 1.0  # both classes in the seeded test split

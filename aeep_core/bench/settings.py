@@ -62,6 +62,14 @@ def _load_heart_failure(path: Path, seed: int, settings: BenchSettings) -> Datas
     return heart_failure_dataset(path, seed)
 
 
+def _load_outcome(path: Path, seed: int, settings: BenchSettings) -> Dataset:
+    """A user-defined outcome cohort of an OMOP, Synthea or JSONL folder, split per seed."""
+    from aeep_core.sequences.outcomes import make_outcome, outcome_dataset
+
+    outcome = make_outcome(settings.outcome, settings.outcome_codes, settings.outcome_types)
+    return outcome_dataset(path, outcome, seed, settings.outcome_test_split, settings.gap_days)
+
+
 def _load_photos(path: Path, seed: int, settings: BenchSettings) -> Dataset:
     """Any class-folder photo set, through ``settings.backbone``; a seeded stratified test
     split of ``settings.test_split`` (or ``settings.test``, a labelled folder)."""
@@ -72,6 +80,16 @@ def _load_photos(path: Path, seed: int, settings: BenchSettings) -> Dataset:
 
 TASKS: dict[str, Task] = {
     "mnist": Task("mnist", "mnist", _load_mnist),
+    # Any outcome of a clinical export (--outcome / --outcome-codes); AUROC, as heart failure.
+    "outcome": Task(
+        "outcome",
+        "omop/synthea27nj",
+        _load_outcome,
+        curve="auroc",
+        thresholds=(0.70, 0.75, 0.80, 0.85),
+        at=(50, 100, 200, 300, 500),
+        seeded_data=True,
+    ),
     # 5 classes of flowers by default; at= and thresholds fit a few hundred labels.
     "photos": Task(
         "photos", "photos/flowers", _load_photos, thresholds=(0.80, 0.85, 0.90), at=(50, 100, 200, 300), seeded_data=True
@@ -182,6 +200,11 @@ class BenchSettings:
     backbone: str = "auto"  # image folders (the photos task): cnn, a pretrained backbone, or auto
     test_split: float = 0.25  # the photos task without a test folder
     test: Path | None = None  # the photos task: a labelled test folder instead of a split
+    outcome: str | None = None  # the outcome task: the outcome by name (text in the events)
+    outcome_codes: str | None = None  # ... or by codes, comma-separated
+    outcome_types: str = "condition"
+    gap_days: float = 0.0
+    outcome_test_split: float = 0.3
 
     def rounds_per_run(self, k: int) -> int:
         return -(-max(self.budget - self.initial, 0) // k) + 1
@@ -233,6 +256,17 @@ def run_key(settings: BenchSettings, variant: Variant, seed: int, k: int) -> str
             **(
                 {"backbone": settings.backbone, "test_split": settings.test_split, "test": str(settings.test)}
                 if settings.task == "photos"
+                else {}
+            ),
+            **(
+                {
+                    "outcome": settings.outcome,
+                    "codes": settings.outcome_codes,
+                    "types": settings.outcome_types,
+                    "gap_days": settings.gap_days,
+                    "test_split": settings.outcome_test_split,
+                }
+                if settings.task == "outcome"
                 else {}
             ),
         },

@@ -7,8 +7,11 @@ with normalised entropy. Rows are expected unit-length (``unit_rows``).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,7 +69,11 @@ def typical_unexplored(unit: np.ndarray, known_unit: np.ndarray, n: int, seed: i
         return []
     known = np.vstack([known_unit, unit[chosen]]) if chosen else known_unit
     n_clusters = min(len(free), len(known) + n)
-    km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
+    with warnings.catch_warnings():
+        # Identical embeddings (duplicate items, a tiny pool) leave some clusters empty;
+        # the picks below skip those, so sklearn's warning says nothing to act on.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
     size = np.bincount(km.labels_, minlength=n_clusters)
     covered = np.bincount(km.predict(known), minlength=n_clusters) if len(known) else np.zeros(n_clusters, int)
     order = np.lexsort((-size, covered))  # uncovered first, then the largest

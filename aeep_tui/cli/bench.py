@@ -33,16 +33,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         default="mnist",
-        choices=["mnist", "heart-failure", "photos", "latency"],
-        help="mnist (default); heart-failure (Synthea cohort, AUROC); photos (a class-folder photo set, "
+        choices=["mnist", "heart-failure", "outcome", "photos", "latency"],
+        help="mnist (default); heart-failure (Synthea cohort, AUROC); outcome (a cohort of --outcome or "
+        "--outcome-codes from an OMOP, Synthea or JSONL folder given by --data, AUROC); photos (a class-folder photo set, "
         "--data, default ../shared/data/photos/flowers); latency (a simulated person "
         "labels through the app: waits, keystrokes, memory, plain vs pipelined)",
     )
-    p.add_argument("--test-split", type=float, metavar="F", help="photos task: hold out this fraction as test set (default 0.25)")
+    p.add_argument(
+        "--test-split",
+        type=float,
+        metavar="F",
+        help="photos and outcome tasks: hold out this fraction as test set (default 0.25 photos, 0.3 outcome)",
+    )
     p.add_argument("--test", type=Path, metavar="DIR", help="photos task: a labelled test folder instead of a split")
+    from aeep_tui.cli.cohort import add_outcome_options
     from aeep_tui.cli.label import add_backbone_flag
 
     add_backbone_flag(p)
+    add_outcome_options(p)  # the outcome task: a cohort of any outcome from an OMOP/Synthea/JSONL folder
     p.add_argument(
         "--seconds-per-label", type=float, metavar="S", help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)"
     )
@@ -141,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
             backbone=args.backbone,
             test_split=args.test_split,
             test=args.test,
+            outcome=args.outcome,
+            outcome_codes=args.outcome_codes,
+            outcome_types=args.outcome_types,
+            gap_days=args.gap_days,
+            outcome_test_split=args.test_split if args.task == "outcome" else None,
         )
         for spec in settings.strategies:
             parse_variant(spec)  # a typo fails now, not after an hour of other runs
