@@ -67,15 +67,15 @@ def _load_outcome(path: Path, seed: int, settings: BenchSettings) -> Dataset:
     from aeep_core.sequences.outcomes import make_outcome, outcome_dataset
 
     outcome = make_outcome(settings.outcome, settings.outcome_codes, settings.outcome_types)
-    return outcome_dataset(path, outcome, seed, settings.outcome_test_split, settings.gap_days)
+    return outcome_dataset(path, outcome, seed, settings.test_split or 0.3, settings.gap_days)
 
 
 def _load_photos(path: Path, seed: int, settings: BenchSettings) -> Dataset:
     """Any class-folder photo set, through ``settings.backbone``; a seeded stratified test
-    split of ``settings.test_split`` (or ``settings.test``, a labelled folder)."""
+    split of ``settings.test_split`` (default 0.25; or ``settings.test``, a labelled folder)."""
     if settings.test is not None:
         return load_dataset(path, test=settings.test, backbone=settings.backbone)
-    return load_dataset(path, test_split=settings.test_split, seed=seed, backbone=settings.backbone)
+    return load_dataset(path, test_split=settings.test_split or 0.25, seed=seed, backbone=settings.backbone)
 
 
 TASKS: dict[str, Task] = {
@@ -198,13 +198,12 @@ class BenchSettings:
     device: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
     backbone: str = "auto"  # image folders (the photos task): cnn, a pretrained backbone, or auto
-    test_split: float = 0.25  # the photos task without a test folder
+    test_split: float | None = None  # photos and outcome tasks: held-out fraction (task default when None)
     test: Path | None = None  # the photos task: a labelled test folder instead of a split
     outcome: str | None = None  # the outcome task: the outcome by name (text in the events)
     outcome_codes: str | None = None  # ... or by codes, comma-separated
     outcome_types: str = "condition"
     gap_days: float = 0.0
-    outcome_test_split: float = 0.3
 
     def rounds_per_run(self, k: int) -> int:
         return -(-max(self.budget - self.initial, 0) // k) + 1
@@ -264,7 +263,7 @@ def run_key(settings: BenchSettings, variant: Variant, seed: int, k: int) -> str
                     "codes": settings.outcome_codes,
                     "types": settings.outcome_types,
                     "gap_days": settings.gap_days,
-                    "test_split": settings.outcome_test_split,
+                    "test_split": settings.test_split,
                 }
                 if settings.task == "outcome"
                 else {}

@@ -153,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
             outcome_codes=args.outcome_codes,
             outcome_types=args.outcome_types,
             gap_days=args.gap_days,
-            outcome_test_split=args.test_split if args.task == "outcome" else None,
         )
         for spec in settings.strategies:
             parse_variant(spec)  # a typo fails now, not after an hour of other runs
