@@ -114,3 +114,17 @@ def test_macro_mp_is_not_outvoted_by_easy_negatives():
     predicted = np.zeros(15, dtype=int)  # every control right, the one case wrong
     assert make_strategy("aeep").matching(predicted, labels) == pytest.approx(14 / 15)
     assert make_strategy("aeep", mp_average="macro").matching(predicted, labels) == pytest.approx(0.5)
+
+
+def test_rare_mp_holds_exploration_while_the_rare_class_is_unseen_among_the_picks():
+    labels = np.zeros(15, dtype=int)
+    predicted = np.zeros(15, dtype=int)  # fifteen controls, every one predicted right
+    rare = make_strategy("aeep", mp_average="rare")
+    imbalanced = np.array([280, 20])  # 7% cases in L: under half the uniform share
+    assert make_strategy("aeep").matching(predicted, labels, imbalanced) == 1.0
+    assert rare.matching(predicted, labels, imbalanced) == pytest.approx(0.5)  # nothing known of the cases
+    case_found = np.array([0] * 14 + [1])
+    assert rare.matching(case_found, case_found, imbalanced) == pytest.approx(2 / 3)  # one case, right: (1+1)/(1+2)
+    balanced = np.array([150, 150])  # no rare class: the pooled share, as the papers have it
+    assert rare.matching(predicted, labels, balanced) == 1.0
+    assert rare.matching(predicted, labels, None) == 1.0

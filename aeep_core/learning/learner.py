@@ -20,7 +20,11 @@ RETRACT = -2  # an answer taken back: the item returns to U
 
 
 def batch_outcome(
-    predicted: np.ndarray, exploration: np.ndarray, answers: np.ndarray, strategy: QueryStrategy | None = None
+    predicted: np.ndarray,
+    exploration: np.ndarray,
+    answers: np.ndarray,
+    strategy: QueryStrategy | None = None,
+    class_counts: np.ndarray | None = None,
 ) -> tuple[float | None, float | None]:
     """(mp, batch accuracy) of a labelled batch: how well the exploration picks were
     predicted before labelling (the strategy's ``matching``: the plain share unless it
@@ -34,7 +38,7 @@ def batch_outcome(
     hits = predicted == answers
     explored = given & np.asarray(exploration, dtype=bool)
     matching = strategy.matching if strategy is not None else QueryStrategy().matching
-    mp = matching(predicted[explored], answers[explored]) if explored.any() else None
+    mp = matching(predicted[explored], answers[explored], class_counts) if explored.any() else None
     accuracy = float(hits[given].mean()) if given.any() else None
     return mp, accuracy
 
@@ -129,6 +133,10 @@ class ActiveLearner:
             else:
                 self.labels[int(i)] = int(y)
                 self.skipped.discard(int(i))
+
+    def class_counts(self) -> np.ndarray:
+        """Labels per class in L, [C]."""
+        return np.bincount(np.fromiter(self.labels.values(), dtype=np.int64), minlength=self.pool.n_classes)
 
     @property
     def classes_seen(self) -> int:
@@ -230,7 +238,7 @@ class ActiveLearner:
         """Take the oracle's answers for a proposal; adapt the strategy; return (mp, batch accuracy)."""
         labels = np.asarray(labels, dtype=np.int64)
         self.add_labels(proposal.ids, labels)
-        mp, batch_acc = batch_outcome(proposal.predicted, proposal.exploration, labels, self.strategy)
+        mp, batch_acc = batch_outcome(proposal.predicted, proposal.exploration, labels, self.strategy, self.class_counts())
         self.observe(mp)
         self.round += 1
         return mp, batch_acc

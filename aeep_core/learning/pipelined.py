@@ -286,7 +286,9 @@ class PipelinedLearner:
             answers = np.full(len(current.ids), SKIPPED)  # cards not yet answered count as no answer
             for position, label in self._seen.items():
                 answers[position] = label
-            learner.observe(batch_outcome(current.predicted, current.exploration, answers, learner.strategy)[0])
+            learner.observe(
+                batch_outcome(current.predicted, current.exploration, answers, learner.strategy, learner.class_counts())[0]
+            )
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
         available = len(free) if exclude is None else len(np.setdiff1d(free, exclude))

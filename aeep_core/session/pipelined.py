@@ -70,7 +70,7 @@ class PipelinedEngine:
         """Record the batch's outcome; the trainer already has every answer, and the state
         stored with the round stays the one it was chosen in (the checkpoint has the rest)."""
         _, exploration, predicted, answers = batch_arrays(batch)
-        mp, accuracy = batch_outcome(predicted, exploration, answers, self.learner.strategy)
+        mp, accuracy = batch_outcome(predicted, exploration, answers, self.learner.strategy, self.learner.class_counts())
         record(mp, accuracy, None)
 
     # --- the next batch ----------------------------------------------------------------

@@ -104,9 +104,10 @@ class QueryStrategy:
         """Choose ``min(k, n)`` distinct candidates."""
         raise NotImplementedError
 
-    def matching(self, predicted: np.ndarray, labels: np.ndarray) -> float | None:
+    def matching(self, predicted: np.ndarray, labels: np.ndarray, class_counts: np.ndarray | None = None) -> float | None:
         """mp from the exploration picks: the share whose prediction (made before
-        labelling) equals the label given; None without picks."""
+        labelling) equals the label given; None without picks. ``class_counts`` (labels
+        per class in L) lets a strategy weigh rare classes; the plain share ignores it."""
         return float((np.asarray(predicted) == np.asarray(labels)).mean()) if len(labels) else None
 
     def observe(self, mp: float | None) -> None:
