@@ -126,9 +126,11 @@ def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
     """One replay in this process, with the torch threads ``aeep-tui label`` sets."""
     import torch
 
+    from aeep_core.learning.training import emulate_slower_machine
     from aeep_tui.app import training_threads
 
     torch.set_num_threads(training_threads())
+    emulate_slower_machine(s.slowdown)
     with tempfile.TemporaryDirectory() as tmp:
         return asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
 
@@ -176,16 +178,23 @@ def machine(settings: LatencySettings) -> dict[str, Any]:
 
     from aeep_core.bench.report import cpu_description
     from aeep_core.data import load_dataset
-    from aeep_core.learning.training import training_steps_per_second
+    from aeep_core.learning.training import emulate_slower_machine, training_steps_per_second
     from aeep_tui.app import training_threads
 
     threads = torch.get_num_threads()
     torch.set_num_threads(training_threads())
+    emulate_slower_machine(settings.slowdown)
     try:
         steps = training_steps_per_second(load_dataset(settings.data).pool)
     finally:
         torch.set_num_threads(threads)
-    return {**cpu_description(), "training_threads": training_threads(), "training_steps_per_s": round(steps, 1)}
+        emulate_slower_machine(1.0)
+    return {
+        **cpu_description(),
+        "training_threads": training_threads(),
+        "training_steps_per_s": round(steps, 1),
+        "emulated_slowdown": settings.slowdown,
+    }
 
 
 def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:

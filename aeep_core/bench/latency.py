@@ -37,6 +37,8 @@ class LatencySettings:
     lookahead: int = ProjectSettings.lookahead
     steps_per_label: int = ProjectSettings.steps_per_label
     modes: tuple[str, ...] = MODES
+    # > 1: emulate a machine that trains this many times slower (training.emulate_slower_machine)
+    slowdown: float = 1.0
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (tests train briefly)
 
 

@@ -82,6 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", type=Path, help="report file (default bench-PRESET.json); runs go to JSON.partial as they finish")
     p.add_argument("--plot", type=Path, help="learning-curve PNG (default: the JSON path with .png)")
+    p.add_argument(
+        "--slowdown",
+        type=float,
+        metavar="F",
+        help="latency task: emulate a machine that trains F times slower (extra computation after every training step)",
+    )
+    p.add_argument("--modes", help="latency task: plain,pipelined (default both)")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     p.add_argument("--fresh", action="store_true", help="ignore finished runs in JSON.partial and start over")
     p.set_defaults(run=run)
@@ -89,10 +96,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_latency(args: argparse.Namespace) -> int:
     """``--task latency``: plain vs pipelined, each (mode, seed) in a fresh process."""
-    from aeep_core.bench.latency import format_table
+    from aeep_core.bench.latency import MODES, format_table
     from aeep_core.bench.settings import TASKS
     from aeep_tui.latency_replay import preset, run
 
+    modes = tuple(args.modes.split(",")) if args.modes else None
+    if modes is not None and not set(modes) <= set(MODES):
+        print(f"aeep-tui: error: --modes takes {','.join(MODES)} (one or both), got {args.modes!r}", file=sys.stderr)
+        return 2
+    if args.slowdown is not None and args.slowdown < 1:
+        print(
+            f"aeep-tui: error: --slowdown is a factor of at least 1 (2 = half the training speed), got {args.slowdown}",
+            file=sys.stderr,
+        )
+        return 2
     settings = preset(
         args.preset,
         args.data or TASKS["mnist"].default_data(),
@@ -102,6 +119,8 @@ def run_latency(args: argparse.Namespace) -> int:
         candidates=args.candidates,
         device=args.device,
         batch_size=args.batch_sizes[0] if args.batch_sizes else None,
+        slowdown=args.slowdown,
+        modes=modes,
     )
     out = args.json or Path(f"bench-latency-{args.preset}.json")
     partial = out.with_name(out.name + ".partial")
@@ -114,6 +133,7 @@ def run_latency(args: argparse.Namespace) -> int:
     print(
         f"on {m['model']} ({' '.join(m['simd'])}; {m['cores']} cores), {m['training_threads']} training threads: "
         f"{m['training_steps_per_s']} training steps/s"
+        + (f" (emulating a machine {m['emulated_slowdown']:g}× slower)" if m["emulated_slowdown"] > 1 else "")
     )
     print(format_table(result))
     print(f"wrote {out}")
