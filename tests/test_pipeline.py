@@ -124,3 +124,27 @@ def test_a_crash_mid_batch_resumes_to_the_same_next_batches(image_folder):
         np.testing.assert_array_equal(nxt.exploration, batches[3].exploration)
     finally:
         again.close()
+
+
+def test_a_training_backlog_never_holds_up_the_choice(image_folder):
+    """A machine far too slow for its steps per answer: the lookahead point still brings a
+    choice within ``choose_within``, and the snapshot records the steps left to train."""
+    ds = load_dataset(image_folder)
+    learner = ActiveLearner(ds.pool, make_strategy("aeep"), device="cpu", seed=0, candidates=50)
+    k = 6
+    pipe = PipelinedLearner(learner, batch_size=k, lookahead=2, steps_per_label=5_000, choose_within=0.3)
+    batch = pipe.start()
+    try:
+        start = time.perf_counter()
+        for pos, y in enumerate(ds.pool.labels[batch.ids]):
+            pipe.answer(pos, int(y))
+        nxt = pipe.next_batch(timeout=120)
+        waited = time.perf_counter() - start
+        assert nxt is not None and not set(nxt.ids) & set(batch.ids)
+        owed = pipe.last_snapshot["owed"]
+        assert owed > 5_000, owed  # most of 30,000 steps were still owed when the batch was chosen
+        assert waited < 60, waited  # 30,000 steps take minutes; choosing took seconds
+    finally:
+        pipe.close()
+    again = PipelinedLearner(learner, batch_size=k, steps_per_label=5_000, resume=pipe.last_snapshot)
+    assert again._owed == owed  # a resumed trainer still trains what was owed

@@ -7,7 +7,9 @@ retrain and a scoring pass. :class:`PipelinedLearner` moves both off that path:
   every answer as it arrives (each answer enters the training set exactly once; a
   relabel replaces it, a skip or an undo removes it);
 * once all but ``lookahead`` cards of the batch on screen are answered, and the steps
-  owed for those answers are done, the same thread chooses the next batch, leaving out
+  owed for those answers are done (or ``choose_within`` seconds have passed: a slow
+  machine's backlog never holds the choice up; the steps left are trained after it and
+  recorded in the snapshot), the same thread chooses the next batch, leaving out
   every labelled item and every item of the batch on screen; AEEP's m adapts from the
   exploration picks answered by then;
 * :meth:`next_batch` then usually returns at once.
@@ -29,6 +31,7 @@ caller only enqueues answers.
 from __future__ import annotations
 
 import copy
+import math
 import queue
 import threading
 import time
@@ -71,10 +74,15 @@ class PipelinedLearner:
         resume: dict[str, Any] | None = None,
         budget: int | None = None,
         average: float = 0.995,
+        choose_within: float | None = None,
     ):
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
         self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
         self.average = average  # EMA decay per step of the weights that choose (0: the latest weights)
+        # Seconds the choice may wait at the lookahead point for steps still owed (None:
+        # for all of them, so every replay is exact to the step, whatever the machine).
+        self.choose_within = choose_within
+        self._due_since: float | None = None
         self._averaged: AveragedModel | None = None
         self.stats = PipelineStats()
         self.current: Proposal | None = None
@@ -82,8 +90,9 @@ class PipelinedLearner:
         self._seen: dict[int, int] = {}  # the same, as far as the trainer has absorbed it
         self._seen_generation = 0
         self._absorbed = 0  # answers absorbed since the pipeline began (resumed count included)
-        # (generation, position, item, label); generation -1 = replayed history
-        self._inbox: queue.SimpleQueue[tuple[int, int, int, int]] = queue.SimpleQueue()
+        # (generation, position, item, label, arrival time); generation -1 = replayed history
+        self._inbox: queue.SimpleQueue[tuple[int, int, int, int, float]] = queue.SimpleQueue()
+        self._waiting: tuple[int, int, int, int, float] | None = None  # taken from the inbox, not yet absorbed
         self._wake = threading.Event()
         self._ready: Proposal | None = None
         self._ready_snapshot: dict[str, Any] | None = None
@@ -123,7 +132,8 @@ class PipelinedLearner:
         """
         self.current = current
         for item, label in backlog:
-            self._inbox.put((-1, -1, int(item), int(label)))
+            # never "late": replayed history is absorbed step for step as it first was
+            self._inbox.put((-1, -1, int(item), int(label), math.inf))
         if current is None and not self.learner.labels:
             ids = self.learner.initial_ids(initial or self.batch_size)
             n = len(ids)
@@ -144,7 +154,7 @@ class PipelinedLearner:
             self._answers.pop(position, None)
         else:
             self._answers[position] = label
-        self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label)))
+        self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label), time.monotonic()))
         self._wake.set()
 
     def next_batch(self, timeout: float | None = None) -> Proposal | None:
@@ -164,7 +174,8 @@ class PipelinedLearner:
         """Block until every answer given so far is absorbed and trained on; False on timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._error is not None or (self._inbox.empty() and self._owed <= 0 and not self._busy):
+            idle = self._inbox.empty() and self._waiting is None and self._owed <= 0 and not self._busy
+            if self._error is not None or idle:
                 return self._error is None
             time.sleep(0.01)
         return False
@@ -188,11 +199,19 @@ class PipelinedLearner:
     def _selection_due(self) -> bool:
         """Right after the (k - lookahead)-th answer of the batch is trained on (or at once
         for a start without a batch): a point fixed by the answers, not by the clock."""
-        if self._selected == self._seen_generation or self._owed > 0:
+        if self._selected == self._seen_generation:
             return False
         if self.current is None:
-            return self._requested == self._generation
-        return self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
+            due = self._requested == self._generation
+        else:
+            due = self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
+        if not due or self._owed <= 0:
+            self._due_since = None
+            return due
+        if self.choose_within is None or self.current is None:  # no batch on screen: nobody waits yet
+            return False
+        self._due_since = self._due_since if self._due_since is not None else time.monotonic()
+        return time.monotonic() - self._due_since >= self.choose_within
 
     def _take_ready(self, timeout: float | None) -> Proposal | None:
         if not self._ready_event.wait(timeout):
@@ -208,11 +227,13 @@ class PipelinedLearner:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                if self._owed > 0 and self.learner.labels:
-                    self._train(min(self._owed, 5))  # short chunks: stop() stays prompt
-                elif self._selection_due() and self.learner.labels:
+                if self._selection_due() and self.learner.labels:
                     self._select()
-                elif not self._absorb_one():
+                elif self._absorb_one():
+                    continue
+                elif self._owed > 0 and self.learner.labels:
+                    self._train(min(self._owed, 5))  # short chunks: stop() stays prompt
+                else:
                     self._wake.wait(0.2)
                     self._wake.clear()
         except BaseException as exc:  # surfaced to the caller by _take_ready
@@ -220,13 +241,26 @@ class PipelinedLearner:
             self._ready_event.set()
 
     def _absorb_one(self) -> bool:
-        """Take the next answer into L (and owe its training steps); False if none waits."""
+        """Take the next answer into L (and owe its training steps); False if none is due.
+
+        An answer is due once the steps owed for the previous ones are trained, so the
+        model after a sequence of answers does not depend on the clock; on a machine
+        that falls behind (``choose_within`` set), also once it has waited that long, so
+        the lookahead point still comes on time and the choice is not held up.
+        """
         self._busy = True
-        try:
-            generation, position, item, label = self._inbox.get_nowait()
-        except queue.Empty:
+        if self._waiting is None:
+            try:
+                self._waiting = self._inbox.get_nowait()
+            except queue.Empty:
+                self._busy = False
+                return False
+        generation, position, item, label, arrived = self._waiting
+        late = self.choose_within is not None and time.monotonic() - arrived >= self.choose_within
+        if self._owed > 0 and not late:
             self._busy = False
             return False
+        self._waiting = None
         learner = self.learner
         if generation >= 0:
             if generation != self._seen_generation:
@@ -327,6 +361,7 @@ class PipelinedLearner:
             "torch_gen": self._gen.get_state().clone(),
             "global_rng": self._global_rng.clone(),
             "absorbed": self._absorbed,
+            "owed": self._owed,  # steps not yet trained when this batch was chosen
             "steps_per_label": self.steps_per_label,
         }
 
@@ -343,3 +378,4 @@ class PipelinedLearner:
         self._gen.set_state(state["torch_gen"])
         self._global_rng = state["global_rng"].clone()
         self._absorbed = int(state["absorbed"])
+        self._owed = int(state.get("owed", 0))

@@ -150,6 +150,7 @@ class PipelinedEngine:
             evaluate=self._evaluate,
             resume=snapshot,
             budget=s.budget,
+            choose_within=s.choose_within,
         )
         current = None if batch is None else _shown_proposal(batch, m)
         chosen = self._pipe.start(current=current, backlog=backlog, answered=answered)

@@ -43,6 +43,9 @@ class ProjectSettings:
     # replays exactly what was trained.
     steps_per_label: int = 0
     lookahead: int = 3
+    # Seconds the choice of the next batch may wait for training still owed once the
+    # lookahead point comes (None: for all of it); then the current model chooses.
+    choose_within: float | None = 1.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProjectSettings:
