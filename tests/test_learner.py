@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import torch
 
 from aeep_core.bench.simulate import SimulationSettings, simulate
 from aeep_core.data import load_dataset
@@ -141,3 +142,19 @@ def test_teach_measures_mp_with_the_strategys_matching(image_folder):
     proposal = Proposal(ids, np.ones(4, bool), np.array([0, 0, 0, 1]), np.ones(4), 0.0, 0.0, 4, 0.0)
     mp, accuracy = learner.teach(proposal, [0, 0, 0, 2])
     assert mp == 0.5 and accuracy == 0.75  # per class: 3/3 and 0/1; pooled it would be 0.75
+
+
+def test_a_head_on_features_is_refitted_each_round_while_the_cnn_continues(image_folder):
+    """Warm start is for networks that learn their own features (measured for both)."""
+    from aeep_core.pool import Pool
+
+    gen = torch.Generator().manual_seed(0)
+    features = Pool(torch.randn(40, 16, generator=gen), [f"f{i}" for i in range(40)], ["a", "b"], modality="features")
+    images = load_dataset(image_folder).pool
+    for pool, continues in ((features, False), (images, True)):
+        learner = ActiveLearner(pool, make_strategy("random"), config=TrainConfig(min_steps=3, max_steps=3), device="cpu")
+        learner.add_labels([0, 1, 2, 3], [0, 1, 0, 1])
+        learner.train()
+        first = learner.model
+        learner.train()
+        assert (learner.model is first) is continues, pool.modality

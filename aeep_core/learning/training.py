@@ -34,6 +34,8 @@ class TrainConfig:
     augment: bool = True
     # Continue last round's network: measured better for every strategy (BENCHMARKS.md,
     # "Warm start vs a fresh network per round": +0.7 to +1.6 points at 300 labels).
+    # Networks trained end to end only: a head on frozen features is refitted each round
+    # (ActiveLearner._continues_model).
     warm_start: bool = True
 
     def steps_for(self, n_labelled: int) -> int:
