@@ -112,7 +112,7 @@ def test_aeep_paper_exploits_first_and_explores_away_from_the_exploitation_picks
 def test_macro_mp_is_not_outvoted_by_easy_negatives():
     labels = np.array([0] * 14 + [1])
     predicted = np.zeros(15, dtype=int)  # every control right, the one case wrong
-    assert make_strategy("aeep").matching(predicted, labels) == pytest.approx(14 / 15)
+    assert make_strategy("aeep", mp_average="pooled").matching(predicted, labels) == pytest.approx(14 / 15)
     assert make_strategy("aeep", mp_average="macro").matching(predicted, labels) == pytest.approx(0.5)
 
 
@@ -121,7 +121,7 @@ def test_rare_mp_holds_exploration_while_the_rare_class_is_unseen_among_the_pick
     predicted = np.zeros(15, dtype=int)  # fifteen controls, every one predicted right
     rare = make_strategy("aeep", mp_average="rare")
     imbalanced = np.array([280, 20])  # 7% cases in L: under half the uniform share
-    assert make_strategy("aeep").matching(predicted, labels, imbalanced) == 1.0
+    assert make_strategy("aeep", mp_average="pooled").matching(predicted, labels, imbalanced) == 1.0
     assert rare.matching(predicted, labels, imbalanced) == pytest.approx(0.5)  # nothing known of the cases
     case_found = np.array([0] * 14 + [1])
     assert rare.matching(case_found, case_found, imbalanced) == pytest.approx(2 / 3)  # one case, right: (1+1)/(1+2)

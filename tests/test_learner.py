@@ -116,7 +116,8 @@ def test_m_holds_while_the_labelled_set_has_one_class(image_folder):
     """On imbalanced data a one-class model 'matches' every exploration pick; that must
     not talk AEEP out of exploring before a second class is found."""
     ds = load_dataset(image_folder)
-    learner = ActiveLearner(ds.pool, make_strategy("aeep"), config=FAST, device="cpu", seed=0)
+    # pooled mp: the papers' rule, which this guard exists for (the rare-class mp also holds m)
+    learner = ActiveLearner(ds.pool, make_strategy("aeep", mp_average="pooled"), config=FAST, device="cpu", seed=0)
     only_zeros = np.flatnonzero(ds.pool.labels == 0)[:4]
     learner.add_labels(only_zeros, [0] * 4)
     learner.train()

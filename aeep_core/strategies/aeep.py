@@ -94,7 +94,8 @@ class AEEP(ExplorationExploitation):
     ``"pooled"`` is the papers' share of picks predicted right; ``"macro"`` averages the
     hit rate per class among the picks; ``"rare"`` caps the pooled share by the model's
     estimated hit rate on every class that is rare in L (see :func:`rare_class_mp`), so on
-    a rare-positive task a batch of easy negatives cannot tell AEEP that exploring is done."""
+    a rare-positive task a batch of easy negatives cannot tell AEEP that exploring is done
+    (the default: heart failure +0.078 AUROC-AULC over pooled, MNIST −0.11 AULC, 3–4 seeds)."""
 
     name = "aeep"
 
@@ -107,7 +108,7 @@ class AEEP(ExplorationExploitation):
         explore: str = "typical",
         order: str = "exploit-first",
         space: str = "learned",
-        mp_average: str = "pooled",
+        mp_average: str = "rare",
     ):
         if mp_average not in ("pooled", "macro", "rare"):
             raise ValueError(f"mp_average is pooled|macro|rare, got {mp_average!r}")
@@ -177,7 +178,9 @@ class AEEPPaper(AEEP):
     name = "aeep-paper"
 
     def __init__(self, m_fraction: float = 0.75, alpha: float = 1.0):
-        super().__init__(m_fraction=m_fraction, beta=alpha, rate=1.0, m_max=1.0, explore="farthest", order="exploit-first")
+        super().__init__(
+            m_fraction=m_fraction, beta=alpha, rate=1.0, m_max=1.0, explore="farthest", order="exploit-first", mp_average="pooled"
+        )
 
     def query(self, ctx: QueryContext, k: int) -> Selection:
         if self._m is None or self._k != k:
