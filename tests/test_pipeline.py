@@ -148,3 +148,22 @@ def test_a_training_backlog_never_holds_up_the_choice(image_folder):
         pipe.close()
     again = PipelinedLearner(learner, batch_size=k, steps_per_label=5_000, resume=pipe.last_snapshot)
     assert again._owed == owed  # a resumed trainer still trains what was owed
+
+
+def test_the_averaged_weights_follow_training_from_the_first_steps():
+    """The choosing model is an average of the trainer's weights; early on it must not be
+    dominated by the untrained start (a plain 0.995 average was, for hundreds of steps)."""
+    import torch
+    from torch.optim.swa_utils import AveragedModel
+
+    from aeep_core.learning.pipelined import warmed_ema
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    averaged = AveragedModel(net, avg_fn=warmed_ema(0.995))
+    averaged.update_parameters(net)  # the first update copies the untrained weight
+    with torch.no_grad():
+        net.weight.fill_(1.0)  # training moved the weight from 0 to 1 and keeps it there
+    for _ in range(100):
+        averaged.update_parameters(net)
+    assert float(averaged.module.weight.detach()) > 0.9  # a plain 0.995 average: 1 - 0.995^99 = 0.39

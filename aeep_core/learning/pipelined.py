@@ -35,7 +35,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,23 @@ from aeep_core.learning.training import class_balanced_batch, small_network_thre
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
+
+
+def warmed_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | int], torch.Tensor]:
+    """An exponential moving average whose decay grows with the updates seen,
+    min(``decay``, (1 + n) / (10 + n)), as TensorFlow's ExponentialMovingAverage does.
+
+    A plain 0.995 average started at the first step still weighs the untrained start
+    at 0.995^n: 56% after the ~120 steps before the first choice, so the demo's second
+    batch was chosen (and its guesses shown) by a near-random network.
+    """
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, n: torch.Tensor | int) -> torch.Tensor:
+        updates = float(n)
+        d = min(decay, (1.0 + updates) / (10.0 + updates))
+        return d * averaged + (1.0 - d) * current
+
+    return average
 
 
 @dataclass
@@ -340,9 +357,9 @@ class PipelinedLearner:
 
     def _average_model(self, model: torch.nn.Module) -> AveragedModel:
         if self._averaged is None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            from torch.optim.swa_utils import AveragedModel
 
-            self._averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.average))
+            self._averaged = AveragedModel(model, avg_fn=warmed_ema(self.average))
         return self._averaged
 
     def _choosing_model(self) -> torch.nn.Module | None:
