@@ -82,12 +82,12 @@ async def test_stats_view_after_three_batches_matches_the_store(image_folder, tm
         accuracy = drawn(stats.query_one("#stats-accuracy"))
         assert f"{correct / 8:.0%}" in accuracy and f"{low:.0%}–{high:.0%}" in accuracy and f"{correct}/8 right" in accuracy
         matrix = drawn(stats.query_one("#stats-guesses"))
-        assert "guesses before your answers" in matrix
+        assert "Guesses before your answers" in matrix and "rows: answer · columns: guess" in matrix
         for t, name in enumerate(["class0", "class1", "class2"]):
-            line = next(row for row in matrix.splitlines() if row.strip().startswith(name))
+            line = next(row for row in matrix.splitlines() if row.startswith(name))  # the header row starts blank
             assert [int(x) for x in line.split()[1:4]] == expected[t].tolist()
         assert report.test_confusion is not None and report.test_confusion.sum() == 9
-        assert "test folder" in drawn(stats.query_one("#stats-test"))
+        assert "Test folder, model of round 4" in drawn(stats.query_one("#stats-test"))
         assert report.labels_per_class == np.bincount([a for _, a in shown], minlength=3).tolist()
         assert "When to stop" in drawn(stats.query_one("#stats-stopping"))
         curve = stats.query_one(LearningCurve)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import cast
 
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
@@ -79,13 +78,12 @@ class StatsScreen(Screen[None]):
         yield Header()
         with VerticalScroll(id="stats-body"):
             yield Static("Reading the figures…", id="stats-accuracy")
-            with Horizontal(id="stats-tables"):
-                with Vertical(id="stats-left"):
-                    yield Static(id="stats-guesses")
-                    yield Static(id="stats-test")
-                with Vertical(id="stats-right"):
-                    yield Static(id="stats-labels")
-                    yield LearningCurve(id="stats-curve")
+            with Horizontal(id="stats-matrices"):
+                yield Static(id="stats-guesses")
+                yield Static(id="stats-test")
+            with Horizontal(id="stats-progress"):
+                yield Static(id="stats-labels")
+                yield LearningCurve(id="stats-curve")
             yield Static(id="stats-stopping")
         yield QuietFooter(compact=True)
 
@@ -104,20 +102,19 @@ class StatsScreen(Screen[None]):
     def show(self, report: StatsReport) -> None:
         """Fill every part from one report."""
         self.report = report
-        accuracy = [
-            fmt_estimate(report.recent, "Estimated accuracy on the strategy's picks, latest rounds"),
-            fmt_estimate(report.estimate, "All rounds"),
-        ]
+        accuracy = [fmt_estimate(report.recent, "Estimated accuracy on the strategy's picks, latest rounds")]
+        if report.estimate.n != report.recent.n:  # older rounds too: the whole run, for comparison
+            accuracy.append(fmt_estimate(report.estimate, "All rounds"))
         if report.test_accuracy is not None:
             accuracy.append(f"Test folder: [b]{report.test_accuracy:.0%}[/b] (model of round {report.test_round})")
         self.query_one("#stats-accuracy", Static).update("\n".join(accuracy))
-        guesses = confusion_table(report.guess_confusion, report.classes, "The model's guesses before your answers")
+        guesses = confusion_table(report.guess_confusion, report.classes, "Guesses before your answers")
         self.query_one("#stats-guesses", Static).update(guesses)
         test = self.query_one("#stats-test", Static)
         test.display = report.test_confusion is not None
         if report.test_confusion is not None:
-            title = f"On the test folder (model of round {report.test_round})"
-            test.update(Group(Text(""), confusion_table(report.test_confusion, report.classes, title, rows_are="true")))
+            title = f"Test folder, model of round {report.test_round}"
+            test.update(confusion_table(report.test_confusion, report.classes, title, rows="true class"))
         self.query_one("#stats-labels", Static).update(labels_table(report))
         self.query_one(LearningCurve).show(report.curve)
         self.query_one("#stats-stopping", Static).update(stopping_text(report))

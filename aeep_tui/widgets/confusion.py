@@ -18,10 +18,19 @@ def short(name: str, width: int = NAME_WIDTH) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def confusion_table(matrix: np.ndarray, classes: Sequence[str], title: str, rows_are: str = "answer") -> Table:
+def confusion_table(matrix: np.ndarray, classes: Sequence[str], title: str, rows: str = "answer") -> Table:
     """``matrix[true, guessed]`` with row and column totals; zeros dimmed, hits bold."""
-    table = Table(title=title, title_justify="left", title_style="bold", box=None, pad_edge=False, padding=(0, 1))
-    table.add_column(f"{rows_are} ↓ guess →", style="bold", no_wrap=True)
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        caption=f"rows: {rows} · columns: guess",
+        caption_justify="left",
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    table.add_column("", style="bold", no_wrap=True)
     for name in classes:
         table.add_column(short(name), justify="right", no_wrap=True)
     table.add_column("n", justify="right", style="dim", no_wrap=True)
