@@ -20,6 +20,7 @@ from aeep_core.session.stats import (
     wilson_interval,
 )
 from aeep_core.store import SCHEMA_VERSION
+from aeep_core.store.schema import MIGRATIONS
 from tests.conftest import make_image_folder
 
 
@@ -175,7 +176,7 @@ def test_a_large_pool_gets_a_sample_of_1000(tmp_path):
         store.close()
 
 
-def test_migration_from_schema_2_adds_the_stop_tables_and_keeps_the_work(tmp_path):
+def test_migration_adding_the_stop_tables_keeps_the_work(tmp_path):
     data = make_image_folder(tmp_path / "img", per_class=6)
     project = tmp_path / "p"
     with LabellingSession.open(data, settings(), project_dir=project) as s:
@@ -186,12 +187,14 @@ def test_migration_from_schema_2_adds_the_stop_tables_and_keeps_the_work(tmp_pat
         s.label(0, 1)
         before = [(it.name, it.answer, it.predicted) for it in s.batch.items]
     db = locations.project_db(project)
-    # What schema 2 code wrote: the same database without the two new tables.
+    # What the code before this migration wrote: the same database without its two tables
+    # (looked up by content, so renumbering the migrations keeps the test meaningful).
+    before_version = next(v for v, sql in MIGRATIONS.items() if "CREATE TABLE stop_set" in sql)
     c = sqlite3.connect(db)
-    c.executescript("DROP TABLE round_predictions; DROP TABLE stop_set; PRAGMA user_version = 2;")
+    c.executescript(f"DROP TABLE round_predictions; DROP TABLE stop_set; PRAGMA user_version = {before_version};")
     c.close()
     with LabellingSession.open(data, project_dir=project) as s:
-        assert s._store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 3
+        assert s._store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
         assert [(it.name, it.answer, it.predicted) for it in s.batch.items] == before
         assert len(s._store.stop_set()) == 18  # drawn on the first open after the upgrade
         assert s._store.round_predictions() == []  # rounds from before have none
@@ -199,4 +202,4 @@ def test_migration_from_schema_2_adds_the_stop_tables_and_keeps_the_work(tmp_pat
         s.confirm_batch()
         s.prepare_next_batch()
         assert [r for r, _, _ in s._store.round_predictions()] == [3]
-    assert os.path.exists(project / "project.sqlite3.v2.bak")
+    assert os.path.exists(project / f"project.sqlite3.v{before_version}.bak")
