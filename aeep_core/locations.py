@@ -23,6 +23,22 @@ def cache_dir() -> Path:
     return Path(override) / "cache" if override else Path(platformdirs.user_cache_dir(APP_NAME))
 
 
+def config_dir() -> Path:
+    """The user's settings folder. ``AEEP_TUI_HOME`` overrides."""
+    override = os.environ.get("AEEP_TUI_HOME")
+    return Path(override) / "config" if override else Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def config_file() -> Path:
+    """The user's TOML config file (``aeep-tui config`` prints it; it may not exist)."""
+    return config_dir() / "config.toml"
+
+
+def export_file(project: Path, stamp: str) -> Path:
+    """Where an export started from the app writes a project's labels (CSV)."""
+    return Path(project) / "exports" / f"labels-{stamp}.csv"
+
+
 def image_cache_prefix(folder: Path) -> Path:
     """Where the decoded images of a data folder are cached: ``<prefix>-<content key>.pt``
     (one file per folder at a time; ``forget`` deletes them with the project)."""

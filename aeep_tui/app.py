@@ -9,32 +9,48 @@ one-line message that the CLI prints.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import cast
 
 # textual-image asks the terminal for its cell size and graphics support when imported;
 # that must happen before Textual takes over the terminal, so import it first.
 import textual_image.widget  # noqa: F401  (import for its side effect)
-from textual.app import App
+from textual import work
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from aeep_core import locations
 from aeep_core.session import LabellingSession, ProjectSettings
+from aeep_tui.config import Config, ConfigError, save_setting
 from aeep_tui.gc_schedule import defer_full_collections, restore_full_collections
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.opening import OpeningScreen
 from aeep_tui.screens.setup import SetupChoice, SetupScreen, classes_from_folder
+from aeep_tui.screens.stats import StatsScreen
 
 OPEN_GROUP = "open"
+
+#: The command palette (ctrl+p): (title, help, app action). One line per command; Textual's
+#: own commands (Theme, Keys, Quit, ...) follow them.
+PALETTE: list[tuple[str, str, str]] = [
+    ("Stats", "Labels per class, the model's accuracy and when to stop (S on the labelling screen)", "stats"),
+    ("Export labels", "Write the labels as CSV into the project folder (aeep-tui export for other formats)", "export_labels"),
+]
 
 
 class LabellingApp(App[None]):
     """Label ``data`` batch by batch; ``settings`` proposes a new project's settings."""
 
-    CSS_PATH = "styles/app.tcss"
+    CSS_PATH = ["styles/app.tcss", "styles/stats.tcss"]
     TITLE = "aeep-tui"
-    ENABLE_COMMAND_PALETTE = False  # every action has its key; the palette only adds noise
+    # ctrl+p opens it: no class key is a ctrl key and no screen binds ctrl+p.
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS = [Binding("ctrl+c", "save_and_quit", "quit", show=False, priority=True)]
 
     def __init__(
@@ -44,8 +60,10 @@ class LabellingApp(App[None]):
         *,
         confirm_setup: bool = True,
         project_dir: Path | None = None,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
+        self.config = config or Config()
         self.data = Path(data)
         self.proposed = settings
         self.confirm_setup = confirm_setup
@@ -55,9 +73,13 @@ class LabellingApp(App[None]):
         self.opened_project: Path | None = None
         self.resuming = False
         self._gc_thresholds: tuple[int, int, int] | None = None
+        self.exported: Path | None = None  # the last export's file
+        self.exit_notes: list[str] = []  # printed by the CLI once the terminal is back
+        self._theme_at_start = ""
         self.sub_title = str(self.data)
 
     def on_mount(self) -> None:
+        self._apply_theme()
         self.resuming = LabellingSession.find(self.data, self.project_dir) is not None
         if self.resuming:
             self.open_session(None)  # resume silently with the stored settings
@@ -71,7 +93,8 @@ class LabellingApp(App[None]):
 
         proposed = self.proposed or ProjectSettings(classes=[], keys=[])
         classes = proposed.classes or classes_from_folder(self.data)
-        return SetupScreen(self.data, classes, proposed.batch_size, proposed.strategy, sorted(STRATEGIES, key=_aeep_first))
+        strategies = sorted(STRATEGIES, key=_aeep_first)
+        return SetupScreen(self.data, classes, proposed.batch_size, proposed.strategy, strategies, self.config.keys)
 
     def _setup_done(self, choice: SetupChoice | None) -> None:
         if choice is None:
@@ -112,6 +135,69 @@ class LabellingApp(App[None]):
             self.error_message = str(event.worker.error)
             self.exit(return_code=2)
 
+    # --- the theme ----------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        """The config's theme, if Textual has it."""
+        wanted = self.config.theme
+        if wanted is not None and wanted in self.available_themes:
+            self.theme = wanted
+        elif wanted is not None:
+            known = ", ".join(sorted(self.available_themes))
+            self.notify(f"{self.config.path}: no theme {wanted!r}; use one of {known}", severity="warning", timeout=8)
+        self._theme_at_start = self.theme
+
+    def _persist_theme(self) -> None:
+        """A theme picked in the palette (Theme) goes into the config file, once, on quit
+        (the picker previews every theme it passes over; only the last one counts)."""
+        if self.theme == self._theme_at_start:
+            return
+        try:
+            save_setting("theme", self.theme, self.config.path)
+        except (ConfigError, OSError) as exc:
+            self.exit_notes.append(f"the theme {self.theme!r} was not saved: {exc}")
+
+    # --- the command palette ------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for title, help_text, action in PALETTE:
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
+        yield from super().get_system_commands(screen)
+
+    def _labelling_screen(self) -> LabellingScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, LabellingScreen)), None)
+
+    def action_stats(self) -> None:
+        """The stats view over the labelling screen (once a project is open)."""
+        if isinstance(self.screen, StatsScreen):
+            return
+        screen = self._labelling_screen()
+        if screen is None:
+            self.notify("Stats need an open project: finish the setup first.", severity="warning")
+            return
+        self.push_screen(StatsScreen(screen.session))
+
+    def action_export_labels(self) -> None:
+        """Every label as CSV in the project folder (the store is read on its own
+        read-only connection, in a thread); a notice says where."""
+        if self.session is None:
+            self.notify("Nothing to export yet: finish the setup first.", severity="warning")
+            return
+        self._export(self.session.project_path)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, project: Path) -> None:
+        from aeep_core.store import StoreError
+        from aeep_core.store.export import export_rows, format_export, write_atomically
+
+        target = locations.export_file(project, time.strftime("%Y%m%d-%H%M%S"))
+        try:
+            rows = export_rows(project)
+            write_atomically(target, format_export(rows, "csv"))
+        except (StoreError, OSError) as exc:
+            self.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", timeout=10)
+            return
+        self.exported = target
+        self.call_from_thread(self.notify, f"Exported {len(rows)} labels to {target}", timeout=10)
+
     # --- leaving ----------------------------------------------------------------
     async def action_save_and_quit(self) -> None:
         """Stop a running retrain at its next check, release the project, exit.
@@ -125,6 +211,7 @@ class LabellingApp(App[None]):
                     self.notify("Stopping the retrain…", timeout=2)
                 await screen.stop_retraining()
         self.close_session()
+        self._persist_theme()
         self.exit()
 
     def close_session(self) -> None:

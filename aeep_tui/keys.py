@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 
 # Letters the labelling screen already uses (hjkl move, s skip, q quit, g guesses,
 # r retry): a class never gets one of them.
@@ -10,16 +11,22 @@ RESERVED_LETTERS = set("hjklsqgr")
 CLASS_KEYS = list("1234567890") + [c for c in string.ascii_lowercase if c not in RESERVED_LETTERS]
 
 
-def assign_keys(classes: list[str]) -> list[str]:
+def assign_keys(classes: list[str], preferred: Mapping[int, str] | None = None) -> list[str]:
     """One key per class: 1–9, 0, then free letters, in class order.
 
-    A class named by a single free key keeps that key (digit classes "0".."9" are typed
+    ``preferred`` (class index -> key, the config file's key map) comes first; then a
+    class named by a single free key keeps that key (digit classes "0".."9" are typed
     as themselves, not shifted by one); raises ValueError past the number of free keys.
     """
     if len(classes) > len(CLASS_KEYS):
         raise ValueError(f"at most {len(CLASS_KEYS)} classes can have a key, got {len(classes)}")
     keys: list[str | None] = [None] * len(classes)
+    for i, key in (preferred or {}).items():
+        if 0 <= i < len(classes) and key in CLASS_KEYS and key not in keys:
+            keys[i] = key
     for i, name in enumerate(classes):
+        if keys[i] is not None:
+            continue
         if name.lower() in CLASS_KEYS and name.lower() not in keys:
             keys[i] = name.lower()
     free = iter(k for k in CLASS_KEYS if k not in keys)

@@ -146,7 +146,7 @@ def test_imported_labels_shape_the_first_batch_and_appear_in_export(tmp_path, mo
     data = make_image_folder(tmp_path / "images", per_class=8)
     batches = []
 
-    def app_stand_in(folder, settings, confirm_setup=True):
+    def app_stand_in(folder, settings, confirm_setup=True, config=None):
         # What the app does on open: resume the project and show the first batch.
         with LabellingSession.open(folder) as s:
             batches.append(s.prepare_next_batch())

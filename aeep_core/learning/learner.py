@@ -43,6 +43,13 @@ def batch_outcome(
     return mp, accuracy
 
 
+def confusion_accuracy(confusion: np.ndarray | None) -> float | None:
+    """The share on the diagonal of a confusion matrix (None for none or an empty one)."""
+    if confusion is None or confusion.sum() == 0:
+        return None
+    return float(np.trace(confusion) / confusion.sum())
+
+
 def next_batch_size(batch_size: int, available: int, budget: int | None, labelled: int) -> int:
     """How many items the next batch holds: ``batch_size``, fewer when the pool has fewer
     ``available`` items or the budget has fewer labels left (0: nothing to choose)."""
@@ -62,6 +69,8 @@ class Proposal:
     entropy_pool: float  # mean over this round's candidates (an unbiased sample of U)
     m: int | None
     select_s: float
+    # the choosing model's class for each item of the learner's stop set (None without one)
+    stop_predicted: np.ndarray | None = None
 
 
 @dataclass
@@ -103,6 +112,9 @@ class ActiveLearner:
     skipped: set[int] = field(default_factory=set)
     round: int = 0
     model: torch.nn.Module | None = None
+    # Items whose predictions every proposal records, to tell when the model has stopped
+    # changing (the session's stop set); None: none are recorded.
+    stop_set: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.device = select_device(self.device) if isinstance(self.device, str) else self.device
@@ -233,6 +245,7 @@ class ActiveLearner:
         sel = self.strategy.query(ctx, k)
         pos = sel.positions
         h = ctx.entropy
+        stop_predicted = None if self.stop_set is None else self._stop_predictions(model, cand, probs)
         return Proposal(
             ids=cand[pos],
             exploration=sel.exploration.copy(),
@@ -242,7 +255,23 @@ class ActiveLearner:
             entropy_pool=float(h.mean()),
             m=int(sel.exploration.sum()) if self.strategy.m is not None else None,
             select_s=time.perf_counter() - start,
+            stop_predicted=stop_predicted,
         )
+
+    def _stop_predictions(self, model: torch.nn.Module, cand: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The model's class for each stop-set item. Items among this round's candidates
+        were just scored by the same model: only the others are scored again."""
+        stop = np.asarray(self.stop_set, dtype=np.int64)
+        predicted = np.empty(len(stop), dtype=np.int64)
+        # cand is sorted (a sorted subset of U), so a binary search finds the shared items
+        at = np.clip(np.searchsorted(cand, stop), 0, max(len(cand) - 1, 0))
+        shared = (cand[at] == stop) if len(cand) else np.zeros(len(stop), bool)
+        predicted[shared] = probs[at[shared]].argmax(1)
+        rest = np.flatnonzero(~shared)
+        if len(rest):
+            rest_probs, _ = score(model, self.pool.inputs[torch.from_numpy(stop[rest])], self.device)
+            predicted[rest] = rest_probs.argmax(1)
+        return predicted
 
     def teach(self, proposal: Proposal, labels: np.ndarray | list[int]) -> tuple[float | None, float | None]:
         """Take the oracle's answers for a proposal; adapt the strategy; return (mp, batch accuracy)."""
@@ -274,11 +303,19 @@ class ActiveLearner:
 
     def evaluate(self, model: torch.nn.Module | None = None) -> float | None:
         """Accuracy on the held-out test set (of ``model``, default the learner's), or None without one."""
+        return confusion_accuracy(self.test_confusion(model))
+
+    def test_confusion(self, model: torch.nn.Module | None = None) -> np.ndarray | None:
+        """Confusion matrix ``[true, predicted]`` (counts) of ``model`` (default the
+        learner's) on the held-out test set, or None without one."""
         model = model if model is not None else self.model
         if self.test is None or model is None or self.test.labels is None:
             return None
         probs, _ = score(model, self.test.inputs, self.device)
-        return float((probs.argmax(1) == self.test.labels).mean())
+        n = self.pool.n_classes
+        truth = np.asarray(self.test.labels, dtype=np.int64)
+        known = (truth >= 0) & (truth < n)  # an item of unknown class counts nowhere
+        return np.bincount(truth[known] * n + probs.argmax(1)[known], minlength=n * n).reshape(n, n)
 
     # --- persistence -------------------------------------------------------------
     def state_dict(self, *, model: bool = True, labels: bool = True) -> dict[str, Any]:

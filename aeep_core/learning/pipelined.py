@@ -42,7 +42,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, Proposal, batch_outcome, next_batch_size
+from aeep_core.learning.learner import (
+    RETRACT,
+    SKIPPED,
+    ActiveLearner,
+    Proposal,
+    batch_outcome,
+    confusion_accuracy,
+    next_batch_size,
+)
 from aeep_core.learning.training import class_balanced_batch, small_network_threads, training_step
 
 if TYPE_CHECKING:
@@ -75,6 +83,7 @@ class PipelineStats:
     selections: int = 0
     select_s: list[float] = field(default_factory=list)
     accuracy: list[tuple[int, float | None]] = field(default_factory=list)  # (labels, test accuracy) per selection
+    confusion: np.ndarray | None = None  # the last evaluated model's test confusion matrix
 
 
 class PipelinedLearner:
@@ -353,7 +362,8 @@ class PipelinedLearner:
         self.stats.select_s.append(time.perf_counter() - start)
         self._ready_event.set()
         if self.evaluate and k > 0:
-            self.stats.accuracy.append((len(learner.labels), learner.evaluate(model=self._choosing_model())))
+            self.stats.confusion = learner.test_confusion(model=self._choosing_model())
+            self.stats.accuracy.append((len(learner.labels), confusion_accuracy(self.stats.confusion)))
 
     def _average_model(self, model: torch.nn.Module) -> AveragedModel:
         if self._averaged is None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, next_batch_size
+from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, confusion_accuracy, next_batch_size
 from aeep_core.session.types import Batch, ProjectSettings
 
 StageProgress = Callable[[str, int, int], None]
@@ -31,7 +31,7 @@ class Choice:
     proposal: Proposal
     checkpoint: dict[str, Any]  # the state that chose it (weights included), for exact resume
     engine: dict[str, Any]  # the JSON part of that state, stored with the round
-    stats: dict[str, Any] = field(default_factory=dict)  # m, entropies, test accuracy, seconds
+    stats: dict[str, Any] = field(default_factory=dict)  # m, entropies, test accuracy and confusion, seconds
 
 
 class Engine(Protocol):
@@ -122,7 +122,8 @@ class PlainEngine:
             return None
         if progress:
             progress("evaluate", 0, 1)
-        accuracy = learner.evaluate()
+        confusion = learner.test_confusion()
+        accuracy = confusion_accuracy(confusion)
         if progress:
             progress("evaluate", 1, 1)
         prop = learner.propose(k, progress=report("score"))
@@ -133,6 +134,7 @@ class PlainEngine:
             "test_accuracy": accuracy,
             "train_s": train_s,
             "select_s": prop.select_s,
+            "test_confusion": None if confusion is None else confusion.tolist(),
         }
         return Choice(prop, learner.state_dict(), engine_state(learner, False), stats)
 

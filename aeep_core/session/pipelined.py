@@ -95,6 +95,7 @@ class PipelinedEngine:
             "test_accuracy": accuracy,
             "train_s": time.perf_counter() - start,
             "select_s": proposal.select_s,
+            "test_confusion": None if pipe.stats.confusion is None else pipe.stats.confusion.tolist(),
         }
         engine = {
             "learner_round": snapshot.get("learner_round", self.learner.round),

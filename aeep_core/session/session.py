@@ -30,8 +30,9 @@ from aeep_core.pool import Dataset
 from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
 from aeep_core.session.project_data import load_project_data
+from aeep_core.session.stats import StatsReport, StopSet, build_report
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
-from aeep_core.store import Store, StoreError
+from aeep_core.store import RoundPredictions, Store, StoreError
 from aeep_core.store.checkpoints import prune_checkpoints, read_checkpoint, write_checkpoint
 from aeep_core.store.items import Drift, sync_items
 from aeep_core.strategies import make_strategy
@@ -46,6 +47,7 @@ class LabellingSession:
         self.project_path, self.read_only = store.project, store.read_only
         self._item_ids = item_ids  # pool index -> stored item id (None: unseen, read-only only)
         self._index = {item: i for i, item in enumerate(item_ids) if item is not None}
+        self._stop_set = StopSet.load(store, item_ids, settings.seed)  # drawn once per project
         learner = ActiveLearner(
             self.pool,
             make_strategy(settings.strategy),
@@ -54,6 +56,7 @@ class LabellingSession:
             seed=settings.seed,
             candidates=settings.candidates,
             test=self.test,
+            stop_set=None if self._stop_set is None else self._stop_set.positions,
         )
         self.engine: Engine = (
             PipelinedEngine(learner, settings, self._history, evaluate=self.test is not None)
@@ -279,7 +282,9 @@ class LabellingSession:
                 for i, e, p, c in zip(prop.ids.tolist(), prop.exploration, prop.predicted, prop.confidence)
             ]
             ckpt = write_checkpoint(self.project_path, number, choice.checkpoint)
-            self._store.add_round(number, items, choice.engine, choice.stats, checkpoint=ckpt)
+            stop = None if self._stop_set is None else self._stop_set.align(prop.stop_predicted)
+            predictions = RoundPredictions(stop, choice.stats.get("test_confusion"))
+            self._store.add_round(number, items, choice.engine, choice.stats, checkpoint=ckpt, predictions=predictions)
             # Keep the newest two files: the DB points at the newest, the other is a spare.
             prune_checkpoints(self.project_path, self._store.checkpoint_files()[-2:])
             self._set_batch(number, self._store.round_items(number), {})
@@ -375,6 +380,11 @@ class LabellingSession:
             train_s=get(last, "train_s"),
             select_s=get(last, "select_s"),
         )
+
+    def report(self) -> StatsReport:
+        """The stats view's figures (:mod:`aeep_core.session.stats`); reads the store
+        only, so a worker thread may call it while the model trains."""
+        return build_report(self._store, self.settings.classes)
 
     def source_path(self, item_id: int) -> Path | None:
         """The original file of pool item ``item_id`` (None for IDX rows and sequences)."""

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ def _with_paths(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
 
 # Joins each item's latest answer row (answers are append-only; the newest one counts).
 _LATEST = "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id"
+
+
+@dataclass(frozen=True)
+class RoundPredictions:
+    """What the model that chose a round predicted: its class for each stop-set item
+    (aligned with :meth:`Store.stop_set`, None where the item is gone) and its confusion
+    matrix on the test folder (rows: true class)."""
+
+    stop: list[int | None] | None = None
+    test_confusion: list[list[int]] | None = None
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 class Store:
@@ -219,10 +234,12 @@ class Store:
         engine: dict[str, Any],
         stats: dict[str, Any],
         checkpoint: tuple[str, str] | None = None,
+        predictions: RoundPredictions | None = None,
     ) -> None:
         """Record an open round: its batch (item id, exploration, predicted, confidence) in
-        order, the engine state it was chosen in, and the checkpoint (file, sha256) of the
-        model that chose it, all in one transaction."""
+        order, the engine state it was chosen in, the checkpoint (file, sha256) of the
+        model that chose it and that model's stop-set and test predictions, all in one
+        transaction."""
         now = time.time()
         with self.transaction() as c:
             ckpt_id = None
@@ -242,6 +259,11 @@ class Store:
                 "INSERT INTO round_items (round, position, item_id, exploration, predicted, confidence) VALUES (?, ?, ?, ?, ?, ?)",
                 [(number, pos, item, int(expl), pred, conf) for pos, (item, expl, pred, conf) in enumerate(items)],
             )
+            if predictions is not None and (predictions.stop is not None or predictions.test_confusion is not None):
+                c.execute(
+                    "INSERT INTO round_predictions (round, stop_predicted, test_confusion) VALUES (?, ?, ?)",
+                    (number, _json_or_null(predictions.stop), _json_or_null(predictions.test_confusion)),
+                )
 
     def finish_round(self, number: int, engine: dict[str, Any] | None, mp: float | None, batch_accuracy: float | None) -> None:
         """Mark a round done with its outcome and the engine state after learning from it
@@ -252,6 +274,35 @@ class Store:
                 "batch_accuracy = ? WHERE number = ?",
                 (time.time(), None if engine is None else json.dumps(engine), mp, batch_accuracy, number),
             )
+
+    # --- knowing when to stop ------------------------------------------------------------
+    def stop_set(self) -> list[int]:
+        """The item ids of the stop set, ascending (empty until one is drawn)."""
+        return [r[0] for r in self.query("SELECT item_id FROM stop_set ORDER BY item_id")]
+
+    def set_stop_set(self, item_ids: Sequence[int]) -> None:
+        """Fix the stop set once; a project that has one keeps it (the predictions of
+        every round are aligned with it)."""
+        with self.transaction() as c:
+            if c.execute("SELECT COUNT(*) FROM stop_set").fetchone()[0] == 0:
+                c.executemany("INSERT INTO stop_set (item_id) VALUES (?)", [(int(i),) for i in item_ids])
+
+    def round_predictions(self) -> list[tuple[int, list[int | None] | None, list[list[int]] | None]]:
+        """(round, stop-set predictions aligned with :meth:`stop_set`, test confusion matrix)
+        of every round that recorded them, oldest first."""
+        rows = self.query("SELECT round, stop_predicted, test_confusion FROM round_predictions ORDER BY round")
+        load = lambda text: None if text is None else json.loads(text)  # noqa: E731
+        return [(r["round"], load(r["stop_predicted"]), load(r["test_confusion"])) for r in rows]
+
+    def guesses(self) -> list[sqlite3.Row]:
+        """Every batch card that had a model's guess and has a current answer: round,
+        exploration, predicted, confidence and label (the latest answer: a class, -1
+        skipped, None taken back), by round and position."""
+        return self.query(
+            f"SELECT ri.round, ri.exploration, ri.predicted, ri.confidence, l.label FROM round_items ri "
+            f"JOIN labels l ON l.item_id = ri.item_id {_LATEST} "
+            "WHERE ri.predicted IS NOT NULL ORDER BY ri.round, ri.position"
+        )
 
     def last_checkpoint(self) -> sqlite3.Row | None:
         """The checkpoint of the newest round that has one."""

@@ -58,7 +58,7 @@ class WriterLock:
             who = f"pid {pid}" + (f" on {host}" if host and host != socket.gethostname() else "") if pid else "another process"
             raise ProjectLocked(
                 f"{self.path.parent}: project is open in another aeep-tui process ({who}); "
-                "close it there, or open this one read-only",
+                "close it there first (aeep-tui export reads its labels meanwhile)",
                 pid=pid,
                 host=host,
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 from aeep_core.store.errors import StoreError
 
 APPLICATION_ID = 0x41454550  # "AEEP"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1: the first layout. Kept verbatim so the migration from it stays tested.
@@ -77,11 +77,24 @@ MIGRATIONS: dict[int, str] = {
         CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
             BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
     """,
+    # 3: "know when to stop". A fixed stop set (a seeded random sample of the items, drawn
+    # once) and, per round, the choosing model's predictions on it (Bloodgood &
+    # Vijay-Shanker 2009: stop when consecutive models agree) and its confusion matrix on
+    # the --test folder. New tables only, so the migration touches no existing row.
+    2: """
+        CREATE TABLE stop_set (item_id INTEGER PRIMARY KEY REFERENCES items (id));
+        CREATE TABLE round_predictions (
+            round INTEGER PRIMARY KEY REFERENCES rounds (number),
+            stop_predicted TEXT,             -- JSON list: class per stop-set item (by item_id), null if absent
+            test_confusion TEXT              -- JSON [[count]]: rows true class, columns predicted
+        );
+    """,
 }
 
 
 def _fix(db: Path) -> str:
-    return f"move {db.name} out of {db.parent} (or point --project-dir elsewhere) to start a new project"
+    # Only actions that exist: moving the file, or `aeep-tui forget`, which deletes the project.
+    return f"move {db.name} out of {db.parent} to start a new project"
 
 
 def check_header(db: Path) -> None:
@@ -159,7 +172,7 @@ def open_existing(db: Path, read_only: bool = False) -> sqlite3.Connection:
     elif version < 1:
         problem = f"{db}: holds no aeep-tui schema; {_fix(db)}"
     elif version < SCHEMA_VERSION and read_only:
-        problem = f"{db}: needs an upgrade (schema {version} -> {SCHEMA_VERSION}); open it once without read-only"
+        problem = f"{db}: needs an upgrade (schema {version} -> {SCHEMA_VERSION}); open it once for labelling (aeep-tui label DATA) to upgrade it"
     if problem is not None:
         conn.close()
         raise StoreError(problem)

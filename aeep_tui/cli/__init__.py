@@ -10,7 +10,7 @@ import sys
 # Every module in aeep_tui.cli is a sub-command: it defines ``add_parser(subparsers)``
 # (cheap: heavy imports stay inside ``run``) and ``run(args) -> int``. The order below is
 # the order of ``--help``; modules not listed follow alphabetically.
-ORDER = ["label", "demo", "simulate", "bench", "cohort", "projects", "export", "model", "predict", "forget"]
+ORDER = ["label", "demo", "simulate", "bench", "cohort", "projects", "export", "model", "predict", "forget", "config"]
 
 
 def version() -> str:
@@ -45,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from aeep_core.extras import MissingExtra
     from aeep_core.pool import DataError
+    from aeep_tui.config import ConfigError
 
     try:
         return int(args.run(args) or 0)
-    except (DataError, MissingExtra) as exc:
+    except (DataError, MissingExtra, ConfigError) as exc:
         print(f"aeep-tui: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

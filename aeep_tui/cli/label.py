@@ -11,9 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="label a folder of images batch by batch while the model retrains")
     p.add_argument("data", type=Path, metavar="DATA", help="folder of images (or MNIST IDX files) to label")
     p.add_argument("--classes", help="class names, comma-separated (default: classes.txt in DATA, else asked)")
-    p.add_argument("--batch-size", "-k", type=int, default=12, help="items per batch (default 12)")
-    p.add_argument("--strategy", default="aeep", help="aeep (default), ee, random, em, kff, bmal, coreset, badge")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    add_config_flags(p)
     p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
     p.add_argument("--budget", type=int, metavar="N", help="stop after N labels")
     p.add_argument(
@@ -32,6 +30,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_pipeline_flag(p)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The flags the config file gives defaults for (None here: see :func:`aeep_tui.config.apply_config`)."""
+    p.add_argument("--batch-size", "-k", type=int, help="items per batch (default: batch_size in the config file, else 12)")
+    p.add_argument(
+        "--strategy", help="aeep (default), ee, random, em, kff, bmal, coreset, badge (default: strategy in the config file)"
+    )
+    p.add_argument(
+        "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, mps (default: device in the config file, else auto)"
+    )
 
 
 def add_backbone_flag(p: argparse.ArgumentParser) -> None:
@@ -57,12 +66,13 @@ def add_pipeline_flag(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace):
     """The settings a new project starts from; the setup screen confirms classes, batch size, strategy."""
     from aeep_core.session import ProjectSettings
+    from aeep_tui.config import key_map_for
     from aeep_tui.keys import assign_keys, parse_classes
 
     classes = parse_classes(args.classes or "")
     return ProjectSettings(
         classes=classes,
-        keys=assign_keys(classes) if len(classes) <= 36 else [],
+        keys=assign_keys(classes, key_map_for(classes, args.config.keys)) if len(classes) <= 36 else [],
         strategy=args.strategy,
         batch_size=args.batch_size,
         budget=args.budget,
@@ -82,15 +92,25 @@ def check_folder(path: Path, what: str) -> None:
         raise DataError(f"{path}: {what} folder not found; check the path")
 
 
-def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
+def read_config(args: argparse.Namespace) -> None:
+    """Fill unset flags from the config file (flags win) and keep it as ``args.config``."""
+    from aeep_tui.config import apply_config, load_config
+
+    args.config = load_config()
+    apply_config(args, args.config)
+
+
+def run_app(data: Path, settings, confirm_setup: bool = True, config=None) -> int:
     """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
     import torch
 
     from aeep_tui.app import LabellingApp, training_threads
 
     torch.set_num_threads(training_threads())
-    app = LabellingApp(data, settings, confirm_setup=confirm_setup)
+    app = LabellingApp(data, settings, confirm_setup=confirm_setup, config=config)
     app.run()
+    for note in app.exit_notes:
+        print(f"aeep-tui: warning: {note}", file=sys.stderr)
     if app.error_message:
         print(f"aeep-tui: error: {app.error_message}", file=sys.stderr)
         return 2
@@ -108,6 +128,7 @@ def import_labels_first(args: argparse.Namespace) -> int:
     from aeep_core.pool import DataError
     from aeep_core.session import LabellingSession, StoreError
     from aeep_core.session.label_import import classes_in, import_label_file, read_label_file
+    from aeep_tui.config import key_map_for
     from aeep_tui.keys import assign_keys
     from aeep_tui.screens.setup import classes_from_folder
 
@@ -117,7 +138,7 @@ def import_labels_first(args: argparse.Namespace) -> int:
     if LabellingSession.find(data) is None and not settings.classes:
         classes = classes_from_folder(data) or classes_in(rows)
         try:
-            settings = replace(settings, classes=classes, keys=assign_keys(classes))
+            settings = replace(settings, classes=classes, keys=assign_keys(classes, key_map_for(classes, args.config.keys)))
         except ValueError as exc:
             raise DataError(f"{args.labels}: {exc}; give the classes with --classes") from exc
     print(f"aeep-tui: reading {data} to import {args.labels}", file=sys.stderr)
@@ -136,6 +157,7 @@ def import_labels_first(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    read_config(args)
     check_folder(args.data, "data")
     if args.test is not None:
         check_folder(args.test, "test")
@@ -143,4 +165,4 @@ def run(args: argparse.Namespace) -> int:
         code = import_labels_first(args)
         if code:
             return code
-    return run_app(args.data.expanduser(), settings_from_args(args))
+    return run_app(args.data.expanduser(), settings_from_args(args), config=args.config)

@@ -22,6 +22,8 @@ KEYS = [
     ("g", "show or hide the model's guesses (hidden so they cannot bias you)"),
     ("Space", "the card's image over the whole screen; Esc or Space closes it"),
     ("r", "retry after a failed retrain"),
+    ("S", "stats: labels per class, the model's accuracy, when to stop; Esc goes back"),
+    ("Ctrl+P", "command palette: stats, export the labels, theme"),
     ("PgUp PgDn", "scroll a long card (a patient's timeline)"),
     ("?", "this help; Esc closes it"),
     ("q", "quit; every answer is saved the moment you give it"),

@@ -60,6 +60,8 @@ class LabellingScreen(Screen):
         Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
         Binding("pageup", "page(-1)", "page", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
+        # Upper case: class keys are digits and lower-case letters, so S never labels.
+        Binding("S", "app.stats", "stats"),
         Binding("q", "app.save_and_quit", "quit"),  # every answer is already saved
     ]
 

@@ -7,6 +7,7 @@ never a surprise on the labelling screen.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
+from aeep_tui.config import key_map_for
 from aeep_tui.keys import assign_keys, parse_classes
 
 STRATEGY_NOTES = {
@@ -59,9 +61,18 @@ class SetupScreen(Screen[SetupChoice]):
         Binding("escape", "app.quit", "quit"),
     ]
 
-    def __init__(self, data: Path, classes: list[str], batch_size: int, strategy: str, strategies: list[str]) -> None:
+    def __init__(
+        self,
+        data: Path,
+        classes: list[str],
+        batch_size: int,
+        strategy: str,
+        strategies: list[str],
+        key_map: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.data = data
+        self.key_map = dict(key_map or {})  # the config file's [keys]: class name or index -> key
         self.initial_classes = classes
         self.initial_batch_size = batch_size
         self.initial_strategy = strategy if strategy in strategies else strategies[0]
@@ -101,7 +112,7 @@ class SetupScreen(Screen[SetupChoice]):
     def _show_keys(self) -> None:
         classes = parse_classes(self.query_one("#setup-classes", Input).value)
         try:
-            keys = assign_keys(classes)
+            keys = assign_keys(classes, key_map_for(classes, self.key_map))
         except ValueError as exc:
             self.query_one("#setup-keys", Static).update(f"[red]{exc}[/red]")
             return
@@ -126,7 +137,7 @@ class SetupScreen(Screen[SetupChoice]):
         if len(classes) < 2:
             return None, "Type at least two classes, separated by commas."
         try:
-            keys = assign_keys(classes)
+            keys = assign_keys(classes, key_map_for(classes, self.key_map))
         except ValueError as exc:
             return None, str(exc)
         text = self.query_one("#setup-batch-size", Input).value.strip()

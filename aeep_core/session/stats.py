@@ -1,0 +1,256 @@
+"""Knowing when to stop: what the stats view shows, computed from the store alone.
+
+* **Labels per class** — the current answers.
+* **The model's guesses before each answer** — every card of a batch chosen by a model
+  carries that model's guess, made before the person answered it (``round_items``). Set
+  against the answers they make a confusion matrix, and their hit rate is an unbiased
+  estimate of the model's accuracy *on what the strategy picks* (harder than the pool
+  at large: the picks are chosen for being uncertain or unexplored). Skipped and
+  taken-back cards, and cards shown without a model (a cold start, an import), count in
+  neither. The interval is Wilson's score interval for a binomial proportion (95%),
+  which stays inside [0, 1] and behaves at small n and at 0% or 100%.
+* **Test accuracy** — the confusion matrix on the ``--test`` folder of the model that
+  chose each round, stored with it.
+* **Stabilizing predictions** (Bloodgood & Vijay-Shanker 2009, CoNLL, "A method for
+  stopping active learning based on stabilizing predictions and the need for
+  user-adjustable stopping") — a fixed *stop set*, a seeded random sample of up to
+  1,000 items drawn once per project, is predicted by the model that chose each round;
+  Cohen's kappa between the predictions of consecutive rounds measures how much the
+  model still changes. The hint fires when the mean kappa of the last 3 consecutive
+  pairs is at least 0.99: the defaults of small-text's ``KappaAverage``
+  (webis-de/small-text, ``small_text/stopping_criteria/kappa.py`` as corrected in 1.3.3:
+  ``window_size=3, kappa=0.99``, identical predictions count as kappa 1). The stop set is
+  drawn from the whole pool, so items labelled later stay in it (their predictions are
+  compared like any other's).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aeep_core.store import Store
+
+STOP_SET_SIZE = 1000
+KAPPA_WINDOW = 3  # small-text KappaAverage: window_size
+KAPPA_THRESHOLD = 0.99  # small-text KappaAverage: kappa
+RECENT_ROUNDS = 3  # the accuracy of the latest models: the guesses of the last rounds
+Z_95 = 1.959964  # standard normal quantile of a two-sided 95% interval
+
+
+# --- the maths ------------------------------------------------------------------------
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion of ``successes`` in ``n`` trials (95% by
+    default); (0, 1) when ``n`` is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def confusion_matrix(truth: Sequence[int] | np.ndarray, predicted: Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts ``[true class, predicted class]`` of paired class indices."""
+    t, p = np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def cohen_kappa(a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray, n_classes: int) -> float:
+    """Cohen's kappa between two raters' class indices: (p_o - p_e) / (1 - p_e).
+
+    Identical predictions give 1.0 (small-text's rule: the formula divides 0 by 0 when
+    both predict one class throughout)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) != len(b):
+        raise ValueError(f"kappa needs predictions of the same items ({len(a)} vs {len(b)})")
+    if len(a) == 0 or np.array_equal(a, b):
+        return 1.0
+    observed = float(np.mean(a == b))
+    expected = float(np.dot(np.bincount(a, minlength=n_classes), np.bincount(b, minlength=n_classes))) / len(a) ** 2
+    return 1.0 if expected >= 1.0 else (observed - expected) / (1.0 - expected)
+
+
+@dataclass(frozen=True)
+class StopHint:
+    """Whether predictions have stabilised: the mean of the last ``window`` kappas."""
+
+    stop: bool
+    mean_kappa: float | None  # None until there are ``window`` kappas
+    window: int
+    threshold: float
+
+    @property
+    def message(self) -> str:
+        if self.mean_kappa is None:
+            return f"too early: needs {self.window} kappas between consecutive rounds"
+        if self.stop:
+            return "stop: predictions stable"
+        return f"keep labelling: predictions still change (mean kappa {self.mean_kappa:.3f} < {self.threshold})"
+
+
+def stopping_hint(kappas: Sequence[float], window: int = KAPPA_WINDOW, threshold: float = KAPPA_THRESHOLD) -> StopHint:
+    """small-text's ``KappaAverage`` rule: stop once the mean of the last ``window``
+    kappas between consecutive rounds reaches ``threshold``."""
+    if len(kappas) < window:
+        return StopHint(False, None, window, threshold)
+    mean = float(np.mean(kappas[-window:]))
+    return StopHint(mean >= threshold, mean, window, threshold)
+
+
+def consecutive_kappas(rounds: Sequence[tuple[int, Sequence[int | None]]], n_classes: int) -> list[tuple[int, float]]:
+    """(round, kappa with the round before) for each consecutive pair of recorded stop-set
+    predictions, compared on the items both predicted (an item gone from the folder
+    has none)."""
+    out = []
+    for (_, before), (number, after) in zip(rounds, rounds[1:]):
+        both = [(x, y) for x, y in zip(before, after) if x is not None and y is not None]
+        if both:
+            a, b = zip(*both)
+            out.append((number, cohen_kappa(a, b, n_classes)))
+    return out
+
+
+# --- the stop set ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class StopSet:
+    """The project's stop set: stored item ids (ascending) and, for those in the pool now,
+    their pool positions."""
+
+    item_ids: list[int]
+    present: np.ndarray  # bool per item id: in the pool now
+    positions: np.ndarray  # pool position of each present item, in item-id order
+
+    @classmethod
+    def load(cls, store: Store, item_ids: Sequence[int | None], seed: int, size: int = STOP_SET_SIZE) -> StopSet | None:
+        """The stored stop set, drawn and stored first when the project has none (a
+        seeded random sample of ``size`` of the pool's items); None when there is none
+        and the store is read-only."""
+        stored = store.stop_set()
+        if not stored:
+            known = [i for i in item_ids if i is not None]
+            if store.read_only or not known:
+                return None
+            pick = np.random.default_rng([seed, 2**22]).choice(len(known), size=min(size, len(known)), replace=False)
+            store.set_stop_set([known[i] for i in pick.tolist()])
+            stored = store.stop_set()
+        index = {item: pos for pos, item in enumerate(item_ids) if item is not None}
+        present = np.array([i in index for i in stored], dtype=bool)
+        positions = np.array([index[i] for i in stored if i in index], dtype=np.int64)
+        return cls(stored, present, positions)
+
+    def align(self, predicted: np.ndarray | None) -> list[int | None] | None:
+        """Predictions for :attr:`positions` as stored: one per stop-set item id, None for
+        items not in the pool now."""
+        if predicted is None:
+            return None
+        it = iter(np.asarray(predicted).tolist())
+        return [int(next(it)) if here else None for here in self.present.tolist()]
+
+
+# --- the report -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccuracyEstimate:
+    """Hits among the model's guesses, with Wilson's 95% interval."""
+
+    correct: int
+    n: int
+    low: float
+    high: float
+    rounds: list[int]  # the rounds whose guesses count
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.n if self.n else None
+
+    @classmethod
+    def of(cls, hits: Sequence[tuple[int, bool]]) -> AccuracyEstimate:
+        """From (round, guessed right) pairs."""
+        correct = sum(ok for _, ok in hits)
+        low, high = wilson_interval(correct, len(hits))
+        return cls(correct, len(hits), low, high, sorted({r for r, _ in hits}))
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One round on the learning curve: labels the choosing model had, its accuracy on
+    the round's batch (guessed before the answers) and on the test folder."""
+
+    round: int
+    labelled: int
+    batch_accuracy: float | None
+    test_accuracy: float | None
+
+
+@dataclass
+class StatsReport:
+    """Everything the stats view shows; see the module docstring for each part."""
+
+    classes: list[str]
+    labels_per_class: list[int]
+    skipped: int
+    guess_confusion: np.ndarray  # [answer, guess] over every guessed, answered card
+    estimate: AccuracyEstimate  # every round
+    recent: AccuracyEstimate  # the last RECENT_ROUNDS rounds with guesses
+    test_confusion: np.ndarray | None  # of the newest model evaluated on --test
+    test_round: int | None
+    kappas: list[tuple[int, float]]
+    hint: StopHint
+    stop_set_size: int
+    curve: list[CurvePoint] = field(default_factory=list)
+
+    @property
+    def test_accuracy(self) -> float | None:
+        t = self.test_confusion
+        return None if t is None or t.sum() == 0 else float(np.trace(t) / t.sum())
+
+
+def build_report(store: Store, classes: list[str]) -> StatsReport:
+    """The stats view's figures from the store (no model is run: a worker thread may call
+    this while the trainer trains)."""
+    n = len(classes)
+    current = store.current_labels()
+    per_class = Counter(int(r["label"]) for r in current if r["label"] is not None and r["label"] >= 0)
+    skipped = sum(1 for r in current if r["label"] == -1)
+    answered = [
+        (int(g["round"]), int(g["label"]), int(g["predicted"]))
+        for g in store.guesses()
+        if g["label"] is not None and g["label"] >= 0
+    ]
+    guess_confusion = confusion_matrix([a for _, a, _ in answered], [p for _, _, p in answered], n)
+    hits = [(r, a == p) for r, a, p in answered]
+    guessed_rounds = sorted({r for r, _ in hits})[-RECENT_ROUNDS:]
+    predictions = store.round_predictions()
+    stop_rounds = [(r, stop) for r, stop, _ in predictions if stop is not None]
+    kappas = consecutive_kappas(stop_rounds, n)
+    tests = [(r, np.asarray(t, dtype=np.int64)) for r, _, t in predictions if t is not None]
+    return StatsReport(
+        classes=list(classes),
+        labels_per_class=[per_class.get(c, 0) for c in range(n)],
+        skipped=skipped,
+        guess_confusion=guess_confusion,
+        estimate=AccuracyEstimate.of(hits),
+        recent=AccuracyEstimate.of([h for h in hits if h[0] in guessed_rounds]),
+        test_confusion=tests[-1][1] if tests else None,
+        test_round=tests[-1][0] if tests else None,
+        kappas=kappas,
+        hint=stopping_hint([k for _, k in kappas]),
+        stop_set_size=len(store.stop_set()),
+        curve=_curve(store, current),
+    )
+
+
+def _curve(store: Store, current: Sequence) -> list[CurvePoint]:
+    """One point per round: labels in the rounds before it (what its model learnt from)."""
+    by_round = Counter(int(r["round"]) for r in current if r["label"] is not None and r["label"] >= 0)
+    points, labelled = [], 0
+    for row in store.rounds():
+        number = int(row["number"])
+        points.append(CurvePoint(number, labelled, row["batch_accuracy"], row["test_accuracy"]))
+        labelled += by_round.get(number, 0)
+    return points
