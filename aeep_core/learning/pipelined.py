@@ -5,7 +5,8 @@ retrain and a scoring pass. :class:`PipelinedLearner` moves both off that path:
 
 * a background thread keeps one warm model and trains it ``steps_per_label`` steps for
   every answer as it arrives (each answer enters the training set exactly once; a
-  relabel replaces it, a skip or an undo removes it);
+  relabel replaces it, a skip or an undo removes it; a correction to an earlier batch,
+  :meth:`PipelinedLearner.correct`, is one more answer in the same queue);
 * once all but ``lookahead`` cards of the batch on screen are answered, and the steps
   owed for those answers are done, the same thread chooses the next batch, leaving out
   every labelled item and every item of the batch on screen; AEEP's m adapts from the
@@ -113,14 +114,30 @@ class PipelinedLearner:
         initial: int | None = None,
         backlog: Sequence[tuple[int, int]] = (),
         answered: Sequence[tuple[int, int]] = (),
+        replay: Sequence[tuple[int | None, int, int]] = (),
     ) -> Proposal | None:
         """Start the thread and return the batch to show: ``current`` (a resumed batch),
         else a random one when nothing is labelled yet, else a freshly chosen one.
 
         Resuming from a snapshot: ``backlog`` holds the (item, label) answers to earlier
         batches given after the snapshot, ``answered`` the (position, label) answers to
-        ``current`` so far, both in the order given; they are replayed as they happened.
+        ``current`` so far; or ``replay`` holds both, (position in ``current`` or None,
+        item, label), which keeps corrections between answers in their place. Each is
+        replayed in the order given. :meth:`queue` and :meth:`launch` are the two halves.
         """
+        self.queue(current, initial, backlog, answered, replay)
+        return self.launch()
+
+    def queue(
+        self,
+        current: Proposal | None = None,
+        initial: int | None = None,
+        backlog: Sequence[tuple[int, int]] = (),
+        answered: Sequence[tuple[int, int]] = (),
+        replay: Sequence[tuple[int | None, int, int]] = (),
+    ) -> None:
+        """The first half of :meth:`start`: set the batch on screen and queue the answers to
+        replay, without starting the thread (so a caller can hold a lock over it alone)."""
         self.current = current
         for item, label in backlog:
             self._inbox.put((-1, -1, int(item), int(label)))
@@ -130,6 +147,15 @@ class PipelinedLearner:
             self.current = Proposal(ids, np.zeros(n, bool), np.full(n, -1), np.zeros(n), float("nan"), float("nan"), None, 0.0)
         for position, label in answered:
             self.answer(position, label)
+        for where, item, label in replay:
+            if where is None:
+                self.correct(item, label)
+            else:
+                self.answer(where, label)
+
+    def launch(self) -> Proposal | None:
+        """The second half of :meth:`start`: run the thread; return the batch to show,
+        waiting for the first choice when there was none."""
         self._thread.start()
         if self.current is None:
             self._request_selection()
@@ -145,6 +171,12 @@ class PipelinedLearner:
         else:
             self._answers[position] = label
         self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label)))
+        self._wake.set()
+
+    def correct(self, item: int, label: int) -> None:
+        """An item of an earlier batch got a new answer (a class, ``SKIPPED`` or ``RETRACT``,
+        from review): it is taken in order with the answers, and a class owes its steps."""
+        self._inbox.put((-1, -1, int(item), int(label)))
         self._wake.set()
 
     def next_batch(self, timeout: float | None = None) -> Proposal | None:
@@ -186,12 +218,15 @@ class PipelinedLearner:
         self._wake.set()
 
     def _selection_due(self) -> bool:
-        """Right after the (k - lookahead)-th answer of the batch is trained on (or at once
-        for a start without a batch): a point fixed by the answers, not by the clock."""
+        """Right after the (k - lookahead)-th answer of the batch is trained on (or, for a
+        start without a batch, once the answers queued before it are trained on): a point
+        fixed by the answers, not by the clock."""
         if self._selected == self._seen_generation or self._owed > 0:
             return False
         if self.current is None:
-            return self._requested == self._generation
+            # Only once every answer queued before the start is in L (a resumed trainer's
+            # replay): choosing earlier could pick an item the replay labels.
+            return self._requested == self._generation and self._inbox.empty()
         return self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
 
     def _take_ready(self, timeout: float | None) -> Proposal | None:

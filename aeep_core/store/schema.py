@@ -14,7 +14,7 @@ from pathlib import Path
 from aeep_core.store.errors import StoreError
 
 APPLICATION_ID = 0x41454550  # "AEEP"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1: the first layout. Kept verbatim so the migration from it stays tested.
@@ -76,6 +76,14 @@ MIGRATIONS: dict[int, str] = {
             BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
         CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
             BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
+    """,
+    # 3: corrections made in the review screen. An answer row given in its item's own batch
+    # keeps corrected_after NULL; a correction holds the newest confirmed round when it was
+    # made, so reopening replays it where the learner took it (after that round's batch).
+    # The index finds an item's rounds without scanning every batch.
+    2: """
+        ALTER TABLE labels ADD COLUMN corrected_after INTEGER;
+        CREATE INDEX round_items_item ON round_items (item_id, round);
     """,
 }
 
