@@ -44,9 +44,11 @@ class LabellingApp(App[None]):
         *,
         confirm_setup: bool = True,
         project_dir: Path | None = None,
+        review: bool = False,
     ) -> None:
         super().__init__()
         self.data = Path(data)
+        self.start_in_review = review  # `aeep-tui review`: the review screen over the labelling one
         self.proposed = settings
         self.confirm_setup = confirm_setup
         self.project_dir = project_dir
@@ -104,13 +106,22 @@ class LabellingApp(App[None]):
             session = cast(LabellingSession, event.worker.result)
             self.session, self.opened_project = session, session.project_path
             self._gc_thresholds = defer_full_collections()
-            self.switch_screen(LabellingScreen(session))
-            if self.resuming:  # a one-line reminder, not a question: the stored settings apply
+            labelling = LabellingScreen(session)
+            self.switch_screen(labelling)
+            if self.start_in_review:
+                self.call_later(labelling.action_review)
+            elif self.resuming:  # a one-line reminder, not a question: the stored settings apply
                 stats = session.stats
                 self.notify(f"Resumed at round {stats.round}: {stats.labelled:,} labelled so far.", timeout=4)
         elif event.state == WorkerState.ERROR:
             self.error_message = str(event.worker.error)
             self.exit(return_code=2)
+
+    def action_review(self) -> None:
+        """Open the review screen over the labelling screen (for a command or a palette)."""
+        labelling = next((s for s in self.screen_stack if isinstance(s, LabellingScreen)), None)
+        if labelling is not None:
+            labelling.action_review()
 
     # --- leaving ----------------------------------------------------------------
     async def action_save_and_quit(self) -> None:

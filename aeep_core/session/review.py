@@ -79,6 +79,37 @@ class HistoryEntry:
         return self.corrected_after is not None
 
 
+def disagreements_first(items: Sequence[ReviewItem]) -> list[ReviewItem]:
+    """The likely mistakes first: items whose label the model disputes, most confident
+    dispute first; then skipped items and items back in the pool (by round); then the
+    agreements, least confident first; items without any guess last."""
+
+    def key(it: ReviewItem) -> tuple[int, float, int, int]:
+        guess, confidence = it.guess
+        if it.disagrees:
+            return 0, -(confidence or 0.0), it.round, it.position
+        if it.answer is None or it.answer == SKIPPED:
+            return 1, 0.0, it.round, it.position
+        if guess is None:
+            return 3, 0.0, it.round, it.position
+        return 2, confidence or 0.0, it.round, it.position
+
+    return sorted(items, key=key)
+
+
+def by_round(items: Sequence[ReviewItem]) -> list[ReviewItem]:
+    """Batch by batch, each in the order it was shown."""
+    return sorted(items, key=lambda it: (it.round, it.position))
+
+
+def of_class(items: Sequence[ReviewItem], answer: int | None) -> list[ReviewItem]:
+    """The items whose current answer is class ``answer`` (``SKIPPED``: skipped or back in the
+    pool), by round."""
+    if answer == SKIPPED:
+        return by_round([it for it in items if it.answer is None or it.answer == SKIPPED])
+    return by_round([it for it in items if it.answer == answer])
+
+
 def taught_labels(store: Store, index: dict[int, int]) -> tuple[list[int], list[int]]:
     """(pool items, answers) in the order the learner took them: each confirmed batch's
     answers as confirmed, then the corrections made after that round in the order given

@@ -82,14 +82,15 @@ def check_folder(path: Path, what: str) -> None:
         raise DataError(f"{path}: {what} folder not found; check the path")
 
 
-def run_app(data: Path, settings, confirm_setup: bool = True) -> int:
-    """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
+def run_app(data: Path, settings, confirm_setup: bool = True, review: bool = False) -> int:
+    """Run the labelling app on ``data`` (``review``: opened on the review screen); print a
+    one-line error or where the work is kept."""
     import torch
 
     from aeep_tui.app import LabellingApp, training_threads
 
     torch.set_num_threads(training_threads())
-    app = LabellingApp(data, settings, confirm_setup=confirm_setup)
+    app = LabellingApp(data, settings, confirm_setup=confirm_setup, review=review)
     app.run()
     if app.error_message:
         print(f"aeep-tui: error: {app.error_message}", file=sys.stderr)

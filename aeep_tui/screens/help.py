@@ -22,6 +22,7 @@ KEYS = [
     ("g", "show or hide the model's guesses (hidden so they cannot bias you)"),
     ("Space", "the card's image over the whole screen; Esc or Space closes it"),
     ("r", "retry after a failed retrain"),
+    ("R (Shift+r)", "review confirmed batches: the model's disagreements first; relabel, skip or un-skip"),
     ("PgUp PgDn", "scroll a long card (a patient's timeline)"),
     ("?", "this help; Esc closes it"),
     ("q", "quit; every answer is saved the moment you give it"),
