@@ -159,7 +159,23 @@ async def test_review_command_opens_on_the_review_screen_and_refuses_without_a_p
     again = LabellingApp(image_folder, review=True)
     async with again.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(again.screen, ReviewScreen) and again.screen.cards, what="the review screen")
-        assert len(again.screen.items) == 4 and isinstance(again.screen_stack[-2], LabellingScreen)
+        screen = again.screen
+        assert len(screen.items) == 4 and isinstance(again.screen_stack[-2], LabellingScreen)
+        await until(pilot, lambda: "computing" not in screen.model_note, what="the model's predictions")
+        assert [it.item_id for it in screen.view] == [it.item_id for it in disagreements_first(screen.items)]
+        # C shows one class at a time, then the skipped items, then around again
+        held = sorted({it.answer for it in screen.items if it.answer != SKIPPED}) + [SKIPPED]
+        seen = []
+        for _ in held:
+            await pilot.press("C")
+            seen.append(screen.shown_class)
+            assert screen.view and all(it.answer == screen.shown_class for it in screen.view)
+            assert ("skipped" if screen.shown_class == SKIPPED else f"class{screen.shown_class}") in str(
+                screen.query_one("#review-title").render()
+            )
+        assert seen == held
+        await pilot.press("C")
+        assert screen.shown_class == held[0]
         # a second instance is refused, as for label
         second = LabellingApp(image_folder, review=True)
         async with second.run_test(size=SIZE) as pilot2:
@@ -189,3 +205,18 @@ def test_orderings():
     assert [it.item_id for it in of_class(items, 0)] == [0, 1]
     assert [it.item_id for it in of_class(items, SKIPPED)] == [2, 5]
     assert items[1].disagrees and not items[2].disagrees and not items[6].disagrees
+
+
+async def test_a_correction_that_frees_budget_brings_a_new_batch(image_folder):
+    app = LabellingApp(image_folder, quick_settings(budget=4), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await label_first_batch(pilot, app, skip_last=False)
+        labelling = labelling_screen(app)
+        await until(pilot, lambda: not labelling.busy and app.session.finished, what="the budget reached")
+        screen = await open_review(pilot, app)
+        await pilot.press("s")  # one label fewer: the budget has room for one more
+        assert screen.view[0].answer == SKIPPED and not app.session.finished
+        await pilot.press("escape")
+        await until(pilot, batch_ready(app, 2), what="a batch for the freed budget")
+        assert len(app.session.batch.items) == 1
+        await pilot.press("q")

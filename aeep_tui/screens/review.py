@@ -86,7 +86,7 @@ class ReviewScreen(Screen):
         self.class_names: list[str] = session.settings.classes
         self.items: list[ReviewItem] = []
         self.view: list[ReviewItem] = []  # the items in the current order (and class)
-        self.order, self.shown_class = "disagree", 0
+        self.order, self.shown_class = "disagree", 0  # C shows one answer: a class index or SKIPPED
         self.cursor, self.page_size, self.columns = 0, page_size(session.settings.batch_size), 1
         self.cards: list[ReviewCard] = []
         self.model_note = "model: computing…"
@@ -164,7 +164,7 @@ class ReviewScreen(Screen):
         elif self.order == "round":
             self.view = by_round(self.items)
         else:
-            self.view = of_class(self.items, self._class_answers()[self.shown_class])
+            self.view = of_class(self.items, self.shown_class)
         self.cursor = min(self.cursor, max(len(self.view) - 1, 0))
 
     def _class_answers(self) -> list[int]:
@@ -200,7 +200,7 @@ class ReviewScreen(Screen):
             return
         how = ORDERS[self.order]
         if self.order == "class":
-            shown = self._class_answers()[self.shown_class]
+            shown = self.shown_class
             how += f": {'skipped' if shown == SKIPPED else self.class_names[shown]}"
         disputed = sum(it.disagrees for it in self.items)
         pages = max(1, -(-len(self.view) // self.page_size))
@@ -268,9 +268,12 @@ class ReviewScreen(Screen):
     def action_order(self, order: str) -> None:
         """Sort again (predictions that arrived since count); C again: the next class."""
         if order == "class" and self.order == "class":
-            self.shown_class = (self.shown_class + 1) % len(self._class_answers())
+            # The next answer after this one that some item holds (corrections change which)
+            cycle, present = [*range(len(self.class_names)), SKIPPED], set(self._class_answers())
+            at = cycle.index(self.shown_class)
+            self.shown_class = next(c for step in range(1, len(cycle) + 1) if (c := cycle[(at + step) % len(cycle)]) in present)
         elif order == "class":
-            self.shown_class = 0
+            self.shown_class = self._class_answers()[0]
         self.order, self.cursor = order, 0
         self._sort()
         self.show_page()
