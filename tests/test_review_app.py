@@ -220,3 +220,30 @@ async def test_a_correction_that_frees_budget_brings_a_new_batch(image_folder):
         await until(pilot, batch_ready(app, 2), what="a batch for the freed budget")
         assert len(app.session.batch.items) == 1
         await pilot.press("q")
+
+
+async def test_patients_are_reviewed_as_timelines(tmp_path):
+    from aeep_core.session import ProjectSettings
+    from aeep_tui.widgets.timeline import TimelineCard
+    from tests.sequences_fixtures import write_jsonl_folder
+
+    folder = write_jsonl_folder(tmp_path / "patients", per_class=8, seed=1)
+    settings = ProjectSettings(
+        classes=["sick", "well"],
+        keys=["1", "2"],
+        modality="sequence",
+        batch_size=4,
+        device="cpu",
+        train={"min_steps": 10, "max_steps": 10},
+    )
+    app = LabellingApp(folder, settings, confirm_setup=False)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await until(pilot, batch_ready(app, 1), timeout=60, what="the first batch of patients")
+        await pilot.press("1", "2", "1", "2", "enter")
+        await until(pilot, batch_ready(app, 2), timeout=60, what="the second batch")
+        screen = await open_review(pilot, app)
+        assert all(isinstance(card.body, TimelineCard) for card in screen.cards)
+        assert all(it.model_predicted is not None for it in screen.items)  # the sequence model's view
+        await pilot.press("2")  # relabel the first patient
+        assert app.session.learner.labels[screen.view[0].item_id] == 1
+        await pilot.press("q")

@@ -25,6 +25,7 @@ from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
+from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.widgets.card_grid import fit_grid
 from aeep_tui.widgets.cards import card_for, item_image
 from aeep_tui.widgets.footer import QuietFooter
@@ -298,8 +299,6 @@ class LabellingScreen(Screen):
         """The review screen: confirmed batches, corrected in place. Safe at any time, a
         retrain running included: the engine queues a correction behind it (plain) or in
         the trainer's own queue (pipelined), so no training reads L while it changes."""
-        from aeep_tui.screens.review import ReviewScreen
-
         if not isinstance(self.app.screen, ReviewScreen):
             self.app.push_screen(ReviewScreen(self.session), self._review_closed)
 
