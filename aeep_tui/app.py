@@ -39,6 +39,7 @@ OPEN_GROUP = "open"
 #: The command palette (ctrl+p): (title, help, app action). One line per command; Textual's
 #: own commands (Theme, Keys, Quit, ...) follow them.
 PALETTE: list[tuple[str, str, str]] = [
+    ("Review", "Browse confirmed answers, likely mistakes first, and correct them (R on the labelling screen)", "review"),
     ("Stats", "Labels per class, the model's accuracy and when to stop (S on the labelling screen)", "stats"),
     ("Export labels", "Write the labels as CSV into the project folder (aeep-tui export for other formats)", "export_labels"),
 ]
@@ -61,10 +62,12 @@ class LabellingApp(App[None]):
         confirm_setup: bool = True,
         project_dir: Path | None = None,
         config: Config | None = None,
+        review: bool = False,
     ) -> None:
         super().__init__()
         self.config = config or Config()
         self.data = Path(data)
+        self.start_in_review = review  # `aeep-tui review`: the review screen over the labelling one
         self.proposed = settings
         self.confirm_setup = confirm_setup
         self.project_dir = project_dir
@@ -127,8 +130,11 @@ class LabellingApp(App[None]):
             session = cast(LabellingSession, event.worker.result)
             self.session, self.opened_project = session, session.project_path
             self._gc_thresholds = defer_full_collections()
-            self.switch_screen(LabellingScreen(session))
-            if self.resuming:  # a one-line reminder, not a question: the stored settings apply
+            labelling = LabellingScreen(session)
+            self.switch_screen(labelling)
+            if self.start_in_review:
+                self.call_later(labelling.action_review)
+            elif self.resuming:  # a one-line reminder, not a question: the stored settings apply
                 stats = session.stats
                 self.notify(f"Resumed at round {stats.round}: {stats.labelled:,} labelled so far.", timeout=4)
         elif event.state == WorkerState.ERROR:
@@ -197,6 +203,14 @@ class LabellingApp(App[None]):
             return
         self.exported = target
         self.call_from_thread(self.notify, f"Exported {len(rows)} labels to {target}", timeout=10)
+
+    def action_review(self) -> None:
+        """The review screen over the labelling screen (for a command or the palette)."""
+        screen = self._labelling_screen()
+        if screen is None:
+            self.notify("Review needs an open project: finish the setup first.", severity="warning")
+            return
+        screen.action_review()
 
     # --- leaving ----------------------------------------------------------------
     async def action_save_and_quit(self) -> None:

@@ -16,6 +16,7 @@ from aeep_tui.app import PALETTE, LabellingApp
 from aeep_tui.config import load_config
 from aeep_tui.keys import CLASS_KEYS
 from aeep_tui.screens.labelling import LabellingScreen
+from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.screens.stats import StatsScreen
 from aeep_tui.widgets.learning_curve import LearningCurve
 from tests.conftest import make_image_folder
@@ -140,13 +141,18 @@ async def _palette(pilot, app, query: str) -> None:
     await pilot.press("enter")
 
 
-async def test_palette_offers_stats_export_and_theme(image_folder):
-    assert [title for title, _, _ in PALETTE] == ["Stats", "Export labels"]
+async def test_palette_offers_review_stats_export_and_theme(image_folder):
+    assert [title for title, _, _ in PALETTE] == ["Review", "Stats", "Export labels"]
     app = LabellingApp(image_folder, quick_settings(budget=40), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, batch_ready(app, 1), what="the first batch")
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        assert titles[:2] == ["Stats", "Export labels"] and "Theme" in titles
+        assert titles[:3] == ["Review", "Stats", "Export labels"] and "Theme" in titles
+
+        await _palette(pilot, app, "review")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review from the palette")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, LabellingScreen), what="back to labelling")
 
         await _palette(pilot, app, "stats")
         await until(pilot, lambda: isinstance(app.screen, StatsScreen), what="stats from the palette")

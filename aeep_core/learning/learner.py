@@ -150,6 +150,17 @@ class ActiveLearner:
         """Labels per class in L, [C]."""
         return np.bincount(np.fromiter(self.labels.values(), dtype=np.int64), minlength=self.pool.n_classes)
 
+    def correct(self, item: int, label: int) -> None:
+        """Change the answer of an item of an earlier batch (a correction from review): a
+        class relabels it or moves it from the skipped items into L, ``SKIPPED`` takes it out
+        of L, ``RETRACT`` returns it to U. A relabelled item keeps its place in L's order;
+        the next training uses the new answer."""
+        if label not in (SKIPPED, RETRACT) and not 0 <= label < self.pool.n_classes:
+            raise ValueError(f"label {label} is not a class index (0..{self.pool.n_classes - 1}), SKIPPED or RETRACT")
+        if not 0 <= item < len(self.pool):
+            raise ValueError(f"item {item} is not in the pool (0..{len(self.pool) - 1})")
+        self.add_labels([item], [label])
+
     @property
     def classes_seen(self) -> int:
         """How many distinct classes L holds."""

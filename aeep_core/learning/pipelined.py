@@ -5,7 +5,8 @@ retrain and a scoring pass. :class:`PipelinedLearner` moves both off that path:
 
 * a background thread keeps one warm model and trains it ``steps_per_label`` steps for
   every answer as it arrives (each answer enters the training set exactly once; a
-  relabel replaces it, a skip or an undo removes it);
+  relabel replaces it, a skip or an undo removes it; a correction to an earlier batch,
+  :meth:`PipelinedLearner.correct`, is one more answer in the same queue);
 * once all but ``lookahead`` cards of the batch on screen are answered, and the steps
   owed for those answers are done (or ``choose_within`` seconds have passed: a slow
   machine's backlog never holds the choice up; the steps left are trained after it and
@@ -72,6 +73,12 @@ def warmed_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tens
         return d * averaged + (1.0 - d) * current
 
     return average
+
+
+def _arrival(replayed: bool) -> float:
+    """When an answer reached the queue; replayed history is never "late" (see
+    :meth:`PipelinedLearner._absorb_one`): it is absorbed step for step as it first was."""
+    return math.inf if replayed else time.monotonic()
 
 
 @dataclass
@@ -148,39 +155,69 @@ class PipelinedLearner:
         initial: int | None = None,
         backlog: Sequence[tuple[int, int]] = (),
         answered: Sequence[tuple[int, int]] = (),
+        replay: Sequence[tuple[int | None, int, int]] = (),
     ) -> Proposal | None:
         """Start the thread and return the batch to show: ``current`` (a resumed batch),
         else a random one when nothing is labelled yet, else a freshly chosen one.
 
         Resuming from a snapshot: ``backlog`` holds the (item, label) answers to earlier
         batches given after the snapshot, ``answered`` the (position, label) answers to
-        ``current`` so far, both in the order given; they are replayed as they happened.
+        ``current`` so far; or ``replay`` holds both, (position in ``current`` or None,
+        item, label), which keeps corrections between answers in their place. Each is
+        replayed in the order given. :meth:`queue` and :meth:`launch` are the two halves.
         """
+        self.queue(current, initial, backlog, answered, replay)
+        return self.launch()
+
+    def queue(
+        self,
+        current: Proposal | None = None,
+        initial: int | None = None,
+        backlog: Sequence[tuple[int, int]] = (),
+        answered: Sequence[tuple[int, int]] = (),
+        replay: Sequence[tuple[int | None, int, int]] = (),
+    ) -> None:
+        """The first half of :meth:`start`: set the batch on screen and queue the answers to
+        replay, without starting the thread (so a caller can hold a lock over it alone)."""
         self.current = current
         for item, label in backlog:
-            # never "late": replayed history is absorbed step for step as it first was
-            self._inbox.put((-1, -1, int(item), int(label), math.inf))
+            self._inbox.put((-1, -1, int(item), int(label), _arrival(replayed=True)))
         if current is None and not self.learner.labels:
             ids = self.learner.initial_ids(initial or self.batch_size)
             n = len(ids)
             self.current = Proposal(ids, np.zeros(n, bool), np.full(n, -1), np.zeros(n), float("nan"), float("nan"), None, 0.0)
         for position, label in answered:
-            self.answer(position, label)
+            self.answer(position, label, replayed=True)
+        for where, item, label in replay:
+            if where is None:
+                self.correct(item, label, replayed=True)
+            else:
+                self.answer(where, label, replayed=True)
+
+    def launch(self) -> Proposal | None:
+        """The second half of :meth:`start`: run the thread; return the batch to show,
+        waiting for the first choice when there was none."""
         self._thread.start()
         if self.current is None:
             self._request_selection()
             self.current = self._take_ready(None)
         return self.current
 
-    def answer(self, position: int, label: int) -> None:
+    def answer(self, position: int, label: int, replayed: bool = False) -> None:
         """Card ``position`` of the current batch was labelled, skipped (``SKIPPED``) or
-        un-answered (``RETRACT``)."""
+        un-answered (``RETRACT``); ``replayed``: an answer from the store's log."""
         assert self.current is not None
         if label == RETRACT:
             self._answers.pop(position, None)
         else:
             self._answers[position] = label
-        self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label), time.monotonic()))
+        self._inbox.put((self._generation, position, int(self.current.ids[position]), int(label), _arrival(replayed)))
+        self._wake.set()
+
+    def correct(self, item: int, label: int, replayed: bool = False) -> None:
+        """An item of an earlier batch got a new answer (a class, ``SKIPPED`` or ``RETRACT``,
+        from review): it is taken in order with the answers, and a class owes its steps."""
+        self._inbox.put((-1, -1, int(item), int(label), _arrival(replayed)))
         self._wake.set()
 
     def next_batch(self, timeout: float | None = None) -> Proposal | None:
@@ -223,12 +260,15 @@ class PipelinedLearner:
         self._wake.set()
 
     def _selection_due(self) -> bool:
-        """Right after the (k - lookahead)-th answer of the batch is trained on (or at once
-        for a start without a batch): a point fixed by the answers, not by the clock."""
+        """Right after the (k - lookahead)-th answer of the batch is trained on (or, for a
+        start without a batch, once the answers queued before it are trained on): a point
+        fixed by the answers, not by the clock, unless ``choose_within`` runs out first."""
         if self._selected == self._seen_generation:
             return False
         if self.current is None:
-            due = self._requested == self._generation
+            # Only once every answer queued before the start is in L (a resumed trainer's
+            # replay): choosing earlier could pick an item the replay labels.
+            due = self._requested == self._generation and self._inbox.empty() and self._waiting is None
         else:
             due = self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
         if not due or self._owed <= 0:

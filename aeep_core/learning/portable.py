@@ -44,10 +44,15 @@ def model_from_weights(
     shape: tuple[int, ...], modality: str, n_classes: int, weights: dict[str, torch.Tensor]
 ) -> nn.Module | None:
     """The project's network for inputs of ``shape`` (one item, no batch dimension) with
-    ``weights`` loaded, in eval mode; None when the weights do not fit it."""
-    model = build_model(torch.empty((0, *shape)), modality, n_classes)
+    ``weights`` loaded, in eval mode; None when the weights do not fit it.
+
+    Built on the meta device and given the weights' tensors (copies): no random
+    initialisation, so nothing is drawn from torch's global generator, which a trainer in
+    another thread may be using (its dropout draws must not change)."""
+    with torch.device("meta"):
+        model = build_model(torch.empty((0, *shape)), modality, n_classes)
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict({k: v.detach().clone() for k, v in weights.items()}, assign=True)
     except (RuntimeError, KeyError, ValueError):
         return None
     return model.eval()

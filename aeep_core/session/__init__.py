@@ -1,6 +1,7 @@
 """A labelling session over a project store: settings, the batch on screen, the engine."""
 
 from aeep_core.learning.learner import SKIPPED
+from aeep_core.session.review import HistoryEntry, ReviewItem
 from aeep_core.session.session import LabellingSession
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
 from aeep_core.store import ProjectLocked, StoreError
@@ -13,6 +14,8 @@ __all__ = [
     "Batch",
     "SessionStats",
     "LabellingSession",
+    "ReviewItem",
+    "HistoryEntry",
     "ProjectLocked",
     "StoreError",
     "Drift",

@@ -9,6 +9,7 @@ does everything in :meth:`PlainEngine.choose`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ StageProgress = Callable[[str, int, int], None]
 #: what the session records once an engine has learnt from a confirmed batch:
 #: (mp, batch accuracy, engine state to store — None keeps the state the batch was chosen in)
 RecordOutcome = Callable[[float | None, float | None, dict[str, Any] | None], None]
+#: commits a correction to the store; an engine calls it where no trainer can read the log between
+SaveCorrection = Callable[[], object]
 
 
 @dataclass
@@ -38,7 +41,9 @@ class Engine(Protocol):
     """What a session asks of an engine. ``adopt`` hands it a batch it did not choose (a
     restored or a random cold-start one; ``m``: its exploration count); ``answer`` gets
     every answer to the batch on screen as it is saved (a class index, ``SKIPPED`` or ``RETRACT``); ``confirm`` learns from the complete
-    batch and calls ``record``; ``choose`` returns the next batch, None when stopped."""
+    batch and calls ``record``; ``choose`` returns the next batch, None when stopped;
+    ``correct`` takes a new answer to an item of a confirmed batch (review) into the next
+    training, at any time, a retrain running or not: it calls ``save`` first."""
 
     learner: ActiveLearner
 
@@ -52,6 +57,8 @@ class Engine(Protocol):
     def answer(self, position: int, label: int) -> None: ...
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
+
+    def correct(self, item: int, label: int, save: SaveCorrection) -> None: ...
 
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
 
@@ -82,6 +89,11 @@ class PlainEngine:
 
     def __init__(self, learner: ActiveLearner, settings: ProjectSettings):
         self.learner, self.settings = learner, settings
+        # A correction made while choose() trains (in a worker) waits here: L must not change
+        # under a running retrain. It is taken when the retrain ends, as reopening replays it.
+        self._lock = threading.Lock()
+        self._choosing = False
+        self._pending: list[tuple[int, int]] = []
 
     def adopt(self, batch: Batch, m: int | None) -> None:
         """Nothing to do: the plain engine learns only from confirmed batches."""
@@ -108,8 +120,29 @@ class PlainEngine:
             learner.load_state_dict(before)
             raise
 
+    def correct(self, item: int, label: int, save: SaveCorrection) -> None:
+        """Into L now, or when the running retrain ends (the batch it chooses did not see it)."""
+        with self._lock:
+            save()
+            if self._choosing:
+                self._pending.append((item, label))
+            else:
+                self.learner.correct(item, label)
+
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         """Train, evaluate, score and choose; None when stopped (the last model kept)."""
+        with self._lock:
+            self._choosing = True
+        try:
+            return self._choose(progress, should_stop)
+        finally:
+            with self._lock:
+                self._choosing = False
+                for item, label in self._pending:
+                    self.learner.correct(item, label)
+                self._pending = []
+
+    def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         learner, s = self.learner, self.settings
         report = (lambda stage: lambda d, t: progress(stage, d, t)) if progress else (lambda stage: None)
         k = next_batch_size(s.batch_size, len(learner.unlabelled_ids()), s.budget, len(learner.labels))

@@ -12,6 +12,7 @@ the same next batch as a session never interrupted.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, batch_outcome
 from aeep_core.learning.pipelined import PipelinedLearner
 from aeep_core.learning.training import steps_for_pace, training_steps_per_second
-from aeep_core.session.engines import Choice, RecordOutcome, StageProgress, batch_arrays
+from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, StageProgress, batch_arrays
 from aeep_core.session.types import Batch, ProjectSettings
 
 
@@ -48,6 +49,9 @@ class PipelinedEngine:
     def __init__(self, learner: ActiveLearner, settings: ProjectSettings, history: History, evaluate: bool):
         self.learner, self.settings, self._history, self._evaluate = learner, settings, history, evaluate
         self._pipe: PipelinedLearner | None = None
+        # Held while a trainer is set up from the stored log, and while a correction is saved
+        # and handed over: every stored answer then reaches the learner exactly once, in order.
+        self._lock = threading.Lock()
 
     @property
     def training(self) -> bool:
@@ -58,13 +62,25 @@ class PipelinedEngine:
     def adopt(self, batch: Batch, m: int | None) -> None:
         """Start the trainer with this batch on screen (a running one is replaced: a new
         random batch after a first batch that was all skipped); it resumes in the background."""
-        if self._pipe is not None:
-            self._pipe.close()
+        with self._lock:
+            if self._pipe is not None:
+                self._pipe.close()
+                self._pipe = None
         self._start(batch, m)
 
     def answer(self, position: int, label: int) -> None:
         if self._pipe is not None:
             self._pipe.answer(position, label)
+
+    def correct(self, item: int, label: int, save: SaveCorrection) -> None:
+        """Queued to the trainer behind the answers given before it (or into L when no
+        trainer runs: the next one starts from the stored log, which holds it)."""
+        with self._lock:
+            save()
+            if self._pipe is not None:
+                self._pipe.correct(item, label)
+            else:
+                self.learner.correct(item, label)
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None:
         """Record the batch's outcome; the trainer already has every answer, and the state
@@ -80,7 +96,18 @@ class PipelinedEngine:
         if progress:
             progress("train", 0, 1)
         start = time.perf_counter()
-        proposal = self._start(None, None) if self._pipe is None else self._wait(should_stop)
+        pipe, proposal = self._pipe, None
+        if pipe is not None and pipe.current is not None:
+            proposal = self._wait(should_stop)
+        if proposal is None and not (should_stop is not None and should_stop()):
+            if pipe is not None:
+                # The trainer found nothing left to choose, but the session says there is: a
+                # correction since (an item back in the pool, a label taken out) freed some.
+                # A new trainer, started from the stored log, chooses with it.
+                with self._lock:
+                    pipe.close()
+                    self._pipe = None
+            proposal = self._start(None, None)
         if proposal is None or self._pipe is None:
             return None
         if progress:
@@ -119,42 +146,46 @@ class PipelinedEngine:
     # --- internals ---------------------------------------------------------------------
     def _start(self, batch: Batch | None, m: int | None) -> Proposal | None:
         """Start the trainer on the stored state (the last snapshot plus every answer
-        since); return the batch it chose when none was on screen, else None."""
-        checkpoint, log = self._history()
-        snapshot = checkpoint if checkpoint is not None and "absorbed" in checkpoint else None  # else a plain one
-        current_round = None if batch is None else batch.round
-        if snapshot is not None:
-            log = log[int(snapshot["absorbed"]) :]
-        else:
-            # No trainer state yet: L is what the session rebuilt from done rounds; only the
-            # open batch's answers are new. The trainer owes a full round first.
-            log = [a for a in log if a.round == current_round]
-        backlog, answered = [], []
-        for a in log:
-            label = RETRACT if a.label is None else a.label
-            if a.round == current_round and a.position is not None:
-                answered.append((a.position, label))
-            elif a.item is not None:
-                backlog.append((a.item, label))
+        since, corrections included, in the order given); return the batch it chose when
+        none was on screen, else None."""
         s = self.settings
-        if snapshot is not None and "steps_per_label" in snapshot:
-            steps = int(snapshot["steps_per_label"])  # what this project's trainer used: replay it exactly
-        elif s.steps_per_label > 0:
-            steps = s.steps_per_label
-        else:
-            steps = steps_for_pace(training_steps_per_second(self.learner.pool))
-        self._pipe = PipelinedLearner(
-            self.learner,
-            s.batch_size,
-            lookahead=s.lookahead,
-            steps_per_label=steps,
-            evaluate=self._evaluate,
-            resume=snapshot,
-            budget=s.budget,
-            choose_within=s.choose_within,
-        )
-        current = None if batch is None else _shown_proposal(batch, m)
-        chosen = self._pipe.start(current=current, backlog=backlog, answered=answered)
+        with self._lock:
+            checkpoint, log = self._history()
+            snapshot = checkpoint if checkpoint is not None and "absorbed" in checkpoint else None  # else a plain one
+            current_round = None if batch is None else batch.round
+            if snapshot is not None:
+                log = log[int(snapshot["absorbed"]) :]
+            else:
+                # No trainer state yet: L is what the session rebuilt from done rounds (with
+                # their corrections); only the open batch's answers are new. The trainer owes
+                # a full round first.
+                log = [a for a in log if a.round == current_round]
+            replay: list[tuple[int | None, int, int]] = []
+            for a in log:
+                label = RETRACT if a.label is None else a.label
+                if a.round == current_round and a.position is not None and batch is not None:
+                    replay.append((a.position, batch.items[a.position].item_id, label))
+                elif a.item is not None:
+                    replay.append((None, a.item, label))
+            if snapshot is not None and "steps_per_label" in snapshot:
+                steps = int(snapshot["steps_per_label"])  # what this project's trainer used: replay it exactly
+            elif s.steps_per_label > 0:
+                steps = s.steps_per_label
+            else:  # a trainer's first start (no review yet to wait on the lock): a second or so
+                steps = steps_for_pace(training_steps_per_second(self.learner.pool))
+            pipe = PipelinedLearner(
+                self.learner,
+                s.batch_size,
+                lookahead=s.lookahead,
+                steps_per_label=steps,
+                evaluate=self._evaluate,
+                resume=snapshot,
+                budget=s.budget,
+                choose_within=s.choose_within,
+            )
+            pipe.queue(current=None if batch is None else _shown_proposal(batch, m), replay=replay)
+            self._pipe = pipe
+        chosen = pipe.launch()  # may wait for a first choice: outside the lock
         return chosen if batch is None else None
 
     def _wait(self, should_stop: Callable[[], bool] | None) -> Proposal | None:

@@ -30,6 +30,7 @@ from aeep_core.pool import Dataset
 from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
 from aeep_core.session.project_data import load_project_data
+from aeep_core.session.review import Review, taught_labels
 from aeep_core.session.stats import StatsReport, StopSet, build_report
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
 from aeep_core.store import RoundPredictions, Store, StoreError
@@ -63,6 +64,8 @@ class LabellingSession:
             if settings.pipelined
             else PlainEngine(learner, settings)
         )
+        # Confirmed batches: browse them, see each answer's history, correct (session.review).
+        self.review = Review(store, self.engine, self.pool, item_ids)
         self.batch: Batch | None = None
         self._batch_db_items: list[int] = []  # stored item id per batch position
         self._answer_seq: dict[int, int] = {}  # batch position -> label row id of its answer (undo order)
@@ -139,20 +142,11 @@ class LabellingSession:
             raise
 
     def _restore(self) -> None:
-        """Rebuild the learner from the store: labels in the order they were taught, the
-        strategy and RNG state, the last model, and the open batch with its answers."""
+        """Rebuild the learner from the store: labels in the order they were taught (and
+        corrected), the strategy and RNG state, the last model, and the open batch with its answers."""
         rounds = self._store.rounds()
         latest = {r["item_id"]: r for r in self._store.current_labels()}
-        ids, ys = [], []
-        for r in rounds:
-            if r["status"] != "done":
-                continue
-            for ri in self._store.round_items(r["number"]):
-                idx, lab = self._index.get(ri["item_id"]), latest.get(ri["item_id"])
-                if idx is not None and lab is not None and lab["label"] is not None:
-                    ids.append(idx)
-                    ys.append(lab["label"])
-        self.learner.add_labels(ids, ys)
+        self.learner.add_labels(*taught_labels(self._store, self._index))  # corrections in their place
         if rounds:
             self.learner.load_state_dict(json.loads(rounds[-1]["engine"]))
         self._load_checkpoint_model()

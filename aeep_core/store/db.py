@@ -185,8 +185,9 @@ class Store:
         return self.query(f"SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l {_LATEST} ORDER BY l.id")
 
     def answers(self) -> list[sqlite3.Row]:
-        """Every answer row in the order given (item_id, round, label; label None = taken back)."""
-        return self.query("SELECT item_id, round, label FROM labels ORDER BY id")
+        """Every answer row in the order given: item_id, round, label (None = taken back) and
+        corrected_after (None, or for a correction made in review the newest confirmed round then)."""
+        return self.query("SELECT item_id, round, label, corrected_after FROM labels ORDER BY id")
 
     def labelled_items(self) -> list[dict[str, Any]]:
         """Items whose current answer is a class: path, present, label, at, round, exploration;
@@ -209,6 +210,47 @@ class Store:
             "(SELECT COUNT(*) FROM items WHERE present = 1), (SELECT COUNT(*) FROM rounds WHERE status = 'done')"
         )[0]
         return {"labelled": row[0], "present": row[1], "rounds_done": row[2]}
+
+    # --- review: corrections to confirmed batches ----------------------------------------
+    def add_correction(self, item_id: int, label: int | None) -> int:
+        """Append a correction to an item of a confirmed batch (class index, -1 skipped, None
+        back to the pool); return the row's id. The row keeps the round of the item's batch
+        (exports say where it was asked) and records the newest confirmed round, after
+        which the learner takes it. StoreError when the item's latest batch is not confirmed."""
+        with self.transaction() as c:
+            latest = c.execute(
+                "SELECT ri.round, r.status FROM round_items ri JOIN rounds r ON r.number = ri.round "
+                "WHERE ri.item_id = ? ORDER BY ri.round DESC LIMIT 1",
+                (item_id,),
+            ).fetchone()
+            if latest is None or latest["status"] != "done":
+                raise StoreError(f"{self.db}: item {item_id} is in no confirmed batch; answer it on the labelling screen")
+            after = c.execute("SELECT MAX(number) FROM rounds WHERE status = 'done'").fetchone()[0]
+            row_id = c.execute(
+                "INSERT INTO labels (item_id, round, label, at, corrected_after) VALUES (?, ?, ?, ?, ?)",
+                (item_id, latest["round"], label, time.time(), after),
+            ).lastrowid
+            assert row_id is not None
+            return row_id
+
+    def item_history(self, item_id: int) -> list[sqlite3.Row]:
+        """Every answer row of one item, oldest first: id, round, label (-1 skipped, None taken
+        back or returned to the pool), at, corrected_after (None: given in its batch)."""
+        return self.query("SELECT id, round, label, at, corrected_after FROM labels WHERE item_id = ? ORDER BY id", (item_id,))
+
+    def reviewable_items(self) -> list[sqlite3.Row]:
+        """Every item whose latest batch is confirmed, by round and position: item_id, round,
+        position, exploration, predicted and confidence (the model's guess before the answer),
+        and its current answer (label, at, corrected_after; label None: back in the pool)."""
+        return self.query(
+            "SELECT ri.item_id, ri.round, ri.position, ri.exploration, ri.predicted, ri.confidence, "
+            "l.label, l.at, l.corrected_after FROM round_items ri JOIN rounds r ON r.number = ri.round "
+            "LEFT JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.item_id = ri.item_id "
+            "LEFT JOIN labels l ON l.id = last.id "
+            "WHERE r.status = 'done' AND NOT EXISTS "
+            "(SELECT 1 FROM round_items later WHERE later.item_id = ri.item_id AND later.round > ri.round) "
+            "ORDER BY ri.round, ri.position"
+        )
 
     # --- rounds ----------------------------------------------------------------------
     def rounds(self) -> list[sqlite3.Row]:

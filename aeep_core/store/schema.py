@@ -14,7 +14,7 @@ from pathlib import Path
 from aeep_core.store.errors import StoreError
 
 APPLICATION_ID = 0x41454550  # "AEEP"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1: the first layout. Kept verbatim so the migration from it stays tested.
@@ -77,11 +77,19 @@ MIGRATIONS: dict[int, str] = {
         CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
             BEGIN SELECT RAISE(ABORT, 'labels are append-only: add a row instead'); END;
     """,
-    # 3: "know when to stop". A fixed stop set (a seeded random sample of the items, drawn
+    # 3: corrections made in the review screen. An answer row given in its item's own batch
+    # keeps corrected_after NULL; a correction holds the newest confirmed round when it was
+    # made, so reopening replays it where the learner took it (after that round's batch).
+    # The index finds an item's rounds without scanning every batch.
+    2: """
+        ALTER TABLE labels ADD COLUMN corrected_after INTEGER;
+        CREATE INDEX round_items_item ON round_items (item_id, round);
+    """,
+    # 4: "know when to stop". A fixed stop set (a seeded random sample of the items, drawn
     # once) and, per round, the choosing model's predictions on it (Bloodgood &
     # Vijay-Shanker 2009: stop when consecutive models agree) and its confusion matrix on
     # the --test folder. New tables only, so the migration touches no existing row.
-    2: """
+    3: """
         CREATE TABLE stop_set (item_id INTEGER PRIMARY KEY REFERENCES items (id));
         CREATE TABLE round_predictions (
             round INTEGER PRIMARY KEY REFERENCES rounds (number),

@@ -10,7 +10,7 @@ import sys
 # Every module in aeep_tui.cli is a sub-command: it defines ``add_parser(subparsers)``
 # (cheap: heavy imports stay inside ``run``) and ``run(args) -> int``. The order below is
 # the order of ``--help``; modules not listed follow alphabetically.
-ORDER = ["label", "demo", "simulate", "bench", "cohort", "projects", "export", "model", "predict", "forget", "config"]
+ORDER = ["label", "review", "demo", "simulate", "bench", "cohort", "projects", "export", "model", "predict", "forget", "config"]
 
 
 def version() -> str:

@@ -100,14 +100,15 @@ def read_config(args: argparse.Namespace) -> None:
     apply_config(args, args.config)
 
 
-def run_app(data: Path, settings, confirm_setup: bool = True, config=None) -> int:
-    """Run the labelling app on ``data``; print a one-line error or where the work is kept."""
+def run_app(data: Path, settings, confirm_setup: bool = True, config=None, review: bool = False) -> int:
+    """Run the labelling app on ``data`` (``review``: opened on the review screen); print a
+    one-line error or where the work is kept."""
     import torch
 
     from aeep_tui.app import LabellingApp, training_threads
 
     torch.set_num_threads(training_threads())
-    app = LabellingApp(data, settings, confirm_setup=confirm_setup, config=config)
+    app = LabellingApp(data, settings, confirm_setup=confirm_setup, config=config, review=review)
     app.run()
     for note in app.exit_notes:
         print(f"aeep-tui: warning: {note}", file=sys.stderr)

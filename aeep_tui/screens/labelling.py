@@ -8,7 +8,6 @@ key instead of ending the app.
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import threading
 import time
@@ -26,14 +25,14 @@ from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
+from aeep_tui.screens.review import ReviewScreen
+from aeep_tui.widgets.card_grid import fit_grid
 from aeep_tui.widgets.cards import card_for, item_image
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
 from aeep_tui.widgets.stats_panel import StatsPanel
 
-# Cards smaller than this stop being readable; past it the grid scrolls instead.
-MIN_CARD_WIDTH, MIN_CARD_HEIGHT = 18, 7
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress repaints a second from the worker
 RETRAIN_GROUP = "retrain"
 FAILED = object()  # what _store_call returns when the session refused a write
@@ -57,6 +56,9 @@ class LabellingScreen(Screen):
         Binding("g", "toggle_guesses", "guesses"),
         Binding("space", "view", "view", key_display="␣"),
         Binding("r", "retry", "retry"),
+        # Upper case: every lower-case letter may be a class key (aeep_tui.keys).
+        Binding("R", "review", "review"),
+        Binding("shift+r", "review", "review", show=False),  # terminals that report Shift themselves
         Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
         Binding("pageup", "page(-1)", "page", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
@@ -117,24 +119,7 @@ class LabellingScreen(Screen):
 
     def fit_cards(self) -> None:
         """Size the grid so the whole batch fits the terminal when it can."""
-        grid = self.query_one("#card-grid")
-        n = max(len(self.cards), 1)
-        width, height = grid.size.width, grid.size.height
-        if width <= 0 or height <= 0:
-            return
-
-        # A square image needs about twice as many columns as rows of cells; pick the
-        # column count that gives the largest such image.
-        def image_side(cols: int) -> float:
-            rows = math.ceil(n / cols)
-            return min(width // cols / 2, height // rows)
-
-        self.columns = max(range(1, n + 1), key=image_side)
-        if width // self.columns < MIN_CARD_WIDTH:
-            self.columns = max(1, width // MIN_CARD_WIDTH)
-        rows = math.ceil(n / self.columns)
-        grid.styles.grid_size_columns = self.columns
-        grid.styles.grid_rows = str(max(MIN_CARD_HEIGHT, height // rows))
+        self.columns = fit_grid(self.query_one("#card-grid"), len(self.cards)) or self.columns
 
     # --- showing state ----------------------------------------------------------
     def refresh_stats(self) -> None:
@@ -311,6 +296,22 @@ class LabellingScreen(Screen):
             return
         item = self.cards[position].item
         self.app.push_screen(ImageViewScreen(item_image(self.session, item.item_id), item.name))
+
+    def action_review(self) -> None:
+        """The review screen: confirmed batches, corrected in place. Safe at any time, a
+        retrain running included: the engine queues a correction behind it (plain) or in
+        the trainer's own queue (pipelined), so no training reads L while it changes."""
+        if not isinstance(self.app.screen, ReviewScreen):
+            self.app.push_screen(ReviewScreen(self.session), self._review_closed)
+
+    def _review_closed(self, _result: object = None) -> None:
+        """Corrections change the counts, and may free items of a finished project."""
+        self.refresh_stats()
+        if self.session.batch is None and not self.busy and not self.failed:
+            if self.session.finished:
+                self.show_finished()
+            else:
+                self.start_retraining()
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.session.settings.classes, self.session.settings.keys))
