@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -60,10 +61,18 @@ def ray_cluster(tmp_path_factory):
     from aeep_core.bench.cluster import local_runtime_env
 
     env = local_runtime_env()
-    env["env_vars"]["AEEP_TUI_HOME"] = str(tmp_path_factory.mktemp("ray-home"))  # workers' caches stay in the test
+    home = str(tmp_path_factory.mktemp("ray-home"))
+    env["env_vars"]["AEEP_TUI_HOME"] = home  # workers' caches stay in the test; marks this cluster's workers
     # small and quiet: 2 CPUs, no dashboard, a 150 MB object store (the data is a few kB)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=150 * 2**20, log_to_driver=False, runtime_env=env)
-    yield ray
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=150 * 2**20,
+        log_to_driver=False,
+        runtime_env=env,
+    )
+    yield SimpleNamespace(ray=ray, home=home)
     ray.shutdown()
 
 
@@ -118,39 +127,45 @@ def test_ray_bench_gives_the_json_of_jobs_2(ray_cluster, data, reference, tmp_pa
     assert "accuracy" not in capsys.readouterr().err  # no run was computed again
 
 
-def _task_pids() -> list[int]:
-    """Processes running a bench task: Ray titles a worker ``ray::bench_run`` while it runs one."""
-    pids = []
+def _pid_running(what: str, home: str) -> int | None:
+    """The worker process running the run ``what`` on this test's cluster: Ray titles it
+    ``ray::bench_run <run>`` while it runs, and only this cluster's workers have ``home``
+    in their environment (the machine may run other Ray clusters: leave them alone)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"ray::bench_run"):
-                    pids.append(int(entry))
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode()
+                if (
+                    title == f"ray::bench_run {what}"
+                    and f"AEEP_TUI_HOME={home}".encode() in Path(f"/proc/{entry}/environ").read_bytes()
+                ):
+                    return int(entry)
             except OSError:
                 continue
-    return pids
+    return None
 
 
-def _kill_the_second_run(partial: Path, killed: list[int]) -> None:
-    """Once the first run is in the .partial, end the worker process running the second."""
-    deadline = time.monotonic() + 60
+def _kill_the_second_run(partial: Path, home: str, killed: list[int]) -> None:
+    """Once the first run is in the .partial, end the worker process running the other."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if partial.exists() and partial.read_text().count("\n") >= 1:
-            pids = _task_pids()
-            if pids:
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
+            first = json.loads(partial.read_text().splitlines()[0])["run"]["variant"]
+            pid = _pid_running(f"{'random' if first == 'aeep' else 'aeep'} seed 0 k=10", home)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
                 return
         time.sleep(0.01)
 
 
-def _bench_with_a_kill(data: Path, partial: Path, retries: int) -> tuple[list[int], dict | Exception]:
+def _bench_with_a_kill(data: Path, partial: Path, home: str, retries: int) -> tuple[list[int], dict | Exception]:
     """The tiny bench, one run at a time (a run holds both CPUs, one torch thread as with
     --jobs 2), its second run's worker killed from here."""
     from aeep_core.bench.cluster import RayExecutor
 
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_the_second_run, args=(partial, killed))
+    killer = threading.Thread(target=_kill_the_second_run, args=(partial, home, killed))
     killer.start()
     try:
         outcome: dict | Exception = run_bench(
@@ -168,9 +183,8 @@ def _bench_with_a_kill(data: Path, partial: Path, retries: int) -> tuple[list[in
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc (Linux)")
 def test_a_killed_worker_is_retried_and_finished_runs_stay(ray_cluster, data, reference, tmp_path):
     partial = tmp_path / "b.json.partial"
-    killed, report = _bench_with_a_kill(data, partial, retries=1)
-    assert len(killed) == 1, "no bench task was found running after the first run finished"
-    assert not Path(f"/proc/{killed[0]}").exists() or b"bench_run" not in Path(f"/proc/{killed[0]}/cmdline").read_bytes()
+    killed, report = _bench_with_a_kill(data, partial, ray_cluster.home, retries=1)
+    assert len(killed) == 1, "the second run was not found running after the first finished"
     assert isinstance(report, dict), report
     assert _numbers(report)["strategies"] == _numbers(reference)["strategies"]  # the retried run is the same run
     lines = partial.read_text().splitlines()
@@ -180,7 +194,7 @@ def test_a_killed_worker_is_retried_and_finished_runs_stay(ray_cluster, data, re
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc (Linux)")
 def test_a_run_lost_past_its_retries_is_reported_and_the_rest_kept(ray_cluster, data, reference, tmp_path):
     partial = tmp_path / "b.json.partial"
-    killed, outcome = _bench_with_a_kill(data, partial, retries=0)
+    killed, outcome = _bench_with_a_kill(data, partial, ray_cluster.home, retries=0)
     assert len(killed) == 1
     assert isinstance(outcome, RunsLost)
     message = str(outcome)

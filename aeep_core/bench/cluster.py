@@ -36,7 +36,7 @@ _RAY_DATA: dict[str, Dataset] = {}  # per Ray worker process: the data set of it
 
 
 def bench_run(job: Job, data: tuple[Any], threads: int) -> dict[str, Any]:
-    """The body of one Ray task (its process is titled ``ray::bench_run`` while it runs).
+    """The body of one Ray task (its process is titled ``ray::bench_run <run>`` while it runs).
 
     ``data`` holds the data set's object reference inside a tuple, so that Ray passes the
     reference rather than the data and a worker fetches each data set only once.
@@ -50,6 +50,10 @@ def bench_run(job: Job, data: tuple[Any], threads: int) -> dict[str, Any]:
         _RAY_DATA.clear()  # one data set at a time, as the process-pool workers do
         _RAY_DATA[ref.hex()] = ray.get(ref)
     return job.run(data=_RAY_DATA[ref.hex()])
+
+
+class ClusterUnavailable(RuntimeError):
+    """The Ray cluster named by the address could not be joined (the message says why)."""
 
 
 def local_runtime_env() -> dict[str, Any]:
@@ -104,7 +108,15 @@ class RayExecutor:
         init = dict(self.init)
         if not self.address:
             init.setdefault("runtime_env", local_runtime_env())
-        ray.init(address=self.address or None, **init)
+        try:
+            # "local": a new cluster on this machine, even when RAY_ADDRESS or `ray start`
+            # name another one (that is what "auto" is for)
+            ray.init(address=self.address or "local", **init)
+        except (ConnectionError, ValueError) as exc:  # no cluster there; ray:// without ray[client]
+            raise ClusterUnavailable(
+                f"--ray {self.address}: {str(exc).splitlines()[0]} (start one with `ray start --head`, "
+                "or give --ray alone for a local cluster)"
+            ) from exc
         return True
 
     def _check(self, progress: ProgressLine | None) -> None:
@@ -130,7 +142,8 @@ class RayExecutor:
         pending: dict[Any, Job] = {}
         try:
             self._check(progress)
-            task = ray.remote(bench_run).options(
+            task = ray.remote(bench_run)
+            resources = dict(
                 num_cpus=self.task_cpus, num_gpus=self.task_gpus, max_retries=self.max_retries, retry_exceptions=False
             )
             shipped: dict[Any, Any] = {}  # data key -> object reference: each data set goes out once
@@ -139,7 +152,10 @@ class RayExecutor:
                 if key not in shipped:
                     shipped[key] = ray.put(job.load())
                 # the loader stays here: it ran already, and may not pickle (a test's lambda)
-                pending[task.remote(dataclasses.replace(job, loader=None), (shipped[key],), self.threads)] = job
+                # named for the dashboard and `ray list tasks`; the worker's process title
+                # while it runs is then "ray::bench_run aeep seed 0 k=20"
+                named = task.options(name=f"bench_run {job.what}", **resources)
+                pending[named.remote(dataclasses.replace(job, loader=None), (shipped[key],), self.threads)] = job
             del shipped  # the tasks hold the references now: a data set is freed after its last run
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

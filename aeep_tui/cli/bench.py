@@ -219,9 +219,11 @@ def run(args: argparse.Namespace) -> int:
         f"{where}",
         file=sys.stderr,
     )
+    from aeep_core.bench.cluster import ClusterUnavailable
+
     try:
         report = run_bench(settings, partial=partial, progress=ProgressLine(0), jobs=args.jobs, executor=executor)
-    except RunsLost as exc:
+    except (RunsLost, ClusterUnavailable) as exc:
         print(f"aeep-tui bench: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
