@@ -136,6 +136,15 @@ class RayExecutor:
             if progress is not None:
                 progress.note(text)
 
+    def _remote_job(self, job: Job) -> Job:
+        """The job as a task gets it: without its loader (it ran here already, and may not
+        pickle: a test's lambda), and on the CPU when the task holds no GPU, so that a
+        CPU run on a GPU node does not take a GPU that Ray gave to another task."""
+        settings = job.settings
+        if not self.task_gpus and settings.device == "auto":
+            settings = dataclasses.replace(settings, device="cpu")
+        return dataclasses.replace(job, loader=None, settings=settings)
+
     def results(self, jobs: list[Job], progress: ProgressLine | None) -> Generator[Finished, None, None]:
         ray = self.ray
         shut_down = self._start()
@@ -151,11 +160,10 @@ class RayExecutor:
                 key = job.data_key()
                 if key not in shipped:
                     shipped[key] = ray.put(job.load())
-                # the loader stays here: it ran already, and may not pickle (a test's lambda)
                 # named for the dashboard and `ray list tasks`; the worker's process title
                 # while it runs is then "ray::bench_run aeep seed 0 k=20"
                 named = task.options(name=f"bench_run {job.what}", **resources)
-                pending[named.remote(dataclasses.replace(job, loader=None), (shipped[key],), self.threads)] = job
+                pending[named.remote(self._remote_job(job), (shipped[key],), self.threads)] = job
             del shipped  # the tasks hold the references now: a data set is freed after its last run
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

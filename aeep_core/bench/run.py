@@ -5,6 +5,10 @@ from ``seed`` only), trains the same network with the same :class:`TrainConfig`,
 tested on the same held-out images, which never enter selection. Finished runs are
 appended, one JSON line each, to a ``.partial`` file so that an interrupted bench skips
 them when started again with the same settings.
+
+A run is a :class:`Job`; an *executor* computes jobs and hands each back as it finishes:
+in this process, in local worker processes (``--jobs``), or as Ray tasks (``--ray``,
+:mod:`aeep_core.bench.cluster`). The loop of :func:`run_bench` is the same for all three.
 """
 
 from __future__ import annotations
