@@ -112,7 +112,7 @@ def test_ray_bench_gives_the_json_of_jobs_2(ray_cluster, data, reference, tmp_pa
     out = tmp_path / "ray.json"
     assert main(["bench", "--data", str(data), *ARGV, "--json", str(out), "--ray"]) == 0
     printed = capsys.readouterr()
-    assert "Ray local cluster, 1 CPU 0 GPU and 1 threads a run" in printed.err
+    assert "Ray local cluster; a run: 1 CPU, 0 GPU, 1 thread" in printed.err
     assert "aeep seed 0 k=10: accuracy" in printed.err  # the same progress notes
     assert "aeep" in printed.out and "AULC" in printed.out  # the same table
     report = json.loads(out.read_text())

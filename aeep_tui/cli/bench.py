@@ -209,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh and partial.exists():
         partial.unlink()
     if executor is not None:
-        where = f"Ray {args.ray or 'local cluster'}, {args.task_cpus:g} CPU {args.task_gpus:g} GPU and {executor.threads} threads a run"
+        n = executor.threads
+        where = (
+            f"Ray {args.ray or 'local cluster'}; a run: {args.task_cpus:g} CPU, {args.task_gpus:g} GPU, {n} thread{'s' * (n > 1)}"
+        )
     else:
         where = f"{args.jobs} jobs" if args.jobs > 1 else f"{torch.get_num_threads()} threads"
     print(
