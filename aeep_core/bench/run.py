@@ -5,17 +5,23 @@ from ``seed`` only), trains the same network with the same :class:`TrainConfig`,
 tested on the same held-out images, which never enter selection. Finished runs are
 appended, one JSON line each, to a ``.partial`` file so that an interrupted bench skips
 them when started again with the same settings.
+
+A run is a :class:`Job`; an *executor* computes jobs and hands each back as it finishes:
+in this process, in local worker processes (``--jobs``), or as Ray tasks (``--ray``,
+:mod:`aeep_core.bench.cluster`). The loop of :func:`run_bench` is the same for all three.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import numpy as np
 
@@ -106,54 +112,122 @@ def _test_subset(data: Dataset, n: int | None) -> Dataset:
     return Dataset(data.pool, data.test.subset(keep))
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run to compute: a variant of a benchmark at one seed and batch size.
+
+    ``loader`` replaces the task's data loader (tests: generated data). It is only called
+    where the data is loaded: in each worker process for ``--jobs``, once in this process
+    for ``--ray`` (which ships the data to the tasks).
+    """
+
+    settings: BenchSettings
+    variant: Variant
+    seed: int
+    k: int
+    key: str
+    data_path: Path
+    loader: Callable[[Path, int], Dataset] | None = None
+
+    @property
+    def what(self) -> str:
+        return f"{self.variant.name} seed {self.seed} k={self.k}"
+
+    def data_key(self) -> tuple[Any, ...]:
+        """What decides the data this run sees: runs with one key share one loaded copy."""
+        s = self.settings
+        # The loader itself, not its id(): the key keeps it alive, so a later loader can
+        # never be built at the same address and be handed this one's data.
+        return (
+            s.task,
+            str(self.data_path),
+            s.test_subset,
+            self.seed if TASKS[s.task].seeded_data else None,
+            self.loader,
+            s.backbone,
+            s.test_split,
+            s.test,
+        )
+
+    def load(self) -> Dataset:
+        """This run's data (test subset applied), loaded once per process and data key."""
+        key = self.data_key()
+        if key not in _WORKER_DATA:
+            _WORKER_DATA.clear()  # one data set at a time: MNIST is 50 MB, no need to hoard
+            load = self.loader
+            data = (
+                load(self.data_path, self.seed)
+                if load is not None
+                else TASKS[self.settings.task].load(self.data_path, self.seed, self.settings)
+            )
+            _WORKER_DATA[key] = _test_subset(data, self.settings.test_subset)
+        return _WORKER_DATA[key]
+
+    def run(self, data: Dataset | None = None, tick: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        """The run, in the ``simulate`` format plus ``variant``, ``wall_s``, ``cpu_s``: the one
+        definition of a run, whichever executor calls it (``data``: already loaded)."""
+        s = self.settings
+        sim = SimulationSettings(
+            strategy=self.variant.strategy,
+            batch_size=self.k,
+            budget=s.budget,
+            initial=s.initial,
+            seed=self.seed,
+            device=s.device,
+            candidates=s.candidates,
+            train=self.variant.config(s.train),
+            strategy_options=dict(self.variant.options),
+        )
+        data = self.load() if data is None else data
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = simulate(data, sim, on_round=tick)
+        wall = time.perf_counter() - t0
+        # CPU seconds as well as wall seconds: on shared cores the wall clock says more
+        # about the neighbours than about the strategy.
+        result.update(
+            variant=self.variant.name, wall_s=wall, cpu_s=time.process_time() - c0, s_per_round=wall / len(result["rounds"])
+        )
+        return result
+
+
 _WORKER_DATA: dict[Any, Dataset] = {}  # per process: data loaded once, reused by later runs
 
 
-def _one_run(
-    settings: BenchSettings,
-    variant: Variant,
-    seed: int,
-    k: int,
-    data_path: Path,
-    loader: Callable[[Path, int], Dataset] | None = None,
-    tick: Callable[[Any], None] | None = None,
-) -> dict[str, Any]:
-    """One simulated run, in the ``simulate`` format plus ``variant``, ``wall_s``, ``cpu_s``."""
-    task = TASKS[settings.task]
-    # The loader itself, not its id(): the key keeps it alive, so a later loader can never
-    # be built at the same address and be handed this one's data.
-    data_key = (
-        settings.task,
-        str(data_path),
-        settings.test_subset,
-        seed if task.seeded_data else None,
-        loader,
-        settings.backbone,
-        settings.test_split,
-        settings.test,
-    )
-    if data_key not in _WORKER_DATA:
-        _WORKER_DATA.clear()  # one data set at a time: MNIST is 50 MB, no need to hoard
-        data = loader(data_path, seed) if loader is not None else task.load(data_path, seed, settings)
-        _WORKER_DATA[data_key] = _test_subset(data, settings.test_subset)
-    sim = SimulationSettings(
-        strategy=variant.strategy,
-        batch_size=k,
-        budget=settings.budget,
-        initial=settings.initial,
-        seed=seed,
-        device=settings.device,
-        candidates=settings.candidates,
-        train=variant.config(settings.train),
-        strategy_options=dict(variant.options),
-    )
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = simulate(_WORKER_DATA[data_key], sim, on_round=tick)
-    wall = time.perf_counter() - t0
-    # CPU seconds as well as wall seconds: on shared cores the wall clock says more
-    # about the neighbours than about the strategy.
-    result.update(variant=variant.name, wall_s=wall, cpu_s=time.process_time() - c0, s_per_round=wall / len(result["rounds"]))
-    return result
+# --- executors: where runs are computed -------------------------------------------------
+@dataclass
+class Finished:
+    """A run that an executor is done with: its ``result``, or None and ``why`` when it was
+    lost (a worker or node died past its retries). ``ticked``: the progress bar has already
+    moved for each of its rounds."""
+
+    job: Job
+    result: dict[str, Any] | None
+    why: str = ""
+    ticked: bool = False
+
+
+class Executor(Protocol):
+    """Computes runs and yields each as it finishes, in any order (see :func:`run_bench`)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Where the runs ran, for the report's ``environment.runner``."""
+        ...
+
+    def results(self, jobs: list[Job], progress: ProgressLine | None) -> Generator[Finished, None, None]: ...
+
+
+class SerialExecutor:
+    """One run after the other in this process; the progress bar moves every round."""
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {"kind": "serial", "threads": torch.get_num_threads()}
+
+    def results(self, jobs: list[Job], progress: ProgressLine | None) -> Generator[Finished, None, None]:
+        for job in jobs:
+            tick = (lambda r, what=job.what: progress.advance(1, f"{what}: {r.labelled} labels")) if progress else None
+            yield Finished(job, job.run(tick=tick), ticked=True)
 
 
 def _worker_init(threads: int) -> None:
@@ -162,23 +236,63 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _run_job(job: Job) -> dict[str, Any]:
+    return job.run()
+
+
+class ProcessExecutor:
+    """``jobs`` runs at once in local worker processes of ``torch threads // jobs`` threads."""
+
+    def __init__(self, jobs: int):
+        import torch
+
+        self.jobs = jobs
+        self.threads = max(1, torch.get_num_threads() // jobs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "processes", "jobs": self.jobs, "threads_per_run": self.threads}
+
+    def results(self, jobs: list[Job], progress: ProgressLine | None) -> Generator[Finished, None, None]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # fork after torch threads started is unsafe
+        workers = max(1, min(self.jobs, len(jobs)))
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(self.threads,)) as ex:
+            futures = {ex.submit(_run_job, job): job for job in jobs}
+            try:
+                for fut in as_completed(futures):
+                    yield Finished(futures[fut], fut.result())
+            finally:
+                for fut in futures:
+                    fut.cancel()  # an interrupted bench does not start the runs still queued
+
+
+class RunsLost(RuntimeError):
+    """Some runs were lost past their retries; the finished ones are in the ``.partial`` file."""
+
+
+# --- the bench ----------------------------------------------------------------------------
 def run_bench(
     settings: BenchSettings,
     partial: Path | None = None,
     progress: ProgressLine | None = None,
     loader: Callable[[Path, int], Dataset] | None = None,
     jobs: int = 1,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) every variant × seed × batch size; return the report (see
     :func:`aeep_core.bench.report.build_report`). ``loader`` replaces the task's data loader
     (tests use it for generated data; it must be picklable when ``jobs`` > 1).
 
-    ``jobs`` > 1 runs that many runs at once in worker processes with one torch thread
-    each: a small CNN scales poorly over threads, so on a few cores parallel runs finish
-    sooner than parallel threads. The progress bar then moves once per finished run.
+    ``executor`` says where runs are computed (:class:`SerialExecutor`,
+    :class:`ProcessExecutor`, or :class:`aeep_core.bench.cluster.RayExecutor`); by default
+    ``jobs`` > 1 runs that many at once in worker processes with one torch thread each: a
+    small CNN scales poorly over threads, so on a few cores parallel runs finish sooner
+    than parallel threads. Whatever the executor, each run is appended to ``partial`` as it
+    finishes, and the progress bar moves once per finished run (every round when serial).
+    Raises :class:`RunsLost` when an executor lost runs, after every other run finished.
     """
-    import torch
-
     task = TASKS[settings.task]
     variants = [parse_variant(s) for s in settings.strategies]
     if len({v.name for v in variants}) != len(variants):
@@ -186,53 +300,59 @@ def run_bench(
     data_path = Path(settings.data) if settings.data is not None else task.default_data()
     done = read_partial(partial) if partial is not None else {}
     plan = [
-        (seed, k, v, run_key(settings, v, seed, k)) for seed in settings.seeds for k in settings.batch_sizes for v in variants
+        Job(settings, v, seed, k, run_key(settings, v, seed, k), data_path, loader)
+        for seed in settings.seeds
+        for k in settings.batch_sizes
+        for v in variants
     ]
     if progress is not None:
-        progress.total = max(1, sum(settings.rounds_per_run(k) for _, k, _, _ in plan))
+        progress.total = max(1, sum(settings.rounds_per_run(job.k) for job in plan))
     results: dict[str, dict[str, Any]] = {}
+    lost: list[Finished] = []
     started = time.time()
+    todo = []
+    for job in plan:
+        if job.key in done:
+            results[job.key] = done[job.key]
+            if progress is not None:
+                progress.advance(settings.rounds_per_run(job.k), computed=False)
+        else:
+            todo.append(job)
+    if executor is None:
+        executor = ProcessExecutor(jobs) if jobs > 1 and len(todo) > 1 else SerialExecutor()
 
-    def finished(key: str, what: str, result: dict[str, Any], computed_rounds: int) -> None:
-        results[key] = result
+    def record(end: Finished) -> None:
+        job, result = end.job, end.result
+        if result is None:
+            lost.append(end)
+            if progress is not None:
+                progress.note(f"{job.what}: lost ({end.why})")
+            return
+        results[job.key] = result
         if partial is not None:
-            append_partial(partial, key, result)
+            append_partial(partial, job.key, result)
         if progress is not None:
-            if computed_rounds:
-                progress.advance(computed_rounds, what)
+            if not end.ticked:
+                progress.advance(settings.rounds_per_run(job.k), job.what)
             last = result["rounds"][-1]
             figure = last.get(task.curve)
             shown = "-" if figure is None else (f"{100 * figure:.1f}%" if task.curve == "accuracy" else f"{figure:.3f}")
-            progress.note(f"{what}: {task.curve} {shown} at {last['labelled']} labels, {result['wall_s']:.0f} s")
+            progress.note(f"{job.what}: {task.curve} {shown} at {last['labelled']} labels, {result['wall_s']:.0f} s")
 
-    todo = []
-    for seed, k, variant, key in plan:
-        if key in done:
-            results[key] = done[key]
-            if progress is not None:
-                progress.advance(settings.rounds_per_run(k), computed=False)
-        else:
-            todo.append((seed, k, variant, key))
-    if jobs > 1 and len(todo) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, torch.get_num_threads() // jobs)
-        ctx = multiprocessing.get_context("spawn")  # fork after torch threads started is unsafe
-        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
-            futures = {
-                ex.submit(_one_run, settings, v, seed, k, data_path, loader): (key, f"{v.name} seed {seed} k={k}", k)
-                for seed, k, v, key in todo
-            }
-            for fut in as_completed(futures):
-                key, what, k = futures[fut]
-                finished(key, what, fut.result(), settings.rounds_per_run(k))
-    else:
-        for seed, k, variant, key in todo:
-            what = f"{variant.name} seed {seed} k={k}"
-            tick = (lambda r, what=what: progress.advance(1, f"{what}: {r.labelled} labels")) if progress else None
-            finished(key, what, _one_run(settings, variant, seed, k, data_path, loader, tick), 0)
+    if todo:  # all resumed: no executor starts (no cluster is joined for nothing)
+        # closing: an interrupted bench stops the executor's runs in flight at once
+        with contextlib.closing(executor.results(todo, progress)) as finishing:
+            for end in finishing:
+                record(end)
     if progress is not None:
         progress.close()
-    runs = [results[key] for *_, key in plan]
-    return build_report(settings, task, variants, runs, started=started)
+    if lost:
+        kept = (
+            f"the finished runs ({len(results)}) are kept in {partial}: run the same command again to compute the rest"
+            if partial is not None
+            else "no .partial file keeps the finished runs"
+        )
+        raise RunsLost(f"{len(lost)} of {len(plan)} runs were lost ({'; '.join(f'{e.job.what}: {e.why}' for e in lost)}); {kept}")
+    report = build_report(settings, task, variants, [results[job.key] for job in plan], started=started)
+    report["environment"]["runner"] = executor.describe()
+    return report

@@ -72,13 +72,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="test on a fixed random N of the test set (quick: 5000); 0 = the whole test set",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    p.add_argument("--threads", type=int, help="torch CPU threads (1 is faster when other jobs share the cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (1 is faster when other jobs share the cores); with --ray, per run (default --task-cpus)",
+    )
     p.add_argument(
         "--jobs",
         type=int,
         default=1,
         help="runs at once, in worker processes of one thread each "
         "(default 1; 2 on a 2-core machine finishes sooner than 2 threads)",
+    )
+    cluster = p.add_argument_group("on a Ray cluster (pip install 'aeep-tui[cluster]'; BENCHMARKS.md)")
+    cluster.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run every (strategy, seed, k) as a Ray task: no ADDRESS starts a local cluster of this machine's "
+        "cores; 'auto' joins the cluster this machine belongs to; ray://HEAD:10001 a remote one. The data is "
+        "read here and shipped once; every node needs aeep-tui installed",
+    )
+    cluster.add_argument("--task-cpus", type=float, default=1.0, metavar="N", help="CPUs per run with --ray (default 1)")
+    cluster.add_argument(
+        "--task-gpus", type=float, default=0.0, metavar="N", help="GPUs per run with --ray; 0.25 puts 4 runs on a GPU (default 0)"
+    )
+    cluster.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --ray: times a run is retried when its worker or node dies (default 3)",
     )
     p.add_argument("--json", type=Path, help="report file (default bench-PRESET.json); runs go to JSON.partial as they finish")
     p.add_argument("--plot", type=Path, help="learning-curve PNG (default: the JSON path with .png)")
@@ -142,15 +167,33 @@ def run_latency(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.task == "latency":
+        if args.ray is not None:
+            print("aeep-tui bench: error: --ray runs the strategy benches, not --task latency", file=sys.stderr)
+            return 2
         return run_latency(args)
     import torch
 
     from aeep_core.bench.plots import plot_report
     from aeep_core.bench.report import format_markdown, format_table
-    from aeep_core.bench.run import ProgressLine, run_bench
+    from aeep_core.bench.run import ProgressLine, RunsLost, run_bench
     from aeep_core.bench.settings import parse_variant, preset, split_list
 
-    if args.threads:
+    executor = None
+    if args.ray is not None or args.task_gpus or args.task_cpus != 1.0:
+        if args.ray is None:
+            print("aeep-tui bench: error: --task-cpus and --task-gpus go with --ray", file=sys.stderr)
+            return 2
+        if args.jobs > 1:
+            print("aeep-tui bench: error: give --jobs (local processes) or --ray (a Ray cluster), not both", file=sys.stderr)
+            return 2
+        from aeep_core.bench.cluster import RayExecutor
+
+        try:  # ray is an extra: without it this fails now, in one line (MissingExtra)
+            executor = RayExecutor(args.ray or None, args.task_cpus, args.task_gpus, args.threads, args.retries)
+        except ValueError as exc:
+            print(f"aeep-tui bench: error: {exc}", file=sys.stderr)
+            return 2
+    elif args.threads:
         torch.set_num_threads(args.threads)
     test_subset = None if args.test_subset is None else (args.test_subset or -1)
     try:
@@ -185,14 +228,30 @@ def run(args: argparse.Namespace) -> int:
     partial = out.with_name(out.name + ".partial")
     if args.fresh and partial.exists():
         partial.unlink()
+    if executor is not None:
+        n = executor.threads
+        where = (
+            f"Ray {args.ray or 'local cluster'}; a run: {args.task_cpus:g} CPU, {args.task_gpus:g} GPU, {n} thread{'s' * (n > 1)}"
+        )
+    else:
+        where = f"{args.jobs} jobs" if args.jobs > 1 else f"{torch.get_num_threads()} threads"
     print(
         f"bench {args.preset}: {settings.task}, strategies {', '.join(settings.strategies)}; seeds "
         f"{settings.seeds}; k {settings.batch_sizes}; {settings.initial}→{settings.budget} labels; "
         f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; "
-        f"{f'{args.jobs} jobs' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}",
+        f"{where}",
         file=sys.stderr,
     )
-    report = run_bench(settings, partial=partial, progress=ProgressLine(0), jobs=args.jobs)
+    from aeep_core.bench.cluster import ClusterUnavailable
+
+    try:
+        report = run_bench(settings, partial=partial, progress=ProgressLine(0), jobs=args.jobs, executor=executor)
+    except (RunsLost, ClusterUnavailable) as exc:
+        print(f"aeep-tui bench: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"aeep-tui bench: interrupted; finished runs are kept in {partial}: the same command continues", file=sys.stderr)
+        return 130
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     png = plot_report(report, args.plot or out.with_suffix(".png"))
