@@ -207,3 +207,28 @@ async def test_full_screen_view_keeps_the_images_aspect_ratio(size):
         body = app.screen.query_one("#image-view-body")
         assert widget.size.width == body.size.width or widget.size.height == body.size.height  # fills one side
 
+
+async def test_cards_are_fitted_again_when_the_retrain_strip_shows_or_hides(image_folder):
+    """The retrain strip under the grid appears while a batch is prepared and hides when
+    it is shown; the grid changes height by a row each time and the cards must follow
+    (they kept the size fitted for the other height: a row of space left, or a scrollbar)."""
+    from aeep_tui.app import LabellingApp
+    from aeep_tui.widgets.retrain_status import RetrainStatus
+    from tests.test_app import batch_ready, quick_settings, until
+
+    app = LabellingApp(image_folder, quick_settings(budget=40, batch_size=6), confirm_setup=False)
+    async with app.run_test(size=(120, 33)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        screen = app.screen
+        grid = screen.query_one("#card-grid")
+        strip = screen.query_one(RetrainStatus)
+        rows = math.ceil(len(screen.cards) / screen.columns)
+        heights = []
+        for show in (True, False, True):
+            strip.start() if show else strip.finish()
+            await pilot.pause(0.3)
+            assert screen.cards[0].outer_size.height == grid.size.height // rows, (show, grid.size)
+            heights.append(screen.cards[0].outer_size.height)
+        assert heights[0] != heights[1]  # the strip's row changes the cards' size here
+        strip.finish()
+        await pilot.press("q")
