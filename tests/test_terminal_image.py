@@ -29,6 +29,7 @@ from aeep_tui.widgets.terminal_image import (
     faded,
     fewer_greys,
     palette_first,
+    placeholders_missing,
     row_sixels,
 )
 
@@ -120,6 +121,22 @@ def test_row_sixels_are_one_image_per_cell_row_that_leaves_unset_pixels_alone():
         assert written[:height].all() and not written[height:].any()
         stacked.append(rgb[:height])
     assert np.array_equal(np.concatenate(stacked), as_sixel_percent(image))
+
+
+@pytest.mark.parametrize(
+    ("xtversion", "missing"),
+    [
+        ("\x1bP>|kitty(0.26.5)\x1b\\", True),  # Debian 12's kitty: no Unicode placeholders
+        ("\x1bP>|kitty(0.21.2)\x1b\\", True),
+        ("\x1bP>|kitty(0.28.0)\x1b\\", False),
+        ("\x1bP>|kitty(0.39.1)\x1b\\", False),
+        ("\x1bP>|XTerm(379)\x1b\\", False),
+        ("\x1bP>|WezTerm 20240203\x1b\\", False),
+        ("", False),  # no answer: trust textual-image's choice
+    ],
+)
+def test_placeholders_missing_only_for_kitty_before_0_28(xtversion, missing):
+    assert placeholders_missing(xtversion) is missing
 
 
 def test_fewer_greys_and_faded():

@@ -22,6 +22,12 @@ showed four faults that :class:`SixelTerminalImage` corrects:
    those rows blank (the image went out in the last row only).
 4. **Dimmed cards kept bright images** (a skipped card, the batch being replaced).
 
+Kitty before 0.28 answers textual-image's graphics query but cannot show its images
+(they are placed through Unicode placeholders, new in kitty 0.28; Debian 12 ships 0.26):
+every card showed a block of placeholder glyphs. :func:`placeholders_missing` reads the
+terminal's version (XTVERSION, asked once at import, before Textual reads the keyboard,
+and only when textual-image chose the graphics protocol); such a kitty gets half-blocks.
+
 Grey images are drawn with 32 grey levels (steps of 3%, which a digit does not show):
 the encoder's time grows with the colours in each band, and an upscaled digit has
 hundreds of edge greys, so this halves the time a new batch of cards takes to encode.
@@ -38,6 +44,7 @@ version range it was written against.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -51,10 +58,12 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual_image._pixeldata import PixelData
 from textual_image._sixel import BackgroundColor, SixelOptions, image_to_sixels
-from textual_image._terminal import CellSize, get_cell_size
+from textual_image._terminal import CellSize, TerminalError, capture_terminal_response, get_cell_size
 from textual_image._utils import StrOrBytesPath
+from textual_image.renderable import Image as AutoRenderable
+from textual_image.renderable.tgp import Image as TGPRenderable
+from textual_image.widget import HalfcellImage, SixelImage
 from textual_image.widget import Image as AutoImage
-from textual_image.widget import SixelImage
 from textual_image.widget.sixel import _ImageSixelImpl, _NoopRenderable
 
 OPAQUE_BACKGROUND: BackgroundColor = (0, 0, 0, 1.0)
@@ -172,6 +181,34 @@ class _SixelLayer(_ImageSixelImpl):
         return strips
 
 
+KITTY_PLACEHOLDERS = (0, 28)  # the kitty release that draws images through Unicode placeholders
+
+
+def ask_terminal_version() -> str:
+    """The terminal's XTVERSION reply (``ESC P >| name(version) ESC \\``), ``""`` if none.
+
+    Only before Textual starts: afterwards its input thread takes the reply."""
+    if not (sys.__stdout__ and sys.__stdout__.isatty()):
+        return ""
+    try:
+        with capture_terminal_response("\x1bP>|", "\x1b\\", timeout=0.1) as response:
+            sys.__stdout__.write("\x1b[>0q")
+            sys.__stdout__.flush()
+    except (TerminalError, TimeoutError, OSError):
+        return ""
+    return response.sequence
+
+
+def placeholders_missing(xtversion: str) -> bool:
+    """Whether the terminal is a kitty too old for textual-image's graphics (before 0.28)."""
+    found = re.search(r"kitty\((\d+)\.(\d+)", xtversion)
+    return found is not None and (int(found.group(1)), int(found.group(2))) < KITTY_PLACEHOLDERS
+
+
+# Decided once, at import, like textual-image's own choice (aeep_tui.app imports this early).
+HALF_BLOCKS_INSTEAD = AutoRenderable is TGPRenderable and placeholders_missing(ask_terminal_version())
+
+
 class SixelTerminalImage(SixelImage, Renderable=_NoopRenderable):
     """textual-image's Sixel widget, painted by :class:`_SixelLayer`."""
 
@@ -183,9 +220,11 @@ def terminal_image(image: PILImage.Image | Path, *, id: str | None = None, class
     """An image widget for whatever the terminal supports (detected by textual-image).
 
     Kitty graphics and half-blocks use textual-image's own widget; Sixel uses
-    :class:`SixelTerminalImage`. The widget is styled by ``id``/``classes`` (``width``
+    :class:`SixelTerminalImage`; a kitty older than 0.28 gets half-blocks. The widget is styled by ``id``/``classes`` (``width``
     and ``height`` ``auto`` keep the image's aspect ratio inside its container).
     """
     if AutoImage is SixelImage:
         return SixelTerminalImage(image, id=id, classes=classes)
+    if HALF_BLOCKS_INSTEAD:
+        return HalfcellImage(image, id=id, classes=classes)
     return AutoImage(image, id=id, classes=classes)
