@@ -18,9 +18,18 @@ showed four faults that :class:`SixelTerminalImage` corrects:
    full-screen view) the terminal scrolled, doubling the footer and losing the title.
 3. **Flicker.** Every repaint of a card (a label, the cursor moving, ``g``) first wrote
    spaces over the image — text erases Sixel graphics in xterm — then sent the image
-   again, so cards went blank for a moment; a repaint of only some rows of an image left
-   those rows blank (the image went out in the last row only).
+   again, so cards went blank for a moment (and, reading the code, a repaint of only some
+   rows of an image would leave them blank: the image went out with its last row only).
 4. **Dimmed cards kept bright images** (a skipped card, the batch being replaced).
+
+Each row of cells now gets its own slice of the image, sent with that row: a repaint of
+any rows sends exactly their slices, over the old pixels, and nothing ever writes spaces
+under the image. Slices are ``P2=1`` Sixel (unset pixels stay as they are), so the last
+band of six pixel rows of a slice, which reaches into the row below, covers nothing
+there. After each slice the cursor goes back to that row, just right of the image, where
+Textual expects it. The image is blended with the background behind its card by the
+card's opacity. The widget builds on textual-image's private ``_ImageSixelImpl``; pyproject pins the
+version range it was written against.
 
 Kitty before 0.28 answers textual-image's graphics query but cannot show its images
 (they are placed through Unicode placeholders, new in kitty 0.28; Debian 12 ships 0.26):
@@ -31,14 +40,6 @@ and only when textual-image chose the graphics protocol); such a kitty gets half
 Grey images are drawn with 32 grey levels (steps of 3%, which a digit does not show):
 the encoder's time grows with the colours in each band, and an upscaled digit has
 hundreds of edge greys, so this halves the time a new batch of cards takes to encode.
-
-Each row of cells now gets its own slice of the image, sent with that row: a repaint of
-any rows sends exactly their slices, over the old pixels, and nothing ever writes spaces
-under the image. Slices are ``P2=1`` Sixel (unset pixels stay as they are), so the last
-band of six pixel rows of a slice, which reaches into the row below, covers nothing
-there. The image is blended with the background behind its card by the card's opacity.
-The widget builds on textual-image's private ``_ImageSixelImpl``; pyproject pins the
-version range it was written against.
 """
 
 from __future__ import annotations
