@@ -4,7 +4,8 @@ virtual X display (Xvfb), driven with xdotool, checked from the screen's own pix
 What it shows: xterm answers textual-image's query as a Sixel terminal; the demo's cards
 are drawn as real pixels (not half-blocks: colour changes fall anywhere in a cell, not
 only on cell edges), each digit a square of its own black (the colour-register fault of
-``aeep_tui.widgets.terminal_image`` drew bars over it: not square); Space shows one image,
+``aeep_tui.widgets.terminal_image`` drew bars over it: not square); no digit goes blank
+while ``g`` repaints every card (screens read mid-repaint); Space shows one image,
 square and far larger; keys typed into the terminal reach the app (the labels are in the
 project, read back with ``aeep-tui export``). Xvfb keeps its screen in a file (``-fbdir``),
 so no screenshot tool is needed. It skips, saying why, without Xvfb, xterm or xdotool
@@ -124,9 +125,18 @@ class Display:
         proc = subprocess.Popen(command, env={**self.env, **(env or {})}, stderr=err)
         self.children.append(proc)
         if focus:
-            self.xdotool("search", "--sync", "--classname", name, "windowfocus", "--sync")
+            # the window exists before it is shown, and X refuses the focus until it is
+            wait_for(f"the {name} window", lambda: self.try_xdotool("search", "--onlyvisible", "--classname", name), 30)
+            wait_for(
+                f"the focus on {name}",
+                lambda: self.try_xdotool("search", "--onlyvisible", "--classname", name, "windowfocus", "--sync"),
+                30,
+            )
             self.xdotool("mousemove", "1279", "799")
         return proc
+
+    def try_xdotool(self, *args: str) -> bool:
+        return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, timeout=30).returncode == 0
 
     def xdotool(self, *args: str) -> None:
         subprocess.run(["xdotool", *args], env=self.env, check=True, capture_output=True, timeout=30)
@@ -301,6 +311,12 @@ def test_demo_in_xterm_sixel(tmp_path):
         labelled = display.screen()
         keep(labelled, "xterm-sixel-labelled")
         assert len(black_squares(labelled)) == 12  # answering repaints cards, images stay
+        # `g` repaints every card; caught mid-repaint, no digit may be missing (textual-image
+        # wrote spaces first, which erase Sixel pixels in xterm: cards blinked blank)
+        for _ in range(3):
+            display.xdotool("key", "g")
+            frames = [len(black_squares(display.screen())) for _ in range(6)]
+            assert frames == [12] * 6, f"digits on screen while `g` repainted: {frames}"
         display.keys("space")
         view_boxes = wait_for("the full-screen view", lambda: [b for b in black_squares(display.screen()) if b[2] > 400], 30)
         time.sleep(0.5)
