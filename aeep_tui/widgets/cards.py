@@ -1,8 +1,9 @@
 """Which card shows an item: one place to plug in a new modality.
 
 Image items get a terminal image (:func:`aeep_tui.widgets.terminal_image.terminal_image`:
-Kitty TGP, Sixel or unicode blocks, whichever the terminal supports); sequence items get the ``TimelineCard`` from
-:mod:`aeep_tui.widgets.timeline`, imported only when such a pool is open.
+Kitty TGP, Sixel or unicode blocks, whichever the terminal supports); sequence items get
+the ``TimelineCard`` from :mod:`aeep_tui.widgets.timeline`, imported only when such a pool
+is open.
 """
 
 from __future__ import annotations
