@@ -16,15 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-# textual-image asks the terminal for its cell size and graphics support when imported;
-# that must happen before Textual takes over the terminal, so import it first.
-import textual_image.widget  # noqa: F401  (import for its side effect)
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+# textual-image asks the terminal for its cell size and graphics support when imported,
+# and terminal_image for its version (an old kitty): that must happen before Textual
+# takes over the terminal (App.run), which importing it with the app guarantees.
+import aeep_tui.widgets.terminal_image  # noqa: F401  (import for its side effect)
 from aeep_core import locations
 from aeep_core.session import LabellingSession, ProjectSettings
 from aeep_tui.config import Config, ConfigError, save_setting

@@ -7,9 +7,11 @@ from pathlib import Path
 from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Container
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
-from textual_image.widget import Image as TerminalImage
+
+from aeep_tui.widgets.terminal_image import terminal_image
 
 
 class ImageViewScreen(ModalScreen[None]):
@@ -27,5 +29,7 @@ class ImageViewScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self.caption, id="image-view-title")
-        yield TerminalImage(self.image, id="image-view")
+        # centred at its own aspect ratio (app.tcss), not stretched over the whole screen
+        with Container(id="image-view-body"):
+            yield terminal_image(self.image, id="image-view")
         yield Footer()

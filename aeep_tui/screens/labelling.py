@@ -38,6 +38,16 @@ RETRAIN_GROUP = "retrain"
 FAILED = object()  # what _store_call returns when the session refused a write
 
 
+class CardGrid(Container):
+    """The batch's cards; asks the screen to fit them again whenever its own size changes
+    (the retrain strip below it appears and hides, which the screen's resize misses)."""
+
+    def on_resize(self) -> None:
+        fit = getattr(self.screen, "fit_cards", None)
+        if fit is not None:
+            self.call_after_refresh(fit)
+
+
 class LabellingScreen(Screen):
     """Shows ``session.batch`` and drives a :class:`aeep_core.session.LabellingSession`."""
 
@@ -98,7 +108,7 @@ class LabellingScreen(Screen):
         with Horizontal(id="main"):
             with Vertical(id="batch-area"):
                 yield Static(id="batch-title")
-                yield Container(id="card-grid")
+                yield CardGrid(id="card-grid")
                 yield RetrainStatus(id="retrain")
             yield StatsPanel(id="stats")
         yield QuietFooter(compact=True)

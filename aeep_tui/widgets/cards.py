@@ -1,8 +1,9 @@
 """Which card shows an item: one place to plug in a new modality.
 
-Image items get a textual-image ``Image`` (textual-image picks Kitty TGP, Sixel or unicode
-blocks by itself); sequence items get the ``TimelineCard`` from
-:mod:`aeep_tui.widgets.timeline`, imported only when such a pool is open.
+Image items get a terminal image (:func:`aeep_tui.widgets.terminal_image.terminal_image`:
+Kitty TGP, Sixel or unicode blocks, whichever the terminal supports); sequence items get
+the ``TimelineCard`` from :mod:`aeep_tui.widgets.timeline`, imported only when such a pool
+is open.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 from textual.widget import Widget
-from textual_image.widget import Image as TerminalImage
 
 from aeep_tui.widgets.item_card import ItemCard
+from aeep_tui.widgets.terminal_image import terminal_image
 
 
 def item_image(session, item_id: int) -> PILImage.Image | Path:
@@ -37,9 +38,8 @@ def body_for(session, item) -> Widget:
         # takes focus: a click on one should move the cursor, not capture the keys.
         timeline.can_focus = False
         return timeline
-    # textual_image.widget.Image is the auto-detecting class (TGP, Sixel or blocks); it
-    # cannot be subclassed without naming a renderable, so it is styled by class instead.
-    return TerminalImage(item_image(session, item.item_id), classes="card-image")
+    # styled by class (app.tcss: auto width and height keep the aspect ratio)
+    return terminal_image(item_image(session, item.item_id), classes="card-image")
 
 
 def card_for(session, item) -> ItemCard:
