@@ -126,7 +126,8 @@ class Display:
         self.children.append(proc)
         if focus:
             # the window exists before it is shown, and X refuses the focus until it is
-            wait_for(f"the {name} window", lambda: self.try_xdotool("search", "--onlyvisible", "--classname", name), 30)
+            # generous: a fresh checkout's first start (bytecode, fonts) on a loaded machine
+            wait_for(f"the {name} window", lambda: self.try_xdotool("search", "--onlyvisible", "--classname", name), 90)
             wait_for(
                 f"the focus on {name}",
                 lambda: self.try_xdotool("search", "--onlyvisible", "--classname", name, "windowfocus", "--sync"),

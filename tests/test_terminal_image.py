@@ -240,11 +240,18 @@ async def test_cards_are_fitted_again_when_the_retrain_strip_shows_or_hides(imag
         grid = screen.query_one("#card-grid")
         strip = screen.query_one(RetrainStatus)
         rows = math.ceil(len(screen.cards) / screen.columns)
-        heights = []
+        strip.finish()
+        await pilot.pause(0.3)
+        heights, last_height = [], grid.size.height
         for show in (True, False, True):
             strip.start() if show else strip.finish()
-            await pilot.pause(0.3)
-            assert screen.cards[0].outer_size.height == grid.size.height // rows, (show, grid.size)
+            await until(pilot, lambda before=last_height: grid.size.height != before, timeout=10, what="the grid's new height")
+            last_height = grid.size.height
+
+            def fitted() -> bool:
+                return screen.cards[0].outer_size.height == grid.size.height // rows
+
+            await until(pilot, fitted, timeout=10, what=f"cards fitted to the grid (strip shown: {show}, grid {grid.size})")
             heights.append(screen.cards[0].outer_size.height)
         assert heights[0] != heights[1]  # the strip's row changes the cards' size here
         strip.finish()

@@ -114,7 +114,7 @@ class RayExecutor:
             ray.init(address=self.address or "local", **init)
         except (ConnectionError, ValueError) as exc:  # no cluster there; ray:// without ray[client]
             raise ClusterUnavailable(
-                f"--ray {self.address}: {str(exc).splitlines()[0]} (start one with `ray start --head`, "
+                f"--ray {self.address}: {str(exc).splitlines()[0]} (start one with Ray's own `ray start` command, "
                 "or give --ray alone for a local cluster)"
             ) from exc
         return True
