@@ -239,7 +239,6 @@ async def test_cards_are_fitted_again_when_the_retrain_strip_shows_or_hides(imag
         screen = app.screen
         grid = screen.query_one("#card-grid")
         strip = screen.query_one(RetrainStatus)
-        rows = math.ceil(len(screen.cards) / screen.columns)
         strip.finish()
         await pilot.pause(0.3)
         heights, last_height = [], grid.size.height
@@ -249,6 +248,7 @@ async def test_cards_are_fitted_again_when_the_retrain_strip_shows_or_hides(imag
             last_height = grid.size.height
 
             def fitted() -> bool:
+                rows = math.ceil(len(screen.cards) / screen.columns)  # the fit may change the columns too
                 return screen.cards[0].outer_size.height == grid.size.height // rows
 
             await until(pilot, fitted, timeout=10, what=f"cards fitted to the grid (strip shown: {show}, grid {grid.size})")
