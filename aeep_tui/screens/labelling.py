@@ -26,7 +26,7 @@ from aeep_tui.keys import describe_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
 from aeep_tui.screens.review import ReviewScreen
-from aeep_tui.widgets.card_grid import fit_grid
+from aeep_tui.widgets.card_grid import GRID_MOVES, fit_grid
 from aeep_tui.widgets.cards import card_for, item_image
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
@@ -52,14 +52,7 @@ class LabellingScreen(Screen):
     """Shows ``session.batch`` and drives a :class:`aeep_core.session.LabellingSession`."""
 
     BINDINGS = [
-        Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),
-        Binding("right", "move(1, 0)", "move", show=False),
-        Binding("up", "move(0, -1)", "move", show=False),
-        Binding("down", "move(0, 1)", "move", show=False),
-        Binding("h", "move(-1, 0)", "move", show=False),
-        Binding("l", "move(1, 0)", "move", show=False),
-        Binding("k", "move(0, -1)", "move", show=False),
-        Binding("j", "move(0, 1)", "move", show=False),
+        *GRID_MOVES,
         Binding("s", "skip", "skip"),
         Binding("backspace", "undo", "undo", key_display="⌫"),
         Binding("enter", "confirm", "confirm", key_display="⏎"),

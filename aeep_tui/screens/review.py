@@ -31,7 +31,7 @@ from aeep_core.session import SKIPPED, ReviewItem, StoreError
 from aeep_core.session.review import by_round, disagreements_first, of_class
 from aeep_tui.keys import describe_keys
 from aeep_tui.screens.image_view import ImageViewScreen
-from aeep_tui.widgets.card_grid import fit_grid
+from aeep_tui.widgets.card_grid import GRID_MOVES, fit_grid
 from aeep_tui.widgets.cards import body_for, item_image
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import ItemCard
@@ -56,14 +56,7 @@ class ReviewScreen(Screen):
     """Browse and correct the confirmed items of ``session``; Esc returns."""
 
     BINDINGS = [
-        Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),
-        Binding("right", "move(1, 0)", "move", show=False),
-        Binding("up", "move(0, -1)", "move", show=False),
-        Binding("down", "move(0, 1)", "move", show=False),
-        Binding("h", "move(-1, 0)", "move", show=False),
-        Binding("l", "move(1, 0)", "move", show=False),
-        Binding("k", "move(0, -1)", "move", show=False),
-        Binding("j", "move(0, 1)", "move", show=False),
+        *GRID_MOVES,
         Binding("s", "skip", "skip/un-skip"),
         Binding("D", "order('disagree')", "disagreements"),
         Binding("R", "order('round')", "by round"),

@@ -1,10 +1,24 @@
-"""Sizing a grid of cards to the terminal: shared by the labelling and review screens."""
+"""A grid of cards, shared by the labelling and review screens: its size in the terminal
+and the keys that move the selection on it."""
 
 from __future__ import annotations
 
 import math
 
+from textual.binding import Binding
 from textual.widget import Widget
+
+# Arrows and hjkl move the selected card (each screen defines ``action_move(dx, dy)``).
+GRID_MOVES = [
+    Binding("left", "move(-1, 0)", "move", key_display="←↓↑→/hjkl"),
+    Binding("right", "move(1, 0)", "move", show=False),
+    Binding("up", "move(0, -1)", "move", show=False),
+    Binding("down", "move(0, 1)", "move", show=False),
+    Binding("h", "move(-1, 0)", "move", show=False),
+    Binding("l", "move(1, 0)", "move", show=False),
+    Binding("k", "move(0, -1)", "move", show=False),
+    Binding("j", "move(0, 1)", "move", show=False),
+]
 
 # Cards smaller than this stop being readable; past it the grid scrolls instead.
 MIN_CARD_WIDTH, MIN_CARD_HEIGHT = 18, 7
