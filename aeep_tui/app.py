@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 # takes over the terminal (App.run), which importing it with the app guarantees.
 import aeep_tui.widgets.terminal_image  # noqa: F401  (import for its side effect)
 from aeep_core import locations
+from aeep_core.learning.training import foreground
 from aeep_core.session import LabellingSession, ProjectSettings
 from aeep_tui.config import Config, ConfigError, save_setting
 from aeep_tui.gc_schedule import defer_full_collections, restore_full_collections
@@ -36,6 +37,9 @@ from aeep_tui.screens.setup import SetupChoice, SetupScreen, classes_from_folder
 from aeep_tui.screens.stats import StatsScreen
 
 OPEN_GROUP = "open"
+# longest a keystroke pauses training: a frame or two at 60 fps, well past the handling
+# of a key (~25 ms), short enough that typing fast still leaves the trainer most of the time
+INPUT_HOLD_S = 0.1
 
 #: The command palette (ctrl+p): (title, help, app action). One line per command; Textual's
 #: own commands (Theme, Keys, Quit, ...) follow them.
@@ -81,6 +85,14 @@ class LabellingApp(App[None]):
         self.exit_notes: list[str] = []  # printed by the CLI once the terminal is back
         self._theme_at_start = ""
         self.sub_title = str(self.data)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)) and not event.is_forwarded:
+            # Training steps (in other threads) wait until this input is handled and
+            # painted: they share the GIL with this thread (see ForegroundGate).
+            foreground.hold(INPUT_HOLD_S)
+            self.call_after_refresh(foreground.release)
+        await super().on_event(event)
 
     def on_mount(self) -> None:
         self._apply_theme()

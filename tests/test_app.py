@@ -238,6 +238,25 @@ async def test_keys_answer_while_training_runs(image_folder):
     assert time.monotonic() - started < 20
 
 
+async def test_each_key_pauses_training_until_it_is_painted(image_folder, monkeypatch):
+    from aeep_core.learning.training import foreground
+
+    calls: list[str] = []
+    hold, release = foreground.hold, foreground.release
+    monkeypatch.setattr(foreground, "hold", lambda seconds: (calls.append("hold"), hold(seconds))[1])
+    monkeypatch.setattr(foreground, "release", lambda: (calls.append("release"), release())[1])
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        calls.clear()
+        await pilot.press("1")
+        assert calls == ["hold", "release"]  # held while handled, let go once painted
+        assert app.session.batch.items[0].answer == 0
+        start = time.monotonic()
+        foreground.wait()  # nothing is left holding training back
+        assert time.monotonic() - start < 0.05
+
+
 async def test_training_failure_is_shown_not_a_crash(image_folder):
     # A negative learning rate makes the optimiser itself refuse: a real failure in training.
     app = LabellingApp(image_folder, quick_settings(train={"min_steps": 10, "max_steps": 10, "lr": -1.0}), confirm_setup=False)

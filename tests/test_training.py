@@ -75,3 +75,33 @@ def test_an_emulated_slower_machine_trains_slower_to_the_same_weights(image_fold
     assert slow_s > 1.8 * normal_s, (normal_s, slow_s)  # 3x nominal; loose, the machine is shared
     with pytest.raises(ValueError):
         emulate_slower_machine(0.5)
+
+
+def test_training_steps_wait_while_the_foreground_holds_the_gate(image_folder):
+    """A keystroke holds the gate: no step starts until it is released (or the hold
+    times out), and the steps then run to the same weights."""
+    import threading
+
+    from aeep_core.learning.training import foreground
+
+    pool = load_pool(image_folder)
+    torch.manual_seed(5)
+    model = PairwiseCNN(1, 28, pool.n_classes)
+    steps: list[float] = []
+    foreground.hold(30.0)
+    worker = threading.Thread(
+        target=train,
+        args=(model, pool.inputs[:30], pool.labels[:30], TrainConfig(min_steps=3, max_steps=3), torch.device("cpu"), 5),
+        kwargs={"progress": lambda done, total: steps.append(time.perf_counter())},
+    )
+    worker.start()
+    time.sleep(0.5)
+    held = len(steps)
+    released = time.perf_counter()
+    foreground.release()
+    worker.join(timeout=60)
+    assert held == 0 and len(steps) == 3 and steps[0] >= released
+    foreground.hold(0.3)  # a hold nobody releases ends by itself
+    start = time.perf_counter()
+    foreground.wait()
+    assert 0.25 <= time.perf_counter() - start < 5

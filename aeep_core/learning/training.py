@@ -106,6 +106,34 @@ def emulate_slower_machine(factor: float) -> None:
     _slowdown = float(factor)
 
 
+class ForegroundGate:
+    """Lets the thread a person waits on (the UI) pause training in other threads between
+    steps. Threads share one GIL: the Python between a step's kernels, run beside a
+    keystroke, made that keystroke's repaint wait (BENCHMARKS.md, "Keystrokes while the
+    trainer runs"). A hold ends at :meth:`release` or after its timeout, whichever comes
+    first, so a release that never comes cannot stall training."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Start no training step for up to ``seconds`` from now."""
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    def release(self) -> None:
+        """Let training go on now."""
+        self._until = 0.0
+
+    def wait(self) -> None:
+        """Return once no hold is in force (at once, almost always)."""
+        while (left := self._until - time.monotonic()) > 0:
+            time.sleep(min(left, 0.002))
+
+
+#: this process's gate: :func:`training_step` waits on it; the app holds it per keystroke
+foreground = ForegroundGate()
+
+
 def _burn(seconds: float) -> None:
     work = torch.full((96, 96), 0.01)
     end = time.perf_counter() + seconds
@@ -122,7 +150,9 @@ def training_step(
     generator: torch.Generator,
     modality: str = "image",
 ) -> dict[str, float]:
-    """One gradient step of the joint objective (classification + pair loss) on a minibatch."""
+    """One gradient step of the joint objective (classification + pair loss) on a minibatch
+    (once the UI holds no :data:`foreground` gate)."""
+    foreground.wait()
     start = time.perf_counter()
     if config.augment and modality == "image":
         x = augment_images(x, generator)
@@ -199,6 +229,7 @@ def score(
     model.to(device).eval()
     probs, embs = [], []
     for start in range(0, len(inputs), batch_size):
+        foreground.wait()  # scoring in the pipelined trainer's thread yields to keystrokes too
         logits, phi = model(inputs[start : start + batch_size].to(device))
         probs.append(torch.softmax(logits.float(), 1).cpu())
         embs.append(phi.float().cpu())
