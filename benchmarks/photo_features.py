@@ -1,8 +1,9 @@
 """Feature extraction throughput of the photo backbone, and the head's round time.
 
-    python benchmarks/photo_features.py [--data ../shared/data/photos/flowers] [--json F]
+    python benchmarks/photo_features.py [--data ../shared/data/photos/flowers] [--backbone NAME] [--json F]
 
-Embeds every photo of the folder from a cold cache (decode + EfficientNet-Lite0), then
+Embeds every photo of the folder from a cold cache (decode + the backbone, EfficientNet-Lite0
+by default), then
 times one round of the pairwise head (train on 100 labels + score the pool) as the app
 runs it. Prints a table and writes JSON with the machine it ran on.
 """
@@ -28,12 +29,13 @@ from aeep_core.learning.training import TrainConfig, score, train
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/photos/flowers"))
+    parser.add_argument("--backbone", default="efficientnet-lite0", help="a shipped backbone or a cached torchvision model")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/photo-features.json"))
     args = parser.parse_args()
     paths = list_image_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        features, kept, skipped = embed_photos(paths, "efficientnet-lite0", Path(tmp) / "features")
+        features, kept, skipped = embed_photos(paths, args.backbone, Path(tmp) / "features")
         extract_s = time.perf_counter() - start
     x = torch.from_numpy(features)
     rng = np.random.default_rng(0)
@@ -49,6 +51,7 @@ def main() -> None:
     score_s = time.perf_counter() - start
     result = {
         "machine": {**cpu_description(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "backbone": args.backbone,
         "images": len(paths),
         "embedded": len(kept),
         "skipped": len(skipped),

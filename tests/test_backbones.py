@@ -141,3 +141,48 @@ def test_a_photo_projects_model_exports_with_its_backbone_and_predicts_like_the_
     for item, (predicted, confidence) in shown.items():
         assert got[item]["class"] == ["kind0", "kind1"][predicted]
         assert got[item]["confidence"] == pytest.approx(confidence, abs=1e-4)
+
+
+def test_a_torchvision_model_in_the_hub_cache_is_a_backbone_and_nothing_is_downloaded(tmp_path, monkeypatch):
+    """``--backbone resnet18`` reads the weights torchvision left in the torch hub cache;
+    without them, one line says where they would be and how to get them."""
+    pytest.importorskip("torchvision")
+    from torchvision.models import resnet18
+
+    from aeep_core.data.backbones import torchvision_weights_file
+    from aeep_core.pool import DataError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = _photo_folder(tmp_path / "photos")
+    weights = torchvision_weights_file("resnet18")
+    assert weights.parent == tmp_path / "torch" / "hub" / "checkpoints" and weights.name.startswith("resnet18-")
+    with pytest.raises(DataError, match="not in the torch hub cache") as missing:
+        load_dataset(folder, backbone="resnet18")
+    assert str(weights) in str(missing.value) and "\n" not in str(missing.value)
+
+    torch.manual_seed(7)  # stand-in weights: what matters is that these, not a fresh init, are used
+    saved = resnet18()
+    weights.parent.mkdir(parents=True)
+    torch.save(saved.state_dict(), weights)
+    pool = load_dataset(folder, backbone="resnet18").pool
+    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, 512) and pool.meta["backbone"] == "resnet18"
+
+    saved.fc = torch.nn.Identity()
+    prep = load_backbone("resnet18").preprocessing
+    assert prep.size == 224 and prep.mean == pytest.approx((0.485, 0.456, 0.406))
+    first = folder / pool.names[0]
+    x = torch.from_numpy(photo_array(first, prep)[None].copy()).float() / 255
+    x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = saved.eval()(x)[0]
+    torch.testing.assert_close(pool.inputs[0], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_an_unknown_backbone_is_refused_in_one_line(capsys):
+    from aeep_tui.cli import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["simulate", "--backbone", "nosuchnet"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unknown backbone 'nosuchnet'" in err and "resnet18" in err

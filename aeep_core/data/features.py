@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from aeep_core.data.backbones import EfficientNetLite0, Preprocessing, load_backbone
+from aeep_core.data.backbones import Backbone, Preprocessing, load_backbone
 from aeep_core.data.images import DECODE_ERRORS, is_grey
 from aeep_core.pool import SkippedFile
 
@@ -85,7 +85,7 @@ def embed_photos(
             known = {tuple(r): i for i, r in enumerate(rows)} if len(rows) == len(old) else {}
         except (OSError, ValueError):
             known, old = {}, None  # a broken cache is rebuilt, never trusted
-    model = None
+    model: Backbone | None = None
     prep = None
     stamps = [_stamp(p) for p in paths]
     out: list[np.ndarray | None] = [None] * len(paths)
@@ -122,7 +122,9 @@ def embed_photos(
             progress(done, len(paths))
     kept = [i for i, f in enumerate(out) if f is not None]
     found = [f for f in out if f is not None]
-    features = np.stack(found).astype(np.float32) if found else np.zeros((0, EfficientNetLite0.feature_dim), np.float32)
+    features = (
+        np.stack(found).astype(np.float32) if found else np.zeros((0, 0 if model is None else model.feature_dim), np.float32)
+    )
     if cache is not None and todo:
         _write_cache(cache, features, [stamps[i] for i in kept])
     return features, [paths[i] for i in kept], skipped

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from aeep_core import locations
-from aeep_core.data.backbones import BACKBONES
+from aeep_core.data.backbones import BackboneUnavailable, is_backbone, unknown_backbone
 from aeep_core.data.features import choose_backbone, embed_photos
 from aeep_core.data.idx import find_idx_pairs, read_idx
 from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
@@ -67,11 +67,14 @@ def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> P
     if backbone == "cnn":
         inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
         modality = "image"
-    elif backbone in BACKBONES:
-        features, kept, skipped = embed_photos(paths, backbone, locations.feature_cache(folder, backbone), progress)
+    elif is_backbone(backbone):
+        try:
+            features, kept, skipped = embed_photos(paths, backbone, locations.feature_cache(folder, backbone), progress)
+        except BackboneUnavailable as exc:
+            raise DataError(str(exc)) from exc
         inputs, modality = torch.from_numpy(features), "features"
     else:
-        raise DataError(f"unknown backbone {backbone!r}; choose auto, cnn or {', '.join(BACKBONES)}")
+        raise DataError(unknown_backbone(backbone))
     if not kept:
         raise DataError(f"{folder}: none of the {len(paths)} images could be decoded (first: {skipped[0]})")
     # ImageFolder convention: DIR/cat/x.png is a cat; files directly in DIR are unlabelled.

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aeep_core.data.backbones import EfficientNetLite0
+from aeep_core.data.backbones import Backbone
 from aeep_core.learning.model import build_model
 from aeep_core.pool import DataError
 
@@ -63,7 +63,7 @@ class PhotoModel(nn.Module):
     ``[N, 3, S, S]`` (centre-cropped, as :func:`aeep_core.data.features.photo_array` gives):
     what a photo project exports, since its pool holds features, not pixels."""
 
-    def __init__(self, backbone: EfficientNetLite0, head: nn.Module):
+    def __init__(self, backbone: Backbone, head: nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
         prep = backbone.preprocessing

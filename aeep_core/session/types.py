@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from aeep_core.data.backbones import BACKBONES
+from aeep_core.data.backbones import is_backbone, unknown_backbone
 from aeep_core.learning.training import TrainConfig
 from aeep_core.strategies import STRATEGIES
 
@@ -64,8 +64,8 @@ class ProjectSettings:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.batch_size < 1 or (self.budget is not None and self.budget < 1) or self.candidates < 1:
             raise ValueError("batch_size, budget and candidates must be at least 1")
-        if self.backbone not in ("auto", "cnn", *BACKBONES):
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose auto, cnn or {', '.join(BACKBONES)}")
+        if self.backbone not in ("auto", "cnn") and not is_backbone(self.backbone):
+            raise ValueError(unknown_backbone(self.backbone))
         TrainConfig(**self.train)  # unknown overrides fail here, not hours later
 
 

@@ -43,14 +43,24 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _backbone_name(value: str) -> str:
+    from aeep_core.data.backbones import is_backbone, unknown_backbone
+
+    if value in ("auto", "cnn") or is_backbone(value):
+        return value
+    raise argparse.ArgumentTypeError(unknown_backbone(value))
+
+
 def add_backbone_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone",
         default="auto",
-        choices=["auto", "cnn", "efficientnet-lite0"],
+        type=_backbone_name,
+        metavar="NAME",
         help="image folders: cnn (the paper's network, trained from scratch), efficientnet-lite0 "
-        "(pretrained on ImageNet, frozen, features computed once), or auto (cnn for small grey "
-        "images such as digits, the pretrained backbone for photos; default)",
+        "(pretrained on ImageNet, shipped, frozen, features computed once), a torchvision model "
+        "whose ImageNet weights are in the torch hub cache (e.g. resnet18; never downloaded), or "
+        "auto (cnn for small grey images such as digits, efficientnet-lite0 for photos; default)",
     )
 
 

@@ -63,14 +63,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from aeep_core.data.backbones import EfficientNetLite0
+    from aeep_core.data.backbones import Preprocessing
     from aeep_core.data.features import photo_array
     from aeep_core.data.images import ModelShape, decode_image
     from aeep_core.learning.portable import load_model, predict_probabilities
 
     module, meta = load_model(args.model)
     shape = ModelShape(int(meta["input"]["channels"]), int(meta["input"]["size"]))
-    photo = EfficientNetLite0.preprocessing if meta["input"].get("fit") == "centre-crop" else None
+    # the exported photo model normalises itself: only the crop size matters here
+    photo = Preprocessing(shape.size, (0, 0, 0), (1, 1, 1)) if meta["input"].get("fit") == "centre-crop" else None
 
     def decode(f: Path) -> np.ndarray:
         """The input the model was exported for: a centre-cropped photo, or the pool's decoding."""
