@@ -52,7 +52,7 @@ from aeep_core.learning.learner import (
     confusion_accuracy,
     next_batch_size,
 )
-from aeep_core.learning.training import class_balanced_batch, small_network_threads, training_step
+from aeep_core.learning.training import adamw, class_balanced_batch, small_network_threads, training_step
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
@@ -364,7 +364,7 @@ class PipelinedLearner:
             torch.manual_seed(learner.seed * 7919)
             model = learner.new_model()
         if self._optimizer is None:
-            self._optimizer = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
+            self._optimizer = adamw(model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
         ids = np.fromiter(learner.labels, dtype=np.int64)
         y = np.fromiter(learner.labels.values(), dtype=np.int64)
         model.train()
@@ -447,9 +447,11 @@ class PipelinedLearner:
         learner = self.learner
         learner.load_state_dict(state)
         if state.get("model") is not None and learner.model is not None:
-            self._optimizer = torch.optim.AdamW(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
+            self._optimizer = adamw(learner.model.parameters(), lr=self.lr, weight_decay=learner.config.weight_decay)
             if state.get("optimizer") is not None:
                 self._optimizer.load_state_dict(state["optimizer"])
+                for group in self._optimizer.param_groups:  # a snapshot from before adamw() says foreach=None
+                    group["foreach"] = True
             if state.get("average") is not None and self.average > 0:
                 self._average_model(learner.model).load_state_dict(state["average"])
         self._rng.bit_generator.state = state["rng"]
