@@ -111,6 +111,33 @@ async def test_a_correction_changes_training_and_export_and_keeps_the_history(im
         assert again.learner.labels[first.item_id] == new and again.learner.labels[skipped.item_id] == 2
 
 
+async def test_undo_in_review_gives_back_the_answer_before_and_keeps_every_answer(image_folder):
+    app = LabellingApp(image_folder, quick_settings(budget=40), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await label_first_batch(pilot, app)
+        await until(pilot, batch_ready(app, 2), what="the batch after retraining")
+        session = app.session
+        screen = await open_review(pilot, app)
+        first, second = screen.view[0], screen.view[1]
+        before_first, before_second = first.answer, second.answer
+        await pilot.press(KEYS[(before_first + 1) % 3], KEYS[(before_second + 1) % 3])
+        assert screen.cursor == 2 and len(screen.undoable) == 2
+
+        await pilot.press("backspace")  # the newest correction first, and the cursor goes to it
+        assert second.answer == before_second and session.learner.labels[second.item_id] == before_second
+        assert screen.cursor == 1 and first.answer == (before_first + 1) % 3
+        assert screen.cards[1].border_subtitle.endswith(f"class{before_second}")
+        await pilot.press("backspace", "backspace")  # the second press has nothing left to undo
+        assert first.answer == before_first and session.learner.labels[first.item_id] == before_first
+        assert screen.cursor == 0 and screen.undoable == []
+        history = [h.label for h in session.review.history(first.item_id)]
+        assert history == [before_first, (before_first + 1) % 3, before_first]  # nothing erased
+        await pilot.press("q")
+    with LabellingSession.open(image_folder) as again:
+        assert again.learner.labels[first.item_id] == before_first
+        assert again.learner.labels[second.item_id] == before_second
+
+
 async def test_a_correction_during_a_retrain_is_queued_not_lost(image_folder):
     app = LabellingApp(image_folder, quick_settings(train={"min_steps": 100_000, "max_steps": 100_000}), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:

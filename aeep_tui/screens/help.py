@@ -22,7 +22,7 @@ KEYS = [
     ("g", "show or hide the model's guesses (hidden so they cannot bias you)"),
     ("Space", "the card's image over the whole screen; Esc or Space closes it"),
     ("r", "retry after a failed retrain"),
-    ("R (Shift+r)", "review confirmed batches: the model's disagreements first; relabel, skip or un-skip"),
+    ("R (Shift+r)", "review confirmed batches: the model's disagreements first; relabel, skip or un-skip, ⌫ undo"),
     ("S", "stats: labels per class, the model's accuracy, when to stop; Esc goes back"),
     ("Ctrl+P", "command palette: review, stats, export the labels, theme"),
     ("PgUp PgDn", "scroll a long card (a patient's timeline)"),

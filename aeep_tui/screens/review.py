@@ -58,6 +58,7 @@ class ReviewScreen(Screen):
     BINDINGS = [
         *GRID_MOVES,
         Binding("s", "skip", "skip/un-skip"),
+        Binding("backspace", "undo", "undo", key_display="⌫"),
         Binding("D", "order('disagree')", "disagreements"),
         Binding("R", "order('round')", "by round"),
         Binding("C", "order('class')", "by class"),
@@ -84,6 +85,8 @@ class ReviewScreen(Screen):
         self.cards: list[ReviewCard] = []
         self.model_note = "model: computing…"
         self.touched = False  # the person moved or answered: arriving predictions do not re-sort
+        # (item, its answer before) per correction made here, newest last
+        self.undoable: list[tuple[ReviewItem, int | None]] = []
         keys = session.settings.keys
         screen_bindings = self._bindings.key_to_bindings
         self._bindings = BindingsMap()
@@ -248,6 +251,8 @@ class ReviewScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("relabel", "skip", "view"):
             return True if self.view and not self.session.read_only else None
+        if action == "undo":
+            return True if self.undoable and not self.session.read_only else None
         return True
 
     def action_move(self, dx: int, dy: int) -> None:
@@ -289,17 +294,46 @@ class ReviewScreen(Screen):
         if answer == item.answer:
             self.move_to(self.cursor + 1)
             return
-        try:
-            self.session.review.correct(item.item_id, answer)
-        except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
-            self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+        before = (item, item.answer)
+        if not self._save(item, answer):
             return
-        item.answer, item.corrected, item.answered_at = answer, True, time.time()
-        self.cards[self.cursor % self.page_size].refresh_answer()
+        self.undoable.append(before)
+        self.refresh_bindings()
         if self.cursor + 1 < len(self.view):
             self.move_to(self.cursor + 1)  # on to the next item, as after an answer in a batch
         else:
             self._mark_cursor()
+
+    def action_undo(self) -> None:
+        """Give the item of the last correction made here its answer before it, and go there.
+        The store keeps both (an undo is one more answer in the item's history, so the item
+        counts as corrected, as it will when the review is opened again)."""
+        if not self.undoable:
+            return
+        item, answer = self.undoable[-1]
+        if not self._save(item, answer):
+            return
+        self.undoable.pop()
+        self.refresh_bindings()
+        if item in self.view:
+            self.move_to(self.view.index(item))
+        else:  # sorted out of this view (by class): the card is elsewhere
+            self.notify(f"{item.name}: back to {describe_answer(answer, self.class_names, True)}.")
+
+    def _save(self, item: ReviewItem, answer: int | None) -> bool:
+        """Store ``answer`` for ``item`` as a correction and show it; False (and a notice) when
+        the store refused it."""
+        try:
+            self.session.review.correct(item.item_id, answer)
+        except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
+            self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+            return False
+        item.answer, item.corrected, item.answered_at = answer, True, time.time()
+        for card in self.cards:
+            if card.item is item:
+                card.refresh_answer()
+        self._refresh_detail()
+        return True
 
     def action_view(self) -> None:
         item = self.selected()
