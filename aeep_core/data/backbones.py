@@ -171,7 +171,8 @@ def unknown_backbone(name: str) -> str:
 
 def torchvision_weights_file(name: str) -> Path:
     """Where torchvision keeps ``name``'s default ImageNet weights once downloaded (the file
-    may not exist); ValueError when torchvision has no classification model of that name."""
+    may not exist); :class:`BackboneUnavailable` when torchvision is missing or has no
+    classification model of that name."""
     import torch.hub
 
     try:
