@@ -124,6 +124,22 @@ def test_aeep_m_moves_down_after_mp_one_and_up_after_mp_zero():
     assert s.m == 1  # never below one: the test that drives m must exist
 
 
+def test_a_smaller_last_batch_keeps_the_exploration_share_aeep_learned():
+    """The paper preset's k = 50 runs end with a batch of 30 (470 -> 500 labels): m, at 1
+    after rounds of mp = 1, went back to its start (22 of 30 picks exploring)."""
+    s = make_strategy("aeep")
+    s.query(context(), 10)
+    for _ in range(20):
+        s.observe(1.0)
+    assert s.m == 1
+    sel = s.query(context(), 6)
+    assert s.m == 1 and sel.exploration.sum() == 1
+    ee = make_strategy("ee")  # a fixed share stays that share
+    ee.query(context(), 10)
+    ee.query(context(), 6)
+    assert ee.m == 3
+
+
 def test_ee_keeps_m_fixed():
     s = make_strategy("ee")
     s.query(context(), 10)

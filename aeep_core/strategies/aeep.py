@@ -49,8 +49,10 @@ class ExplorationExploitation(QueryStrategy):
         return max(1.0, min(float(k), self.m_fraction * k))
 
     def query(self, ctx: QueryContext, k: int) -> Selection:
-        if self._m is None or self._k != k:
+        if self._m is None:
             self._m, self._k = self._start_m(k), k
+        elif self._k != k:  # a last batch cut by the budget, or a new batch size: keep m's share of k
+            self._m, self._k = self._m * k / (self._k or k), k
         k = min(k, len(ctx.candidates))
         m = min(k, max(1, int(round(self._m))))
         rows, known = ctx.input_rows if self.space == "pixels" else (ctx.embeddings, ctx.labelled_embeddings)
