@@ -1,6 +1,6 @@
 """The paper-preset table of issue 12, per batch size k, from a bench JSON or ``.partial``.
 
-    python benchmarks/paper_table.py /work/runs/paper.json.partial [--ref aeep] [--markdown]
+    python benchmarks/paper_table.py benchmarks/paper-preset.jsonl [--ref aeep]
 
 Per strategy and k: acc@100/200/500, labels to 95/97/98% (mean over the seeds that reach
 it; "n/N" when some never do), AULC over 20 → 500 labels (mean ± sd over seeds), and for
@@ -27,7 +27,7 @@ START, END = 20, 500
 
 
 def read_runs(path: Path) -> list[dict]:
-    if path.name.endswith(".partial"):
+    if path.name.endswith((".partial", ".jsonl")):  # one {"run": ...} per line
         return [json.loads(line)["run"] for line in path.read_text().splitlines() if line.strip()]
     return [r for s in json.loads(path.read_text())["strategies"].values() for r in s["runs"]]
 
