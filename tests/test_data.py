@@ -133,6 +133,29 @@ def test_second_load_uses_the_tensor_cache(image_folder, monkeypatch):
     assert (again.inputs == first.inputs).all()
 
 
+def _load_after(barrier, folder) -> int:
+    barrier.wait()
+    return len(load_pool(folder))
+
+
+def test_processes_decoding_one_folder_at_once_each_get_it(tmp_path):
+    """bench --jobs 2 on a photo folder: both workers decoded a cold cache and wrote the same
+    temporary file; the second rename failed (FileNotFoundError) and the bench stopped."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    folder = make_image_folder(tmp_path / "images", per_class=40, n_classes=3)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(4, mp_context=ctx) as pool:
+        for _ in range(6):  # a race: each cold start collided about one time in three before the fix
+            for cached in locations.image_caches(folder):
+                cached.unlink()
+            barrier = manager.Barrier(4)
+            loads = [pool.submit(_load_after, barrier, folder) for _ in range(4)]
+            assert [f.result(timeout=120) for f in loads] == [120] * 4
+    assert len([p for p in locations.image_caches(folder) if p.suffix == ".pt"]) == 1
+
+
 def test_the_cache_holds_no_code_and_a_changed_folder_supersedes_it(image_folder):
     load_pool(image_folder)
     (cache,) = locations.image_caches(image_folder)

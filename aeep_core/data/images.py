@@ -160,7 +160,9 @@ def load_image_files(
     inputs = torch.from_numpy(out[: len(kept)]).permute(0, 3, 1, 2).contiguous()
     if cache is not None and cache_prefix is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        # one temporary file per process: two processes decoding the same folder at once
+        # (bench --jobs 2) both wrote ".tmp", and the second rename found it gone
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         torch.save({"inputs": inputs, "paths": [str(p) for p in kept], "skipped": [(s.path, s.reason) for s in skipped]}, tmp)
         os.replace(tmp, cache)
         for old in cache.parent.glob(f"{cache_prefix.name}-*.pt"):
