@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from PIL import Image
 from aeep_core import locations
 from aeep_core.data import features as features_module
 from aeep_core.data import load_dataset
-from aeep_core.data.backbones import EfficientNetLite0, load_backbone
+from aeep_core.data.backbones import BACKBONES, PHOTO_BACKBONE, Preprocessing, load_backbone
+from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite, SamePadConv
 from aeep_core.data.features import choose_backbone, photo_array
 from aeep_core.learning.model import build_model
 from aeep_core.session import ProjectSettings
@@ -32,11 +34,12 @@ def _photo_folder(root: Path, per_class: int = 4) -> Path:
     return root
 
 
-def test_the_shipped_imagenet_weights_are_loaded_and_see_daisies():
+@pytest.mark.parametrize("name", BACKBONES)
+def test_the_shipped_imagenet_weights_are_loaded_and_see_daisies(name):
     folder = SHARED_DATA / "photos" / "flowers" / "daisy"
     if not folder.is_dir():
         pytest.skip(f"real flower photos not found at {folder} (the ../shared checkout is absent)")
-    model = load_backbone("efficientnet-lite0")
+    model = load_backbone(name)
     prep = model.preprocessing
     x = torch.from_numpy(np.stack([photo_array(p, prep) for p in sorted(folder.glob("*.jpg"))[:6]])).float() / 255
     x = (x - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
@@ -45,13 +48,45 @@ def test_the_shipped_imagenet_weights_are_loaded_and_see_daisies():
     assert (top == DAISY).sum() >= 4  # random weights would name a daisy 1 time in 1,000
 
 
+@pytest.mark.parametrize("name", BACKBONES)
+def test_extraction_folds_batch_norm_without_changing_the_features(name):
+    """The prepared network (batch norm folded, channels-last) computes what the network
+    as trained computes, and its layout is read correctly off the shipped weights."""
+    trained = load_backbone(name)
+    assert isinstance(trained, EfficientNetLite)
+    module_name, file_class, size = VARIANTS[name]
+    path = getattr(importlib.import_module(module_name), file_class).get_model_file_path()
+    reference = EfficientNetLite.from_state_dict(torch.load(path, weights_only=True), size)  # not folded
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())
+    assert trained.preprocessing.size == size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(trained.features(x), reference.features(x), atol=1e-4, rtol=1e-4)
+
+
+def test_same_padding_matches_tensorflow_at_every_stride():
+    """TensorFlow's "same": output ceil(in / stride), the extra pixel of an even input on the
+    bottom and right; the stride-1 shortcut (symmetric padding, no copy) must agree."""
+    torch.manual_seed(0)
+    for stride, kernel, side in [(1, 3, 9), (1, 5, 8), (2, 3, 8), (2, 5, 9)]:
+        conv = SamePadConv(2, 2, kernel, stride=stride, bias=False)
+        x = torch.randn(1, 2, side, side)
+        total = max((-(-side // stride) - 1) * stride + kernel - side, 0)
+        padded = torch.nn.functional.pad(x, [total // 2, total - total // 2] * 2)
+        expected = torch.nn.functional.conv2d(padded, conv.weight, stride=stride)
+        with torch.no_grad():
+            got = conv(x)
+        assert got.shape[-1] == -(-side // stride)
+        torch.testing.assert_close(got, expected)
+
+
 def test_a_photo_is_oriented_cropped_and_decoded_cheaply(tmp_path):
     big = np.zeros((1944, 2592, 3), np.uint8)
     big[:, :1296] = 255  # left half white
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": the left half becomes the top
     Image.fromarray(big).save(tmp_path / "big.jpg", exif=exif, quality=90)
-    a = photo_array(tmp_path / "big.jpg", EfficientNetLite0.preprocessing)
+    a = photo_array(tmp_path / "big.jpg", Preprocessing(224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     assert a.shape == (3, 224, 224) and a.dtype == np.uint8
     assert a[:, :100].mean() > 200 and a[:, -100:].mean() < 50  # white on top after EXIF rotation
 
@@ -59,8 +94,8 @@ def test_a_photo_is_oriented_cropped_and_decoded_cheaply(tmp_path):
 def test_photo_folders_become_feature_pools_cached_per_file(tmp_path, monkeypatch):
     folder = _photo_folder(tmp_path / "photos")
     pool = load_dataset(folder, backbone="auto").pool
-    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, EfficientNetLite0.feature_dim)
-    assert pool.meta["backbone"] == "efficientnet-lite0" and pool.class_names == ["kind0", "kind1"]
+    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, EfficientNetLite.feature_dim)
+    assert pool.meta["backbone"] == PHOTO_BACKBONE and pool.class_names == ["kind0", "kind1"]
     model = build_model(pool.inputs, pool.modality, 2)  # the pairwise head: (logits, phi)
     logits, phi = model(pool.inputs)
     assert logits.shape == (8, 2) and phi.shape[0] == 8
@@ -83,7 +118,7 @@ def test_auto_keeps_the_cnn_for_small_grey_images(tmp_path):
     digits = make_image_folder(tmp_path / "digits", per_class=3)  # 28x28 grey
     assert choose_backbone(sorted(digits.rglob("*.png"))) == "cnn"
     assert load_dataset(digits).pool.modality == "image"
-    assert choose_backbone(sorted(_photo_folder(tmp_path / "p").rglob("*.jpg"))) == "efficientnet-lite0"
+    assert choose_backbone(sorted(_photo_folder(tmp_path / "p").rglob("*.jpg"))) == PHOTO_BACKBONE
 
 
 def test_projects_store_the_resolved_backbone_and_old_projects_keep_the_cnn():
@@ -101,7 +136,7 @@ def test_a_photo_project_trains_the_head_and_keeps_its_backbone(tmp_path):
         ["kind0", "kind1"], ["1", "2"], batch_size=4, device="cpu", train={"min_steps": 20, "max_steps": 20}
     )
     with LabellingSession.open(folder, settings, project_dir=tmp_path / "p") as s:
-        assert s.settings.backbone == "efficientnet-lite0"  # "auto", resolved and stored
+        assert s.settings.backbone == PHOTO_BACKBONE  # "auto", resolved and stored
         for _ in range(2):
             batch = s.prepare_next_batch()
             for pos, it in enumerate(batch.items):
@@ -109,9 +144,9 @@ def test_a_photo_project_trains_the_head_and_keeps_its_backbone(tmp_path):
             s.confirm_batch()
         batch = s.prepare_next_batch()
         assert all(it.predicted is not None for it in batch.items)
-        assert s.stats.model == "head on efficientnet-lite0"
+        assert s.stats.model == f"head on {PHOTO_BACKBONE}"
     with LabellingSession.open(folder, project_dir=tmp_path / "p") as s:
-        assert s.settings.backbone == "efficientnet-lite0" and s.pool.modality == "features"
+        assert s.settings.backbone == PHOTO_BACKBONE and s.pool.modality == "features"
         assert s.learner.model is not None  # the head's checkpoint fits the feature pool
 
 

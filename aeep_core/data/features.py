@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from aeep_core.data.backbones import Backbone, Preprocessing, load_backbone
+from aeep_core.data.backbones import PHOTO_BACKBONE, Backbone, Preprocessing, load_backbone
 from aeep_core.data.images import DECODE_ERRORS, is_grey
 from aeep_core.pool import SkippedFile
 
@@ -38,7 +38,7 @@ def choose_backbone(paths: list[Path], sample: int = 64) -> str:
         except DECODE_ERRORS:
             continue
     small = bool(sizes) and sorted(sizes)[len(sizes) // 2] <= 64
-    return "cnn" if small and all(greys) else "efficientnet-lite0"
+    return "cnn" if small and all(greys) else PHOTO_BACKBONE
 
 
 def photo_array(path: Path, prep: Preprocessing) -> np.ndarray:

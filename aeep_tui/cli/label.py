@@ -57,10 +57,11 @@ def add_backbone_flag(p: argparse.ArgumentParser) -> None:
         default="auto",
         type=_backbone_name,
         metavar="NAME",
-        help="image folders: cnn (the paper's network, trained from scratch), efficientnet-lite0 "
-        "(pretrained on ImageNet, shipped, frozen, features computed once), a torchvision model "
-        "whose ImageNet weights are in the torch hub cache (e.g. resnet18; never downloaded), or "
-        "auto (cnn for small grey images such as digits, efficientnet-lite0 for photos; default)",
+        help="image folders: cnn (the paper's network, trained from scratch), efficientnet-lite1 "
+        "or the faster efficientnet-lite0 (pretrained on ImageNet, shipped, frozen, features "
+        "computed once), a torchvision model whose ImageNet weights are in the torch hub cache "
+        "(e.g. resnet18; never downloaded), or auto (cnn for small grey images such as digits, "
+        "efficientnet-lite1 for photos; default)",
     )
 
 

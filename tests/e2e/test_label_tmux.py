@@ -150,6 +150,7 @@ def test_label_two_batches_in_a_real_terminal(terminal, tmp_path):
 def test_label_photos_with_the_pretrained_backbone_in_a_real_terminal(terminal, tmp_path):
     """Colour photos take the pretrained backbone (auto): setup, a batch, labels, the next
     batch chosen by the head trained on the features, with the backbone in the panel."""
+    from aeep_core.data.backbones import PHOTO_BACKBONE
     from tests.test_backbones import _photo_folder
 
     photos = _photo_folder(tmp_path / "photos", per_class=10)
@@ -159,14 +160,12 @@ def test_label_photos_with_the_pretrained_backbone_in_a_real_terminal(terminal, 
     terminal.wait_for(r"New labelling project", r"1→kind0", r"Start labelling")
     terminal.keys("Enter")
     terminal.wait_for(
-        r"Round 1 · 4 of 4 to label", r"Labelled 0 / 20", r"efficientnet-lite0"
-    )  # the panel: "head on efficientnet-lite0", wrapped
+        r"Round 1 · 4 of 4 to label", r"Labelled 0 / 20", PHOTO_BACKBONE
+    )  # the panel: "head on efficientnet-lite1", wrapped
     terminal.keys("1", "2", "1", "2")
     terminal.wait_for(r"complete")
     terminal.keys("Enter")
-    terminal.wait_for(
-        r"Round 2 · 4 of 4 to label", r"Labelled 4 / 20", r"efficientnet-lite0"
-    )  # the panel: "head on efficientnet-lite0", wrapped
+    terminal.wait_for(r"Round 2 · 4 of 4 to label", r"Labelled 4 / 20", PHOTO_BACKBONE)
     terminal.keys("g")
     terminal.wait_for(r"kind\d \d+% · (explore|exploit)")  # guesses of the head trained on the features
     terminal.keys("q")
