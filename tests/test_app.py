@@ -138,6 +138,33 @@ async def test_full_collections_wait_for_the_end_of_a_batch(image_folder):
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
+async def test_opening_a_project_uses_every_core_and_training_leaves_one_to_the_ui(image_folder, monkeypatch):
+    """Decoding and embedding run while the person only watches a progress bar: every core;
+    afterwards training runs beside the UI with the count ``label`` set."""
+    import os
+
+    import torch
+
+    threads_while_opening: list[int] = []
+    real_open = LabellingSession.open
+
+    def recording_open(*args, **kwargs):
+        threads_while_opening.append(torch.get_num_threads())
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(LabellingSession, "open", recording_open)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what `label` sets on a 2-core machine (training_threads)
+    try:
+        app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, batch_ready(app, 1), what="the first batch")
+            assert threads_while_opening == [os.cpu_count()]
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 async def test_undo_skip_and_incomplete_confirm(image_folder):
     app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:

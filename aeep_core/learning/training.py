@@ -214,6 +214,17 @@ def train(
 
 
 @contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (process-wide), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def small_network_threads(modality: str) -> Iterator[None]:
     """One torch thread while a head on features trains: its steps are microseconds of
     arithmetic, and a second thread only adds synchronisation, which on a busy machine
@@ -221,12 +232,8 @@ def small_network_threads(modality: str) -> Iterator[None]:
     if modality != "features":
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @torch.inference_mode()
