@@ -23,7 +23,7 @@ import torch
 
 from aeep_core.bench.report import cpu_description
 from aeep_core.data.backbones import BACKBONES, load_backbone
-from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite
+from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite, shipped_state_dict
 from aeep_core.data.features import embed_photos
 from aeep_core.data.images import list_image_files
 from aeep_core.learning.model import build_model
@@ -45,11 +45,7 @@ def forward_seconds(model: torch.nn.Module, size: int, repeats: int = 5) -> floa
 
 def as_trained(name: str) -> EfficientNetLite:
     """The shipped network without the extraction preparation (batch norm kept)."""
-    import importlib
-
-    module_name, file_class, size = VARIANTS[name]
-    path = getattr(importlib.import_module(module_name), file_class).get_model_file_path()
-    return EfficientNetLite.from_state_dict(torch.load(path, map_location="cpu", weights_only=True), size)
+    return EfficientNetLite.from_state_dict(shipped_state_dict(name), VARIANTS[name][2])
 
 
 def measure(paths: list[Path], backbone: str) -> dict[str, object]:

