@@ -128,3 +128,23 @@ def test_rare_mp_holds_exploration_while_the_rare_class_is_unseen_among_the_pick
     balanced = np.array([150, 150])  # no rare class: the pooled share, as the papers have it
     assert rare.matching(predicted, labels, balanced) == 1.0
     assert rare.matching(predicted, labels, None) == 1.0
+
+
+@pytest.mark.parametrize("name", ["aeep", "ee"])
+def test_fisher_exploitation_picks_what_bmal_picks_and_exploration_adds_the_rest(name):
+    """``exploit="fisher"`` (the ablation): the exploitation picks are BMAL's first k - m
+    picks on the same candidates; exploration picks are others; explore-first order counts
+    the exploration picks as already in the batch."""
+    ctx = context(n=80, seed=3)
+    k = 10
+    sel = make_strategy(name, exploit="fisher").query(ctx, k)
+    m = int(sel.exploration.sum())
+    assert 1 <= m < k and len(set(sel.positions.tolist())) == k
+    bmal = make_strategy("bmal").query(ctx, k)
+    np.testing.assert_array_equal(sel.positions[m:], bmal.positions[: k - m])
+
+    first = make_strategy(name, exploit="fisher", order="explore-first").query(ctx, k)
+    explored = first.positions[first.exploration].tolist()
+    assert not set(explored) & set(first.positions[~first.exploration].tolist())
+    with pytest.raises(ValueError, match="exploit is entropy|fisher"):
+        make_strategy(name, exploit="badge")

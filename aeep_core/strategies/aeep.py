@@ -9,6 +9,7 @@ import numpy as np
 
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
 from aeep_core.strategies.greedy import farthest_first, informative_diverse, typical_unexplored
+from aeep_core.strategies.modern import fisher_greedy
 
 
 class ExplorationExploitation(QueryStrategy):
@@ -22,6 +23,9 @@ class ExplorationExploitation(QueryStrategy):
     ``"farthest"`` plain farthest-first. Candidates with phi = 0 have no direction, so
     no similarity can place them; they are held back until nothing else is left.
     ``space="pixels"`` measures similarity on raw inputs instead (an ablation).
+    ``exploit="fisher"`` chooses the exploitation picks by BMAL's Fisher criterion
+    (:func:`aeep_core.strategies.modern.fisher_greedy`) instead of entropy minus
+    redundancy (an ablation: is the split or the rule what trails BMAL?).
     """
 
     name = "ee"
@@ -34,10 +38,14 @@ class ExplorationExploitation(QueryStrategy):
         explore: str = "typical",
         order: str = "exploit-first",
         space: str = "learned",
+        exploit: str = "entropy",
     ):
         if explore not in ("typical", "farthest") or order not in ("exploit-first", "explore-first"):
             raise ValueError(f"explore is typical|farthest, order exploit-first|explore-first; got {explore!r}, {order!r}")
+        if exploit not in ("entropy", "fisher"):
+            raise ValueError(f"exploit is entropy|fisher, got {exploit!r}")
         self.m_fraction, self.beta, self.explore, self.order, self.space = m_fraction, beta, explore, order, space
+        self.exploit = exploit
         self._m: float | None = None
         self._k: int | None = None
 
@@ -60,15 +68,21 @@ class ExplorationExploitation(QueryStrategy):
         unit, known_unit, h = unit_rows(rows[usable]), unit_rows(known), ctx.normalised_entropy[usable]
         n_explore = min(m, len(usable))
         n_exploit = min(k - m, len(usable) - n_explore)
+        probs = ctx.probs[usable]
         if self.order == "exploit-first":
-            exploit = informative_diverse(unit, h, n_exploit, self.beta)
+            exploit = self._exploit(unit, h, probs, n_exploit, [])
             explore = self._explore(unit, known_unit, n_explore, ctx, exploit)
         else:
             explore = self._explore(unit, known_unit, n_explore, ctx, [])
-            exploit = informative_diverse(unit, h, n_exploit, self.beta, chosen=explore)
+            exploit = self._exploit(unit, h, probs, n_exploit, explore)
         picks = usable[explore + exploit].tolist()
         held_back = np.flatnonzero(degenerate_rows(rows)).tolist()
         return Selection.of(picks + held_back[: k - len(picks)], n_explore=len(explore))
+
+    def _exploit(self, unit: np.ndarray, h: np.ndarray, probs: np.ndarray, n: int, chosen: list[int]) -> list[int]:
+        if self.exploit == "fisher":
+            return fisher_greedy(unit, probs, n, chosen=chosen)
+        return informative_diverse(unit, h, n, self.beta, chosen=chosen)
 
     def _explore(self, unit: np.ndarray, known_unit: np.ndarray, n: int, ctx: QueryContext, chosen: list[int]) -> list[int]:
         if self.explore == "farthest":
@@ -111,10 +125,11 @@ class AEEP(ExplorationExploitation):
         order: str = "exploit-first",
         space: str = "learned",
         mp_average: str = "rare",
+        exploit: str = "entropy",
     ):
         if mp_average not in ("pooled", "macro", "rare"):
             raise ValueError(f"mp_average is pooled|macro|rare, got {mp_average!r}")
-        super().__init__(m_fraction=min(m_fraction, m_max), beta=beta, explore=explore, order=order, space=space)
+        super().__init__(m_fraction=min(m_fraction, m_max), beta=beta, explore=explore, order=order, space=space, exploit=exploit)
         self.rate, self.m_max, self.mp_average = rate, m_max, mp_average
         self.history: list[tuple[int, float | None]] = []
 

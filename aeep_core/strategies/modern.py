@@ -10,14 +10,7 @@ from aeep_core.strategies.simple import k_centre_greedy
 
 
 class BatchModeFisher(QueryStrategy):
-    """BMAL (Hoi et al., ICML 2006): choose S minimising tr(I_S^-1 I_U).
-
-    I_S = delta*I + sum_{s in S} w(s) f_s f_s^T is the Fisher information of the batch
-    and I_U the mean over the candidates, f = last-layer features (phi with a bias
-    term), w(x) = sum_c p_c(1 - p_c) the multi-class p(1-p). Greedy forward selection
-    with Sherman–Morrison updates: uncertain (large w) and non-redundant (a pick
-    shrinks the gain of whatever it already explains).
-    """
+    """BMAL (Hoi et al., ICML 2006): choose S minimising tr(I_S^-1 I_U) (:func:`fisher_greedy`)."""
 
     name = "bmal"
 
@@ -25,21 +18,40 @@ class BatchModeFisher(QueryStrategy):
         self.ridge = ridge
 
     def query(self, ctx: QueryContext, k: int) -> Selection:
-        f = np.hstack([ctx.unit, np.ones((len(ctx.unit), 1))]).astype(np.float64)
-        w = (ctx.probs * (1 - ctx.probs)).sum(1).astype(np.float64)
-        info_pool = (f * w[:, None]).T @ f / len(f)
-        inv = np.eye(f.shape[1]) / self.ridge  # (delta I)^-1
-        blocked = np.zeros(len(f), dtype=bool)
-        picks: list[int] = []
-        for _ in range(min(k, len(f))):
-            fg = f @ inv  # [n, d]
-            gain = w * np.einsum("nd,de,ne->n", fg, info_pool, fg) / (1 + w * (fg * f).sum(1))
-            i = int(np.argmax(np.where(blocked, -np.inf, gain)))
-            picks.append(i)
-            blocked[i] = True
-            u = inv @ f[i]
-            inv -= w[i] * np.outer(u, u) / (1 + w[i] * f[i] @ u)
-        return Selection.of(picks)
+        return Selection.of(fisher_greedy(ctx.unit, ctx.probs, k, self.ridge))
+
+
+def fisher_greedy(unit: np.ndarray, probs: np.ndarray, n: int, ridge: float = 1e-2, chosen: list[int] | None = None) -> list[int]:
+    """BMAL's batch: greedily add the candidate that most reduces tr(I_S^-1 I_U).
+
+    I_S = ridge*I + sum_{s in S} w(s) f_s f_s^T is the Fisher information of the batch
+    and I_U the mean over the candidates, f = the unit rows with a bias term, w(x) =
+    sum_c p_c(1 - p_c) the multi-class p(1-p). Sherman–Morrison updates: uncertain (large
+    w) and non-redundant (a pick shrinks the gain of whatever it already explains).
+    ``chosen`` (earlier picks of the batch) count as in S and are never picked again.
+    """
+    f = np.hstack([unit, np.ones((len(unit), 1))]).astype(np.float64)
+    w = (probs * (1 - probs)).sum(1).astype(np.float64)
+    info_pool = (f * w[:, None]).T @ f / max(len(f), 1)
+    inv = np.eye(f.shape[1]) / ridge  # (ridge I)^-1
+    blocked = np.zeros(len(f), dtype=bool)
+
+    def add(i: int) -> None:
+        nonlocal inv
+        blocked[i] = True
+        u = inv @ f[i]
+        inv = inv - w[i] * np.outer(u, u) / (1 + w[i] * f[i] @ u)
+
+    for i in chosen or []:
+        add(i)
+    picks: list[int] = []
+    for _ in range(min(n, int((~blocked).sum()))):
+        fg = f @ inv  # [n, d]
+        gain = w * np.einsum("nd,de,ne->n", fg, info_pool, fg) / (1 + w * (fg * f).sum(1))
+        i = int(np.argmax(np.where(blocked, -np.inf, gain)))
+        picks.append(i)
+        add(i)
+    return picks
 
 
 class CoreSet(QueryStrategy):
