@@ -11,6 +11,7 @@ features allow, the ceiling any strategy works under. Prints a table, writes JSO
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -18,15 +19,21 @@ import numpy as np
 import torch
 
 from aeep_core.bench.report import cpu_description
-from aeep_core.data import load_dataset
+from aeep_core.data import Dataset, load_dataset
 from aeep_core.data.backbones import BACKBONES
 from aeep_core.learning.model import build_model
 from aeep_core.learning.training import TrainConfig, score, train
 
 
+@functools.cache
+def split(data: Path, backbone: str, seed: int) -> Dataset:
+    """The bench's seeded 25% test split of ``data`` on ``backbone``'s features (loaded once)."""
+    return load_dataset(data, test_split=0.25, seed=seed, backbone=backbone)
+
+
 def head_accuracy(data: Path, backbone: str, n: int, draw: int) -> float:
     """Test accuracy of the head trained on ``n`` random labels (draw ``draw``)."""
-    ds = load_dataset(data, test_split=0.25, seed=draw % 5, backbone=backbone)
+    ds = split(data, backbone, draw % 5)
     pool, test = ds.pool, ds.test
     assert test is not None and pool.labels is not None and test.labels is not None
     ids = np.random.default_rng(100 + draw).choice(len(pool), min(n, len(pool)), replace=False)

@@ -41,7 +41,7 @@ __all__ = [
 BACKBONES = tuple(VARIANTS)
 #: what ``auto`` chooses for photographs. Against Lite0 over 20 flower seeds: AEEP +1.1
 #: points of accuracy averaged over 10 -> 100 labels, +3.0 at 50, level at 100; its
-#: extraction takes 24% longer (BENCHMARKS.md, "EfficientNet-Lite1").
+#: extraction takes 20-50% longer (BENCHMARKS.md, "EfficientNet-Lite1").
 PHOTO_BACKBONE = "efficientnet-lite1"
 
 

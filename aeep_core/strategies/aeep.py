@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
-from aeep_core.strategies.greedy import farthest_first, informative_diverse, typical_unexplored
-from aeep_core.strategies.modern import fisher_greedy
+from aeep_core.strategies.greedy import farthest_first, fisher_greedy, informative_diverse, typical_unexplored
 
 
 class ExplorationExploitation(QueryStrategy):
@@ -24,7 +23,7 @@ class ExplorationExploitation(QueryStrategy):
     no similarity can place them; they are held back until nothing else is left.
     ``space="pixels"`` measures similarity on raw inputs instead (an ablation).
     ``exploit="fisher"`` chooses the exploitation picks by BMAL's Fisher criterion
-    (:func:`aeep_core.strategies.modern.fisher_greedy`) instead of entropy minus
+    (:func:`aeep_core.strategies.greedy.fisher_greedy`) instead of entropy minus
     redundancy (an ablation: is the split or the rule what trails BMAL?).
     """
 

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.cluster import kmeans_plusplus
 
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
+from aeep_core.strategies.greedy import fisher_greedy
 from aeep_core.strategies.simple import k_centre_greedy
 
 
@@ -19,39 +20,6 @@ class BatchModeFisher(QueryStrategy):
 
     def query(self, ctx: QueryContext, k: int) -> Selection:
         return Selection.of(fisher_greedy(ctx.unit, ctx.probs, k, self.ridge))
-
-
-def fisher_greedy(unit: np.ndarray, probs: np.ndarray, n: int, ridge: float = 1e-2, chosen: list[int] | None = None) -> list[int]:
-    """BMAL's batch: greedily add the candidate that most reduces tr(I_S^-1 I_U).
-
-    I_S = ridge*I + sum_{s in S} w(s) f_s f_s^T is the Fisher information of the batch
-    and I_U the mean over the candidates, f = the unit rows with a bias term, w(x) =
-    sum_c p_c(1 - p_c) the multi-class p(1-p). Sherman–Morrison updates: uncertain (large
-    w) and non-redundant (a pick shrinks the gain of whatever it already explains).
-    ``chosen`` (earlier picks of the batch) count as in S and are never picked again.
-    """
-    f = np.hstack([unit, np.ones((len(unit), 1))]).astype(np.float64)
-    w = (probs * (1 - probs)).sum(1).astype(np.float64)
-    info_pool = (f * w[:, None]).T @ f / max(len(f), 1)
-    inv = np.eye(f.shape[1]) / ridge  # (ridge I)^-1
-    blocked = np.zeros(len(f), dtype=bool)
-
-    def add(i: int) -> None:
-        nonlocal inv
-        blocked[i] = True
-        u = inv @ f[i]
-        inv = inv - w[i] * np.outer(u, u) / (1 + w[i] * f[i] @ u)
-
-    for i in chosen or []:
-        add(i)
-    picks: list[int] = []
-    for _ in range(min(n, int((~blocked).sum()))):
-        fg = f @ inv  # [n, d]
-        gain = w * np.einsum("nd,de,ne->n", fg, info_pool, fg) / (1 + w * (fg * f).sum(1))
-        i = int(np.argmax(np.where(blocked, -np.inf, gain)))
-        picks.append(i)
-        add(i)
-    return picks
 
 
 class CoreSet(QueryStrategy):
