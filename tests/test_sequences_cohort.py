@@ -1,4 +1,5 @@
-"""Heart-failure cohort: labels, index-date cuts, merging exports; the real Synthea data when present."""
+"""The case-control cut (heart failure as the outcome): labels, index-date cuts, merging
+exports; the real Synthea data when present."""
 
 from __future__ import annotations
 
@@ -7,12 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeep_core.data import load_dataset
-from aeep_core.sequences.cohort import CLASS_NAMES, build_cohort, heart_failure_dataset, is_heart_failure, main, read_exports
+from aeep_core.sequences import cohort
+from aeep_core.sequences.cohort import read_exports
+from aeep_core.sequences.outcomes import HEART_FAILURE, outcome_dataset
 from aeep_core.sequences.readers import PatientRecord
 from tests.sequences_fixtures import patient_events, write_synthea_export
 
 EHR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ehr"
+
+
+CLASS_NAMES = HEART_FAILURE.class_names
+is_heart_failure = HEART_FAILURE.matches
+
+
+def build_cohort(records: list[PatientRecord], seed: int) -> list[PatientRecord]:
+    return cohort.build_cohort(records, seed, is_case=is_heart_failure, class_names=CLASS_NAMES)
 
 
 def _ev(day: str, code: str, text: str = "", etype: str = "condition") -> dict:
@@ -22,6 +32,7 @@ def _ev(day: str, code: str, text: str = "", etype: str = "condition") -> dict:
 def test_heart_failure_definition():
     assert is_heart_failure(_ev("2020-01-01", "88805009"))
     assert is_heart_failure(_ev("2020-01-01", "84114007"))
+    assert is_heart_failure(_ev("2020-01-01", "316139"))  # the OMOP concept
     assert is_heart_failure(_ev("2020-01-01", "999", "Acute Heart Failure due to X"))
     assert not is_heart_failure(_ev("2020-01-01", "88805009", etype="medication"))
     assert not is_heart_failure(_ev("2020-01-01", "38341003", "Hypertension"))
@@ -82,7 +93,7 @@ def test_dataset_from_several_exports_with_a_duplicate(tmp_path):
     records, stats = read_exports(tmp_path)
     assert stats.patients == 22 and stats.duplicates_merged == 2 and stats.exports == 3
     assert any("broken" in s for s in stats.skipped)
-    ds = heart_failure_dataset(tmp_path, seed=0, test_fraction=0.3)
+    ds = outcome_dataset(tmp_path, HEART_FAILURE, seed=0, test_fraction=0.3)
     assert ds.pool.class_names == CLASS_NAMES and ds.pool.modality == "sequence"
     assert set(ds.pool.names).isdisjoint(ds.test.names) and len(ds.pool) + len(ds.test) == 22
     assert ds.test.labels.sum() >= 1 and ds.pool.labels.sum() >= 1
@@ -91,19 +102,12 @@ def test_dataset_from_several_exports_with_a_duplicate(tmp_path):
         assert not any(is_heart_failure(e) for e in events)
 
 
-def test_cohort_cli_writes_a_folder_simulate_can_read(tmp_path, capsys):
-    write_synthea_export(tmp_path / "exp" / "a", _hf_patients(np.random.default_rng(1), 15, 0))
-    assert main(["--data", str(tmp_path / "exp"), "--out", str(tmp_path / "hf")]) == 0
-    ds = load_dataset(tmp_path / "hf")
-    assert ds.test is not None and ds.pool.class_names == CLASS_NAMES and ds.pool.has_labels
-
-
 @pytest.mark.integration
 @pytest.mark.skipif(not EHR.is_dir(), reason=f"real Synthea exports not present at {EHR} (../shared/data/ehr)")
 def test_real_synthea_heart_failure_cohort():
-    ds = heart_failure_dataset(EHR, seed=0)
+    ds = outcome_dataset(EHR, HEART_FAILURE, seed=0)
     stats = ds.pool.meta["cohort"]
     # README: 190 patients with heart failure; one has it at their first recorded event.
-    assert 185 <= stats["cases"] <= 190 and stats["patients"] >= 5600
+    assert 185 <= stats["cases"] <= 190 and stats["patients_read"] >= 5600
     assert int(ds.pool.labels.sum() + ds.test.labels.sum()) == stats["cases"]
     assert ds.pool.inputs.shape[1] == ds.pool.meta["length"] and ds.pool.inputs.shape[2] == 34

@@ -55,11 +55,10 @@ def _load_mnist(path: Path, seed: int, settings: BenchSettings) -> Dataset:
 
 
 def _load_heart_failure(path: Path, seed: int, settings: BenchSettings) -> Dataset:
-    try:  # imported lazily: the sequence modality is optional and may be absent
-        from aeep_core.sequences.cohort import heart_failure_dataset
-    except ImportError as exc:
-        raise DataError(f"the heart-failure task needs aeep_core.sequences.cohort, which is not available ({exc})") from exc
-    return heart_failure_dataset(path, seed)
+    """The built-in heart-failure cohort of any sequence source (the Synthea exports by default)."""
+    from aeep_core.sequences.outcomes import HEART_FAILURE, outcome_dataset
+
+    return outcome_dataset(path, HEART_FAILURE, seed, settings.test_split or 0.3, settings.gap_days)
 
 
 def _load_outcome(path: Path, seed: int, settings: BenchSettings) -> Dataset:

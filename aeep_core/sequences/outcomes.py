@@ -23,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from aeep_core.pool import DataError, Dataset, SkippedFile
-from aeep_core.sequences.cohort import HF_CODES, CohortStats, build_cohort, read_exports
+from aeep_core.sequences.cohort import CohortStats, build_cohort, read_exports
 from aeep_core.sequences.loading import build_dataset, read_records, split_records, synthea_exports
 from aeep_core.sequences.omop import is_omop_folder, read_omop
 from aeep_core.sequences.readers import PatientRecord, write_jsonl
 from aeep_core.sequences.tables import Progress
 
-#: OMOP standard concepts for heart failure (316139 Heart failure, 319835 Congestive heart failure).
+#: SNOMED codes of heart failure as Synthea writes them (88805009 chronic congestive heart
+#: failure, 84114007 heart failure), and the OMOP standard concepts (316139 Heart failure,
+#: 319835 Congestive heart failure).
+HF_SNOMED_CODES = frozenset({"88805009", "84114007"})
 HF_OMOP_CONCEPTS = frozenset({"316139", "319835"})
 CONTROL = "control"
 
@@ -71,7 +74,8 @@ class Outcome:
         }
 
 
-HEART_FAILURE = Outcome("heart_failure", HF_CODES | HF_OMOP_CONCEPTS, ("heart failure",))
+#: The built-in outcome (the benchmark's heart-failure task, and the default of every command).
+HEART_FAILURE = Outcome("heart_failure", HF_SNOMED_CODES | HF_OMOP_CONCEPTS, ("heart failure",))
 
 
 def _slug(text: str) -> str:
@@ -238,8 +242,9 @@ def write_cohort(cohort: list[PatientRecord], out: Path, test_fraction: float, s
 def outcome_dataset(data: Path | str, outcome: Outcome, seed: int, test_fraction: float = 0.3, gap_days: float = 0.0) -> Dataset:
     """Pool + labelled test set of ``outcome``'s cohort in ``data`` (any source), for bench and simulate.
 
-    The generalisation of :func:`.cohort.heart_failure_dataset`; ``pool.meta["cohort"]``
-    holds the summary.
+    The split is stratified (both sides get cases) and reproducible under ``seed``; the event
+    embedding is trained on the pool's histories only. ``pool.meta["cohort"]`` holds the
+    summary (:func:`summarise`).
     """
     source = read_source(data)
     cohort, summary = build_outcome_cohort(source, outcome, seed, gap_days)
