@@ -45,9 +45,14 @@ def image_cache_prefix(folder: Path) -> Path:
     return cache_dir() / f"images-{_path_digest(folder)}"
 
 
+#: Bumped whenever a backbone's features change meaning (2: the Lite networks' last block
+#: joined the head's features), so no cache mixes rows of two definitions.
+FEATURES_VERSION = 2
+
+
 def feature_cache(folder: Path, backbone: str) -> Path:
     """The stem of a data folder's backbone features: ``<stem>.npy`` + ``<stem>.json``."""
-    return cache_dir() / f"features-{_path_digest(folder)}-{backbone}"
+    return cache_dir() / f"features-{_path_digest(folder)}-{backbone}-v{FEATURES_VERSION}"
 
 
 def image_caches(folder: Path) -> list[Path]:

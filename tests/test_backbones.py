@@ -92,7 +92,7 @@ def test_a_photo_is_oriented_cropped_and_decoded_cheaply(tmp_path):
 def test_photo_folders_become_feature_pools_cached_per_file(tmp_path, monkeypatch):
     folder = _photo_folder(tmp_path / "photos")
     pool = load_dataset(folder, backbone="auto").pool
-    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, EfficientNetLite.feature_dim)
+    assert pool.modality == "features" and tuple(pool.inputs.shape) == (8, EfficientNetLite.head_channels + 320)
     assert pool.meta["backbone"] == PHOTO_BACKBONE and pool.class_names == ["kind0", "kind1"]
     model = build_model(pool.inputs, pool.modality, 2)  # the pairwise head: (logits, phi)
     logits, phi = model(pool.inputs)

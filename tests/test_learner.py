@@ -159,3 +159,53 @@ def test_a_head_on_features_is_refitted_each_round_while_the_cnn_continues(image
         first = learner.model
         learner.train()
         assert (learner.model is first) is continues, pool.modality
+
+
+def _two_blobs(n: int = 60, seed: int = 0):
+    """A features pool of two well-separated classes (truth in ``labels``)."""
+    from aeep_core.pool import Pool
+
+    gen = torch.Generator().manual_seed(seed)
+    truth = torch.arange(n) % 2
+    centres = torch.tensor([[3.0] * 8, [-3.0] * 8])
+    inputs = centres[truth] + torch.randn(n, 8, generator=gen)
+    return Pool(inputs, [f"f{i}" for i in range(n)], ["a", "b"], labels=truth.numpy(), modality="features")
+
+
+def test_a_head_refits_on_its_most_confident_guesses_from_the_unlabelled_candidates():
+    pool = _two_blobs()
+    config = TrainConfig(guess_steps=20, pseudo_label_steps=20, pseudo_label_share=0.5)
+    learner = ActiveLearner(pool, make_strategy("random"), config=config, device="cpu", candidates=30)
+    learner.add_labels([0, 1, 2, 3], [0, 1, 0, 1])
+    learner.add_labels([4], [SKIPPED])  # "unsure" is never guessed for
+    seen: list[tuple[int, int]] = []
+    learner.train(progress=lambda done, total: seen.append((done, total)))
+    # one progress bar over both fits, ending full
+    assert seen[-1] == (40, 40) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    guessed, guesses = learner._confident_guesses(learner.model)
+    assert len(guessed) == 15  # half of the 30 candidates, not of the whole of U
+    assert not set(guessed.tolist()) & {0, 1, 2, 3, 4}
+    assert (guesses == pool.labels[guessed]).all()  # the blobs are easy: the guesses are right
+    learner.candidates = 1000  # all of U: the guessed are the most confident of it
+    guessed, _ = learner._confident_guesses(learner.model)
+    unlabelled = learner.unlabelled_ids()
+    with torch.no_grad():
+        confidence = torch.softmax(learner.model(pool.inputs)[0], 1).max(1).values.numpy()
+    rest = np.setdiff1d(unlabelled, guessed)
+    assert len(guessed) == len(unlabelled) // 2 and confidence[guessed].min() >= confidence[rest].max()
+
+
+def test_pseudo_labels_change_the_head_and_zero_turns_them_off():
+    """Share 0 is the paper's head on L alone, the same weights as one plain fit."""
+    pool = _two_blobs(seed=1)
+
+    def head(**options):
+        config = TrainConfig(min_steps=20, max_steps=20, guess_steps=20, pseudo_label_steps=20, **options)
+        learner = ActiveLearner(pool, make_strategy("random"), config=config, device="cpu", seed=3)
+        learner.add_labels([0, 1], [0, 1])
+        learner.train()
+        return torch.cat([p.detach().flatten() for p in learner.model.parameters()])
+
+    plain = head(pseudo_label_share=0.0)
+    assert torch.equal(plain, head(pseudo_label_share=0.0))
+    assert not torch.equal(plain, head(pseudo_label_share=0.5))

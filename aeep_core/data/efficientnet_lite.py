@@ -108,22 +108,30 @@ def block_specs(state: dict[str, torch.Tensor]) -> list[BlockSpec]:
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite up to its global-average-pooled 1280-d features (``_fc`` is the
-    ImageNet classifier, kept so the shipped weights load whole and can be checked)."""
+    """EfficientNet-Lite as a feature extractor (``_fc`` is the ImageNet classifier, kept
+    so the shipped weights load whole and can be checked).
 
-    feature_dim = 1280
+    An item's features are the global average of the 1280-channel head *and* of the last
+    block's output (320 channels), side by side: the block before the head's 1x1 expansion
+    carries detail the ImageNet head discards. Measured on the flowers (head on 100 random
+    labels, 10 draws, Lite1): 84.2% with the head's features alone, 85.0% with both; max or
+    GeM pooling, an earlier block, or rescaling the two parts did no better (BENCHMARKS.md).
+    """
+
+    head_channels = 1280
 
     def __init__(self, blocks: list[BlockSpec], size: int):
         super().__init__()
+        self.feature_dim = self.head_channels + blocks[-1][1]
         self.preprocessing = Preprocessing(size, _MEAN, _STD)
         self.memory_format = torch.contiguous_format  # channels-last once prepared (for_inference)
         stem = blocks[0][0]
         self._conv_stem = SamePadConv(3, stem, 3, stride=2, bias=False)
         self._bn0: nn.Module = _bn(stem)
         self._blocks = nn.ModuleList(MBConv(*spec) for spec in blocks)
-        self._conv_head = SamePadConv(blocks[-1][1], self.feature_dim, 1, bias=False)
-        self._bn1: nn.Module = _bn(self.feature_dim)
-        self._fc = nn.Linear(self.feature_dim, 1000)
+        self._conv_head = SamePadConv(blocks[-1][1], self.head_channels, 1, bias=False)
+        self._bn1: nn.Module = _bn(self.head_channels)
+        self._fc = nn.Linear(self.head_channels, 1000)
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor], size: int) -> EfficientNetLite:
@@ -132,18 +140,23 @@ class EfficientNetLite(nn.Module):
         model.load_state_dict(state)
         return model.eval()
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """[N, 3, H, W] normalised images -> [N, 1280] pooled features."""
+    def _pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled head [N, 1280], pooled last block [N, C]) of normalised images."""
         x = x.contiguous(memory_format=self.memory_format)
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
+        last_block = x.mean(dim=(2, 3))
+        head = F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
+        return head, last_block
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, 3, H, W] normalised images -> [N, feature_dim] pooled features (class doc)."""
+        return torch.cat(self._pooled(x), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (for checking the weights; the engine uses :meth:`features`)."""
-        return self._fc(self.features(x))
+        return self._fc(self._pooled(x)[0])
 
     @torch.no_grad()
     def for_inference(self) -> EfficientNetLite:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import numpy as np
@@ -188,28 +188,69 @@ class ActiveLearner:
 
     # --- one round ---------------------------------------------------------------
     def train(self, progress: Progress | None = None, should_stop=None) -> float:
-        """(Re)train the network on L; return the seconds it took."""
+        """(Re)train the network on L (and, for a head on features, on its confident
+        guesses: ``config.pseudo_label_share``); return the seconds it took."""
         if not self.labels:
             raise ValueError("nothing is labelled yet: label a few items before training")
         start = time.perf_counter()
+        round_seed = self.seed * 7919 + self.round
         # Seeded every round, fresh or warm: dropout draws from this generator too, so a
         # restored learner trains exactly as an uninterrupted one.
-        torch.manual_seed(self.seed * 7919 + self.round)
+        torch.manual_seed(round_seed)
         model = self.model if self.model is not None and self._continues_model() else self.new_model()
         ids = np.fromiter(self.labels, dtype=np.int64)
         y = np.fromiter(self.labels.values(), dtype=np.int64)
-        train(
+        if not self._self_trains():
+            self._fit(model, ids, y, self.config, round_seed, progress, should_stop)
+            return time.perf_counter() - start
+        # Self-training: a short fit makes guesses, a fresh head learns L + the confident ones.
+        first, second = self.config.guess_steps, self.config.pseudo_label_steps
+        total = first + second
+        self._fit(
             model,
-            self.pool.inputs[torch.from_numpy(ids)],
+            ids,
             y,
-            self.config,
-            self.device,
-            seed=self.seed * 7919 + self.round,
-            modality=self.pool.modality,
-            progress=progress,
-            should_stop=should_stop,
+            replace(self.config, min_steps=first, max_steps=first),
+            round_seed,
+            None if progress is None else lambda done, _: progress(done, total),
+            should_stop,
+        )
+        if should_stop is not None and should_stop():
+            return time.perf_counter() - start
+        guessed, guesses = self._confident_guesses(model)
+        torch.manual_seed(round_seed + 1)
+        self._fit(
+            self.new_model(),
+            np.concatenate([ids, guessed]),
+            np.concatenate([y, guesses]),
+            replace(self.config, min_steps=second, max_steps=second),
+            round_seed,
+            None if progress is None else lambda done, _: progress(first + done, total),
+            should_stop,
         )
         return time.perf_counter() - start
+
+    def _fit(self, model, ids: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int, progress, should_stop) -> None:
+        """Train ``model`` on items ``ids`` with classes ``y``."""
+        inputs = self.pool.inputs[torch.from_numpy(ids)]
+        train(model, inputs, y, config, self.device, seed, self.pool.modality, progress, should_stop)
+
+    def _self_trains(self) -> bool:
+        """Whether rounds refit on confident guesses too (heads on features; TrainConfig)."""
+        return self.pool.modality == "features" and self.config.pseudo_label_share > 0
+
+    def _confident_guesses(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        """(items, classes): ``model``'s guesses for its most confident
+        ``pseudo_label_share`` of a random candidate subset of U (at most ``candidates``
+        items, as :meth:`propose` scores, so a huge pool costs no more)."""
+        unlabelled = self.unlabelled_ids()
+        rng = np.random.default_rng([self.seed, self.round, 1])
+        if len(unlabelled) > self.candidates:
+            unlabelled = rng.choice(unlabelled, self.candidates, replace=False)
+        probs, _ = score(model, self.pool.inputs[torch.from_numpy(unlabelled)], self.device)
+        n = int(self.config.pseudo_label_share * len(unlabelled))
+        confident = np.argsort(-probs.max(1), kind="stable")[:n]
+        return unlabelled[confident], probs.argmax(1)[confident]
 
     def propose(
         self,
