@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,26 @@ def test_an_unknown_backbone_is_refused_in_one_line(capsys):
     assert ended.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "unknown backbone 'nosuchnet'" in err and "resnet18" in err
+
+
+def test_auto_pipeline_retrains_a_photo_head_between_batches_and_pipelines_the_cnn(tmp_path):
+    """A head on features takes the plain loop (a round is under a second and refits on its
+    guesses); a network trained end to end trains while the person labels."""
+    from aeep_core.session import LabellingSession
+    from aeep_core.session.engines import PlainEngine
+    from aeep_core.session.pipelined import PipelinedEngine
+
+    photos = _photo_folder(tmp_path / "photos")
+    digits = make_image_folder(tmp_path / "digits")
+    for folder, backbone, engine in ((photos, "auto", PlainEngine), (digits, "auto", PipelinedEngine)):
+        settings = ProjectSettings(["kind0", "kind1"], ["1", "2"], device="cpu", backbone=backbone, pipelined=None)
+        if folder is digits:
+            settings = replace(settings, classes=["class0", "class1", "class2"], keys=["1", "2", "3"])
+        project = tmp_path / f"project-{folder.name}"
+        with LabellingSession.open(folder, settings, project_dir=project) as s:
+            assert isinstance(s.engine, engine) and s.settings.pipelined is (engine is PipelinedEngine)
+        with LabellingSession.open(folder, project_dir=project) as s:  # stored resolved
+            assert isinstance(s.engine, engine)
+    forced = ProjectSettings(["kind0", "kind1"], ["1", "2"], device="cpu", pipelined=True)
+    with LabellingSession.open(photos, forced, project_dir=tmp_path / "forced") as s:
+        assert isinstance(s.engine, PipelinedEngine)

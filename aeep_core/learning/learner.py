@@ -204,7 +204,8 @@ class ActiveLearner:
             self._fit(model, ids, y, self.config, round_seed, progress, should_stop)
             return time.perf_counter() - start
         # Self-training: a short fit makes guesses, a fresh head learns L + the confident ones.
-        first, second = self.config.guess_steps, self.config.pseudo_label_steps
+        cap = self.config.max_steps  # --train-steps bounds both fits
+        first, second = min(self.config.guess_steps, cap), min(self.config.pseudo_label_steps, cap)
         total = first + second
         self._fit(
             model,

@@ -41,10 +41,11 @@ class TrainConfig:
     # then the round's head is refitted on L plus the guesses for the most confident
     # ``pseudo_label_share`` of the unlabelled candidates (self-training). On the flowers it
     # lifted AEEP and BMAL at 100 labels by about 2 points (BENCHMARKS.md, "Pseudo-labels").
-    # 0 trains on L alone, the paper's setting.
+    # 0 trains on L alone, the paper's setting (and the pipelined trainer's, which never
+    # stops to refit).
     pseudo_label_share: float = 0.5
-    guess_steps: int = 150  # the fit that makes the guesses
-    pseudo_label_steps: int = 200  # the refit on L + guesses
+    guess_steps: int = 150  # the fit that makes the guesses (at most max_steps)
+    pseudo_label_steps: int = 200  # the refit on L + guesses (at most max_steps)
 
     def steps_for(self, n_labelled: int) -> int:
         """Gradient steps for a labelled set of ``n_labelled`` items."""

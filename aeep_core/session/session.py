@@ -121,7 +121,11 @@ class LabellingSession:
                 raise ValueError(f"{data}: a new project needs settings (classes and keys)")
             settings.validate()
             loaded = load_project_data(data, settings, progress)  # bad data leaves no project behind
-            settings = replace(settings, backbone=loaded.pool.meta.get("backbone", "cnn"))  # "auto", resolved
+            settings = replace(  # "auto" settings, resolved
+                settings,
+                backbone=loaded.pool.meta.get("backbone", "cnn"),
+                pipelined=loaded.pool.modality != "features" if settings.pipelined is None else settings.pipelined,
+            )
             now = time.time()
             store = Store.create(
                 project,

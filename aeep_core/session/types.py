@@ -33,11 +33,14 @@ class ProjectSettings:
     train: dict = field(default_factory=dict)  # TrainConfig overrides
     candidates: int = 10_000
     # Zero-wait mode (aeep_core.session.pipelined): train while the person labels and
-    # choose the next batch before the last card; the app turns it on, the engine default
-    # is the plain loop.
+    # choose the next batch before the last card. None is "auto", resolved and stored when
+    # the project is created: on for networks trained end to end (a retrain takes seconds),
+    # off for a head on backbone features, whose round takes under a second and refits on
+    # its own confident guesses, which only the plain loop does (TrainConfig.pseudo_label_share).
+    # The engine default is the plain loop; the app asks for auto.
     # lookahead: choose the next batch while the person answers the last few cards, so
     # that selection is done by the time they press Enter (BENCHMARKS.md, "Latency").
-    pipelined: bool = False
+    pipelined: bool | None = False
     # Training steps owed per answer; 0: measured on this machine when the trainer starts
     # (learning.training.steps_for_pace) and kept in its snapshot, so a resumed session
     # replays exactly what was trained.

@@ -66,12 +66,22 @@ def add_backbone_flag(p: argparse.ArgumentParser) -> None:
 
 
 def add_pipeline_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    """--pipeline / --no-pipeline; neither: auto (a new project's setting, see ProjectSettings)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--pipeline",
+        dest="pipelined",
+        action="store_true",
+        help="train while you label, so the next batch is ready at once (the default for networks "
+        "trained end to end; photos on a pretrained backbone retrain between batches in under a second)",
+    )
+    group.add_argument(
         "--no-pipeline",
         dest="pipelined",
         action="store_false",
         help="retrain after each batch instead of while you label (a new project's setting)",
     )
+    p.set_defaults(pipelined=None)
 
 
 def settings_from_args(args: argparse.Namespace):
