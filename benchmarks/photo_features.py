@@ -5,8 +5,9 @@
 For each backbone (the shipped EfficientNet-Lites by default): embeds every photo of the
 folder from a cold cache (decode + the backbone, as the app does), times one forward pass
 of a batch of 32 prepared for extraction (batch norm folded, channels-last) against the
-network as trained (median of 5), and times one round of the pairwise head (train on 100
-labels + score the pool) as the app runs it. Prints a table and writes JSON with the
+network as trained (median of 5), and times a round as the app runs it: the learner trains
+the pairwise head on 100 labels (with its pseudo-label refit) and AEEP chooses a batch of 10
+from the pool (median of 3). Prints a table and writes JSON with the
 machine it ran on.
 """
 
@@ -26,8 +27,9 @@ from aeep_core.data.backbones import BACKBONES, load_backbone
 from aeep_core.data.efficientnet_lite import VARIANTS, EfficientNetLite, shipped_state_dict
 from aeep_core.data.features import embed_photos
 from aeep_core.data.images import list_image_files
-from aeep_core.learning.model import build_model
-from aeep_core.learning.training import TrainConfig, score, train
+from aeep_core.learning.learner import ActiveLearner
+from aeep_core.pool import Pool
+from aeep_core.strategies import make_strategy
 
 
 def forward_seconds(model: torch.nn.Module, size: int, repeats: int = 5) -> float:
@@ -58,18 +60,15 @@ def measure(paths: list[Path], backbone: str) -> dict[str, object]:
     size = prepared.preprocessing.size
     forward_s = forward_seconds(prepared, size)  # type: ignore[arg-type]
     unprepared_s = forward_seconds(as_trained(backbone), size) if backbone in VARIANTS else None
-    x = torch.from_numpy(features)
+    pool = Pool(torch.from_numpy(features), [str(p) for p in kept], [f"c{i}" for i in range(5)], modality="features")
     rng = np.random.default_rng(0)
-    labelled = rng.choice(len(x), size=100, replace=False)
-    y = rng.integers(0, 5, size=100)
-    model = build_model(x, "features", 5)
-    train(model, x[:20], y[:20], TrainConfig(min_steps=5, max_steps=5), "cpu", seed=0, modality="features")  # warm-up
-    start = time.perf_counter()
-    train(model, x[torch.from_numpy(labelled)], y, TrainConfig(), "cpu", seed=0, modality="features")
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    score(model, x, "cpu")
-    score_s = time.perf_counter() - start
+    learner = ActiveLearner(pool, make_strategy("aeep"), device="cpu", candidates=2000)
+    learner.add_labels(rng.choice(len(pool), size=100, replace=False), rng.integers(0, 5, size=100))
+    train_times, select_times = [], []
+    for _ in range(3):
+        train_times.append(learner.train())
+        select_times.append(learner.propose(10).select_s)
+    train_s, select_s = float(np.median(train_times)), float(np.median(select_times))
     return {
         "backbone": backbone,
         "input_size": size,
@@ -79,7 +78,7 @@ def measure(paths: list[Path], backbone: str) -> dict[str, object]:
         "forward32_s": forward_s,
         "forward32_as_trained_s": unprepared_s,
         "round_train_s": train_s,
-        "round_score_s": score_s,
+        "round_select_s": select_s,
     }
 
 
@@ -94,13 +93,13 @@ def main() -> None:
     rows = [measure(paths, name) for name in args.backbones.split(",")]
     print(f"{len(paths)} images on {machine['model']} ({' '.join(machine['simd'])}), {machine['threads']} threads")
     print(
-        f"{'backbone':<20} {'size':>4} {'extract s':>9} {'images/s':>8} {'fwd32 s':>8} {'as trained':>10} {'train s':>8} {'score s':>8}"
+        f"{'backbone':<20} {'size':>4} {'extract s':>9} {'images/s':>8} {'fwd32 s':>8} {'as trained':>10} {'train s':>8} {'select s':>8}"
     )
     for r in rows:
         trained = "" if r["forward32_as_trained_s"] is None else f"{r['forward32_as_trained_s']:.3f}"
         print(
             f"{r['backbone']:<20} {r['input_size']:>4} {r['extract_s']:>9.1f} {r['images_per_s']:>8.1f} "
-            f"{r['forward32_s']:>8.3f} {trained:>10} {r['round_train_s']:>8.2f} {r['round_score_s']:>8.3f}"
+            f"{r['forward32_s']:>8.3f} {trained:>10} {r['round_train_s']:>8.2f} {r['round_select_s']:>8.3f}"
         )
     args.json.write_text(json.dumps({"machine": machine, "images": len(paths), "backbones": rows}, indent=2) + "\n")
 
