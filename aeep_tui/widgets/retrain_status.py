@@ -15,18 +15,22 @@ STAGE_TEXT = {
 
 
 class RetrainStatus(Horizontal):
-    """Hidden while labelling; a labelled progress bar while the worker runs."""
+    """Hidden while labelling; a labelled progress bar while the worker runs.
+
+    Hidden, it still holds its row (visibility, not display): showing it then repaints one
+    line instead of shrinking the card grid, which refitted and re-rendered every picture
+    of the batch twice a round (on photos that doubled the wait between batches)."""
 
     def compose(self) -> ComposeResult:
         yield Label("", id="retrain-label")
         yield ProgressBar(id="retrain-bar", show_eta=False)
 
     def on_mount(self) -> None:
-        self.display = False
+        self.visible = False
 
     def start(self) -> None:
         self.remove_class("-error")
-        self.display = True
+        self.visible = True
         self.query_one("#retrain-bar").display = True
         self.query_one("#retrain-label", Label).update("Retraining the network…")
         self.query_one("#retrain-bar", ProgressBar).update(total=None, progress=0)
@@ -39,10 +43,10 @@ class RetrainStatus(Horizontal):
 
     def failed(self, message: str) -> None:
         """Show a training failure in place of the bar; the screen offers a retry key."""
-        self.display = True
+        self.visible = True
         self.add_class("-error")
         self.query_one("#retrain-bar").display = False
         self.query_one("#retrain-label", Label).update(f"Retraining failed: {message}  —  r retries, q quits")
 
     def finish(self) -> None:
-        self.display = False
+        self.visible = False
