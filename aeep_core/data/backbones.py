@@ -39,9 +39,10 @@ __all__ = [
 #: the backbones shipped with the package (``--backbone`` also takes ``cnn``, ``auto`` and
 #: torchvision models whose weights are cached: :func:`is_backbone`)
 BACKBONES = tuple(VARIANTS)
-#: what ``auto`` chooses for photographs. Against Lite0 over 20 flower seeds: AEEP +1.1
-#: points of accuracy averaged over 10 -> 100 labels, +3.0 at 50, level at 100; its
-#: extraction takes 20-50% longer (BENCHMARKS.md, "EfficientNet-Lite1").
+#: what ``auto`` chooses for photographs. Against Lite0 over 20 flower seeds (with the
+#: self-trained head): AEEP +0.9 points of accuracy averaged over 10 -> 100 labels (se 0.5),
+#: +2.0 at 50 (se 0.8), level at 100; its extraction takes 20-50% longer (BENCHMARKS.md,
+#: "Richer features and a self-trained head").
 PHOTO_BACKBONE = "efficientnet-lite1"
 
 
