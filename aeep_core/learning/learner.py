@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -231,7 +232,16 @@ class ActiveLearner:
         )
         return time.perf_counter() - start
 
-    def _fit(self, model, ids: np.ndarray, y: np.ndarray, config: TrainConfig, seed: int, progress, should_stop) -> None:
+    def _fit(
+        self,
+        model: torch.nn.Module,
+        ids: np.ndarray,
+        y: np.ndarray,
+        config: TrainConfig,
+        seed: int,
+        progress: Progress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         """Train ``model`` on items ``ids`` with classes ``y``."""
         inputs = self.pool.inputs[torch.from_numpy(ids)]
         train(model, inputs, y, config, self.device, seed, self.pool.modality, progress, should_stop)

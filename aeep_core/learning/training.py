@@ -40,7 +40,8 @@ class TrainConfig:
     # Heads on frozen features only (cheap to fit twice): a short fit on L makes guesses,
     # then the round's head is refitted on L plus the guesses for the most confident
     # ``pseudo_label_share`` of the unlabelled candidates (self-training). On the flowers it
-    # lifted AEEP and BMAL at 100 labels by about 2 points (BENCHMARKS.md, "Pseudo-labels").
+    # lifted AEEP at 100 labels by about 2 points (BENCHMARKS.md, "Richer features and a
+    # self-trained head").
     # 0 trains on L alone, the paper's setting (and the pipelined trainer's, which never
     # stops to refit).
     pseudo_label_share: float = 0.5
