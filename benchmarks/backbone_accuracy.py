@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--backbones", default=",".join(BACKBONES))
     parser.add_argument("--labels", default="50,100,200", help="label counts n")
     parser.add_argument("--draws", type=int, default=10)
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/backbone-accuracy.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/photos/backbone-accuracy.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # the head trains on one thread in the app too
     counts = [int(n) for n in args.labels.split(",")]

@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--pace", type=float, default=1.0, help="seconds per label (default 1.0)")
     parser.add_argument("--modes", default="pipelined,plain")
-    parser.add_argument("--json", type=Path, default=Path("bench-demo-wait.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latency/demo-wait.json"))
     args = parser.parse_args()
     e2e.WIDTH, e2e.HEIGHT = WIDTH, HEIGHT
     _, digits = read_mnist_csv(mnist_csv_path())

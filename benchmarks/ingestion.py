@@ -8,7 +8,7 @@ Both Synthea readers must return identical records; the script checks it. Best o
 ``--repeat`` runs, after one warm-up (the DuckDB import is not counted). Prints a table and
 writes JSON.
 
-    OMP_NUM_THREADS=1 python benchmarks/ingestion.py --scale 20 --json benchmarks/ingestion.json
+    OMP_NUM_THREADS=1 python benchmarks/ingestion.py --scale 20 --json benchmarks/results/ingestion/ingestion.json
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=int, default=20, help="copies of the biggest export in the large input")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--json", type=Path, default=Path("benchmarks/ingestion.json"))
+    p.add_argument("--json", type=Path, default=Path("benchmarks/results/ingestion/ingestion.json"))
     args = p.parse_args()
     from synthea_columnar import read_synthea_columnar  # beside this script
 

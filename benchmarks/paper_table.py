@@ -1,6 +1,6 @@
 """The paper-preset table of issue 12, per batch size k, from a bench JSON or ``.partial``.
 
-    python benchmarks/paper_table.py benchmarks/paper-preset.jsonl [--ref aeep]
+    python benchmarks/paper_table.py benchmarks/results/paper/paper-preset.jsonl [--ref aeep]
 
 Per strategy and k: acc@100/200/500, labels to 95/97/98% (mean over the seeds that reach
 it; "n/N" when some never do), AULC over 20 → 500 labels (mean ± sd over seeds), and for

@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/photos/flowers"))
     parser.add_argument("--backbones", default=",".join(BACKBONES), help="shipped backbones or cached torchvision models")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/photo-features.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/photos/photo-features.json"))
     args = parser.parse_args()
     paths = list_image_files(args.data)
     machine = {**cpu_description(), "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -53,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configs", default="1e-3:0,2e-3:0,2e-3:0.995", help="LR:AVERAGE pairs")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/pipeline-averaging.jsonl"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/latency/pipeline-averaging.jsonl"))
     args = ap.parse_args()
     jobs = [
         (float(c.split(":")[0]), float(c.split(":")[1]), int(s)) for c in args.configs.split(",") for s in args.seeds.split(",")

@@ -2,9 +2,9 @@
 bench reports without what depends on where and when they ran (timings, environment),
 run by run, and prints each one's wall time, summed run CPU seconds and runner:
 
-    aeep-tui bench --preset quick --jobs 2 --json benchmarks/quick-jobs2.json
-    aeep-tui bench --preset quick --ray --json benchmarks/quick-ray.json
-    python benchmarks/ray_vs_jobs.py benchmarks/quick-jobs2.json benchmarks/quick-ray.json
+    aeep-tui bench --preset quick --jobs 2 --json benchmarks/results/ray/quick-jobs2.json
+    aeep-tui bench --preset quick --ray --json benchmarks/results/ray/quick-ray.json
+    python benchmarks/ray_vs_jobs.py benchmarks/results/ray/quick-jobs2.json benchmarks/results/ray/quick-ray.json
 """
 
 import json

@@ -1,5 +1,6 @@
 """Issue 11's check: the re-layout changed no behaviour. Compares the ``simulate --json``
-files written before and after it (timings aside), for aeep, bmal and random:
+files written before and after it (timings aside), for aeep, bmal and random; they are in
+``benchmarks/results/simulate/relayout/`` as ``before-S.json`` and ``after-S.json``:
 
     aeep-tui simulate --data ../shared/data/mnist --strategy S -k 20 --budget 100 --initial 20 --seed 0 --json F
 """
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 TIMINGS = {"train_s", "select_s"}
-here = Path(__file__).parent
+here = Path(__file__).parent / "results" / "simulate" / "relayout"
 
 
 def without_timings(run: dict) -> dict:
