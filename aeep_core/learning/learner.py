@@ -303,6 +303,7 @@ class ActiveLearner:
             head_weight=head.weight.detach().cpu().numpy(),
             head_bias=head.bias.detach().cpu().numpy(),
             rng=rng,
+            labelled_labels=np.fromiter(self.labels.values(), dtype=np.int64, count=len(self.labels)),
             _inputs=lambda: (self.pool.flat_inputs(cand), self.pool.flat_inputs(lab_ids)),
         )
         sel = self.strategy.query(ctx, k)

@@ -34,8 +34,9 @@ class QueryContext:
     """A scored view of the candidates of one round.
 
     ``probs`` and ``embeddings`` are the current model's outputs on the candidates;
-    ``labelled_embeddings`` its embeddings of L. Input-space rows (for kff and the
-    raw-pixel ablation) are computed only when a strategy asks for them.
+    ``labelled_embeddings`` its embeddings of L and ``labelled_labels`` the classes given
+    to L, in the same order. Input-space rows (for kff and the raw-pixel ablation) are
+    computed only when a strategy asks for them.
     """
 
     candidates: np.ndarray  # global item ids, [n]
@@ -45,6 +46,7 @@ class QueryContext:
     head_weight: np.ndarray  # last layer W, [C, d]
     head_bias: np.ndarray  # last layer b, [C]
     rng: np.random.Generator
+    labelled_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # class of each item of L, [|L|]
     _inputs: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     @cached_property
@@ -55,6 +57,14 @@ class QueryContext:
     def normalised_entropy(self) -> np.ndarray:
         """H / log C, in [0, 1]: the scale of the similarity, so beta has a fixed meaning."""
         return self.entropy / np.log(max(self.probs.shape[1], 2))
+
+    @cached_property
+    def class_counts(self) -> np.ndarray:
+        """Labels per class in L, one count for each of the model's C classes. A label
+        the model has no output for (C smaller than the classes of L) counts nowhere."""
+        n_classes = self.probs.shape[1]
+        known = self.labelled_labels[(self.labelled_labels >= 0) & (self.labelled_labels < n_classes)]
+        return np.bincount(known.astype(np.int64), minlength=n_classes)
 
     @cached_property
     def degenerate(self) -> np.ndarray:
