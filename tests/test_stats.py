@@ -8,18 +8,23 @@ import sqlite3
 
 import numpy as np
 import pytest
+import torch
 
 from aeep_core import locations
+from aeep_core.pool import Pool
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 from aeep_core.session.stats import (
     KAPPA_THRESHOLD,
     KAPPA_WINDOW,
+    MIN_RELIABLE_LABELS,
+    build_report,
     cohen_kappa,
     consecutive_kappas,
     stopping_hint,
     wilson_interval,
 )
-from aeep_core.store import SCHEMA_VERSION
+from aeep_core.store import SCHEMA_VERSION, Store
+from aeep_core.store.items import sync_items
 from aeep_core.store.schema import MIGRATIONS
 from tests.conftest import make_image_folder
 
@@ -203,3 +208,76 @@ def test_migration_adding_the_stop_tables_keeps_the_work(tmp_path):
         s.prepare_next_batch()
         assert [r for r, _, _ in s._store.round_predictions()] == [3]
     assert os.path.exists(project / f"project.sqlite3.v{before_version}.bak")
+
+
+# --- per class, on a store written through its API ------------------------------------
+ROSE, DAISY, TULIP, LILY = range(4)
+FLOWERS = ["rose", "daisy", "tulip", "lily"]
+
+
+def _round(store: Store, number: int, cards: list[tuple[int, int | None, int | None]]) -> None:
+    """A confirmed round of (item id, the model's guess, the answer) cards."""
+    store.add_round(number, [(item, False, guess, None if guess is None else 0.5) for item, guess, _ in cards], {}, {})
+    for item, _, answer in cards:
+        store.add_label(item, number, answer)
+    store.finish_round(number, None, None, None)
+
+
+def test_per_class_figures_count_labels_recall_and_rare_classes_from_the_store(tmp_path):
+    pool = Pool(torch.arange(20, dtype=torch.uint8).reshape(20, 1, 1, 1), [f"{i}.png" for i in range(20)], FLOWERS)
+    store = Store.create(tmp_path / "p", {"project": {"classes": FLOWERS}})
+    try:
+        ids, _ = sync_items(store, pool)
+        item = [int(i) for i in ids if i is not None]
+        _round(store, 1, [(item[0], None, ROSE), (item[1], None, ROSE), (item[2], None, TULIP)])  # no model yet
+        _round(
+            store,
+            2,
+            [
+                *[(item[i], ROSE, ROSE) for i in (3, 4, 5)],
+                (item[6], TULIP, ROSE),  # a wrong guess of tulip: a miss for rose, nothing for tulip's recall
+                (item[7], DAISY, DAISY),
+                (item[8], DAISY, DAISY),
+                (item[9], ROSE, DAISY),
+                (item[10], ROSE, TULIP),
+                (item[11], ROSE, TULIP),
+                (item[12], DAISY, LILY),  # corrected to tulip below: lily stays unseen
+            ],
+        )
+        store.add_correction(item[12], TULIP)
+        _round(
+            store,
+            3,
+            [
+                (item[13], ROSE, ROSE),
+                (item[14], ROSE, ROSE),
+                (item[15], DAISY, DAISY),
+                (item[16], LILY, DAISY),
+                (item[17], TULIP, SKIPPED),  # a skip counts nowhere
+                (item[18], ROSE, None),  # taken back: nowhere either
+            ],
+        )
+        report = build_report(store, FLOWERS)
+    finally:
+        store.close()
+
+    rose, daisy, tulip, lily = report.per_class
+    assert [f.name for f in report.per_class] == FLOWERS and [f.index for f in report.per_class] == [0, 1, 2, 3]
+    assert [f.labels for f in report.per_class] == [8, 5, 4, 0] == report.labels_per_class
+    assert report.skipped == 1
+    # Recall: of the guessed cards answered c, those guessed c; round 1 had no guesses.
+    assert [(f.recall.correct, f.recall.n) for f in report.per_class] == [(5, 6), (3, 5), (0, 3), (0, 0)]
+    assert (rose.recall.low, rose.recall.high) == pytest.approx(wilson_interval(5, 6))
+    assert rose.recall.accuracy == pytest.approx(5 / 6) and 0.4 < rose.recall.low < 5 / 6 < rose.recall.high < 1
+    assert (tulip.recall.low, tulip.recall.high) == pytest.approx(wilson_interval(0, 3)) and tulip.recall.low == pytest.approx(
+        0, abs=1e-12
+    )
+    assert lily.recall.accuracy is None
+    # ... the row-wise reading of the same guesses-vs-answers matrix
+    confusion = report.guess_confusion
+    for f in report.per_class[:3]:
+        assert (f.recall.correct, f.recall.n) == (confusion[f.index, f.index], confusion[f.index].sum())
+    # Seen: at least one label; the warning below MIN_RELIABLE_LABELS (4 warns, 5 does not).
+    assert MIN_RELIABLE_LABELS == 5
+    assert [f.seen for f in report.per_class] == [True, True, True, False] and report.classes_seen == 3
+    assert [f.unreliable for f in report.per_class] == [False, False, True, True]

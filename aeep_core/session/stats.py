@@ -1,6 +1,7 @@
 """Knowing when to stop: what the stats view shows, computed from the store alone.
 
-* **Labels per class** — the current answers.
+* **Labels per class** — the current answers. A class with fewer than
+  ``MIN_RELIABLE_LABELS`` is flagged: its figures are noise and the model barely knows it.
 * **The model's guesses before each answer** — every card of a batch chosen by a model
   carries that model's guess, made before the person answered it (``round_items``). Set
   against the answers they make a confusion matrix, and their hit rate is an unbiased
@@ -9,6 +10,10 @@
   taken-back cards, and cards shown without a model (a cold start, an import), count in
   neither. The interval is Wilson's score interval for a binomial proportion (95%),
   which stays inside [0, 1] and behaves at small n and at 0% or 100%.
+* **Recall per class** — of the guessed cards the person answered ``c``, the share the
+  model had guessed ``c``: the diagonal of the guesses-vs-answers matrix over its row,
+  with the same Wilson interval as the accuracy (a rare class's interval is wide, which
+  is the point: the person sees where the model is blind).
 * **Test accuracy** — the confusion matrix on the ``--test`` folder of the model that
   chose each round, stored with it.
 * **Stabilizing predictions** (Bloodgood & Vijay-Shanker 2009, CoNLL, "A method for
@@ -39,6 +44,10 @@ STOP_SET_SIZE = 1000
 KAPPA_WINDOW = 3  # small-text KappaAverage: window_size
 KAPPA_THRESHOLD = 0.99  # small-text KappaAverage: kappa
 RECENT_ROUNDS = 3  # the accuracy of the latest models: the guesses of the last rounds
+# Under 5 answers a class's recall interval is half of [0, 1] wide or more (Wilson: 2 of 4
+# gives 15%-85%, 4 of 4 51%-100%), so the view asks for more labels of it instead of
+# trusting the figure. A floor, not a guarantee: 5 of 5 still gives 57%-100%.
+MIN_RELIABLE_LABELS = 5
 Z_95 = 1.959964  # standard normal quantile of a two-sided 95% interval
 
 
@@ -187,6 +196,40 @@ class CurvePoint:
     test_accuracy: float | None
 
 
+@dataclass(frozen=True)
+class ClassFigures:
+    """One class in the stats view: its labels and the model's recall on it."""
+
+    index: int
+    name: str
+    labels: int  # current answers of this class
+    recall: AccuracyEstimate  # the guessed cards answered with this class: guessed it too?
+
+    @property
+    def seen(self) -> bool:
+        """Whether the person has given this class at least once."""
+        return self.labels > 0
+
+    @property
+    def unreliable(self) -> bool:
+        """Too few labels for the recall to mean much, or for the model to learn the class."""
+        return self.labels < MIN_RELIABLE_LABELS
+
+
+def per_class_figures(
+    classes: Sequence[str], labels_per_class: Sequence[int], answered: Sequence[tuple[int, int, int]]
+) -> list[ClassFigures]:
+    """Per class, in class-index order: its labels and the model's recall on it.
+
+    ``answered`` holds (round, answer, guess) of every guessed card answered with a class;
+    a class's recall is the share of its cards whose guess was that class, with Wilson's
+    interval (:meth:`AccuracyEstimate.of`); ``n`` is 0 when none was answered."""
+    return [
+        ClassFigures(c, name, int(labels_per_class[c]), AccuracyEstimate.of([(r, g == c) for r, a, g in answered if a == c]))
+        for c, name in enumerate(classes)
+    ]
+
+
 @dataclass
 class StatsReport:
     """Everything the stats view shows; see the module docstring for each part."""
@@ -202,7 +245,13 @@ class StatsReport:
     kappas: list[tuple[int, float]]
     hint: StopHint
     stop_set_size: int
+    per_class: list[ClassFigures] = field(default_factory=list)
     curve: list[CurvePoint] = field(default_factory=list)
+
+    @property
+    def classes_seen(self) -> int:
+        """How many classes have at least one label."""
+        return sum(1 for f in self.per_class if f.seen)
 
     @property
     def test_accuracy(self) -> float | None:
@@ -229,9 +278,10 @@ def build_report(store: Store, classes: list[str]) -> StatsReport:
     stop_rounds = [(r, stop) for r, stop, _ in predictions if stop is not None]
     kappas = consecutive_kappas(stop_rounds, n)
     tests = [(r, np.asarray(t, dtype=np.int64)) for r, _, t in predictions if t is not None]
+    labels_per_class = [per_class.get(c, 0) for c in range(n)]
     return StatsReport(
         classes=list(classes),
-        labels_per_class=[per_class.get(c, 0) for c in range(n)],
+        labels_per_class=labels_per_class,
         skipped=skipped,
         guess_confusion=guess_confusion,
         estimate=AccuracyEstimate.of(hits),
@@ -241,6 +291,7 @@ def build_report(store: Store, classes: list[str]) -> StatsReport:
         kappas=kappas,
         hint=stopping_hint([k for _, k in kappas]),
         stop_set_size=len(store.stop_set()),
+        per_class=per_class_figures(classes, labels_per_class, answered),
         curve=_curve(store, current),
     )
 
