@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+from textual.color import Color
 from textual.command import CommandPalette
 from textual.geometry import Region
 
@@ -18,6 +19,7 @@ from aeep_tui.keys import CLASS_KEYS
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.screens.stats import StatsScreen
+from aeep_tui.widgets.class_table import ClassTable, fmt_recall
 from aeep_tui.widgets.learning_curve import LearningCurve
 from tests.conftest import make_image_folder
 from tests.test_app import SIZE, batch_ready, quick_settings, until
@@ -99,6 +101,59 @@ async def test_stats_view_after_three_batches_matches_the_store(image_folder, tm
         await pilot.press("1")  # the keys reach the batch again
         assert app.session.batch.items[0].answer == 0
         await pilot.press("q")
+
+
+async def _per_class(pilot, app) -> tuple[ClassTable, dict[str, str]]:
+    """Open the stats view and wait for its figures: the per-class table and its drawn
+    text, the title and each class's row by class name."""
+    await pilot.press("S")
+    stats = app.screen
+    assert isinstance(stats, StatsScreen)
+    await until(pilot, lambda: stats.report is not None, what="the figures")
+    await pilot.pause()
+    table = stats.query_one(ClassTable)
+    lines = drawn(table).splitlines()
+    rows = {line.split()[0]: line for line in lines if line.startswith("class")}
+    return table, {"title": lines[0], **rows}
+
+
+async def test_stats_view_shows_classes_seen_and_warns_of_a_class_under_five_labels(image_folder):
+    app = LabellingApp(image_folder, quick_settings(pipelined=False), confirm_setup=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="batch 1")
+        await pilot.press("1", "1", "2", "2")  # class2 never given yet
+        _, shown = await _per_class(pilot, app)
+        assert "classes seen: 2 of 3" in shown["title"]
+        assert "⚠ not seen yet: the model is blind to 'class2'" in shown["class2"]
+        assert "—" in shown["class0"]  # round 1 had no model: no guesses to score yet
+        await pilot.press("escape", "enter")
+
+        for round_, keys in ((2, "1122"), (3, "1233")):  # class0 and class1 reach 5, class2 stays at 2
+            await until(pilot, batch_ready(app, round_), what=f"batch {round_}")
+            await pilot.press(*keys, "enter")
+        await until(pilot, batch_ready(app, 4), what="batch 4")
+        table, shown = await _per_class(pilot, app)
+        assert "classes seen: 3 of 3" in shown["title"]
+        assert "⚠ 2 labels: the estimate is unreliable, label more of 'class2'" in shown["class2"]
+        assert "⚠" not in shown["class0"] and "⚠" not in shown["class1"]
+        report = table.report
+        assert [f.labels for f in report.per_class] == [5, 5, 2]
+        for f in report.per_class:  # the recall drawn is the report's, 82% (70–90%) or —
+            assert fmt_recall(f.recall) in shown[f.name]
+        assert report.per_class[2].recall.n == 2  # both class2 answers came after a model's guess
+        # The warning takes the theme's warning colour, in bold, from stats.tcss.
+        segments = [seg for strip in table.render_lines(Region(0, 0, *table.size)) for seg in strip]
+        warning = next(seg for seg in segments if "⚠ 2 labels" in seg.text)
+        assert warning.style.bold
+        theme_warning = Color.parse(app.current_theme.warning).rgb
+        assert max(abs(a - b) for a, b in zip(warning.style.color.triplet, theme_warning)) <= 2  # rounding in blending
+        await pilot.press("escape")
+
+        await pilot.press("3", "3", "3")  # class2 reaches 5 labels: no warning left
+        _, shown = await _per_class(pilot, app)
+        assert "classes seen: 3 of 3" in shown["title"] and "⚠" not in shown["class2"]
+        assert shown["class2"].split()[1] == "5"
+        await pilot.press("escape", "q")
 
 
 async def test_stats_opens_and_closes_while_training_runs(image_folder):

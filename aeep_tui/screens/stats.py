@@ -1,6 +1,7 @@
-"""``S``: know when to stop. Labels per class, the model's guesses against the answers,
-the estimated accuracy with its interval, the test confusion matrix, the learning
-curve and the stabilizing-predictions hint (:mod:`aeep_core.session.stats`).
+"""``S``: know when to stop. The model's guesses against the answers, the estimated
+accuracy with its interval, the test confusion matrix, per class the labels and the
+model's recall (with a warning where a class has too few labels), the learning curve
+and the stabilizing-predictions hint (:mod:`aeep_core.session.stats`).
 
 The figures are read from the store in a thread worker, so the screen opens at once
 and every key keeps answering while they load; training goes on underneath.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from typing import cast
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +20,8 @@ from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from aeep_core.session.stats import AccuracyEstimate, StatsReport
-from aeep_tui.widgets.confusion import confusion_table, short
+from aeep_tui.widgets.class_table import ClassTable
+from aeep_tui.widgets.confusion import confusion_table
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.learning_curve import LearningCurve
 
@@ -32,19 +33,6 @@ def fmt_estimate(e: AccuracyEstimate, what: str) -> str:
         return f"{what}: — (no guessed answers yet)"
     rounds = f"round {e.rounds[0]}" if len(e.rounds) == 1 else f"rounds {e.rounds[0]}–{e.rounds[-1]}"
     return f"{what}: [b]{e.accuracy:.0%}[/b]  (95% interval {e.low:.0%}–{e.high:.0%}; {e.correct}/{e.n} right, {rounds})"
-
-
-def labels_table(report: StatsReport) -> Table:
-    table = Table(title="Labels per class", title_justify="left", title_style="bold", box=None, pad_edge=False)
-    table.add_column("class", style="bold", no_wrap=True)
-    table.add_column("labels", justify="right")
-    table.add_column("", no_wrap=True)
-    top = max(report.labels_per_class, default=0) or 1
-    for name, count in zip(report.classes, report.labels_per_class):
-        table.add_row(short(name, 16), str(count), Text("█" * round(12 * count / top), style="cyan"))
-    if report.skipped:
-        table.add_row("skipped", str(report.skipped), "", style="dim")
-    return table
 
 
 def stopping_text(report: StatsReport) -> Text:
@@ -81,9 +69,8 @@ class StatsScreen(Screen[None]):
             with Horizontal(id="stats-matrices"):
                 yield Static(id="stats-guesses")
                 yield Static(id="stats-test")
-            with Horizontal(id="stats-progress"):
-                yield Static(id="stats-labels")
-                yield LearningCurve(id="stats-curve")
+            yield ClassTable(id="stats-classes")
+            yield LearningCurve(id="stats-curve")
             yield Static(id="stats-stopping")
         yield QuietFooter(compact=True)
 
@@ -115,7 +102,7 @@ class StatsScreen(Screen[None]):
         if report.test_confusion is not None:
             title = f"Test folder, model of round {report.test_round}"
             test.update(confusion_table(report.test_confusion, report.classes, title, rows="true class"))
-        self.query_one("#stats-labels", Static).update(labels_table(report))
+        self.query_one(ClassTable).show(report)
         self.query_one(LearningCurve).show(report.curve)
         self.query_one("#stats-stopping", Static).update(stopping_text(report))
 
