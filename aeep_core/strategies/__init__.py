@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aeep_core.strategies.aeep import AEEP, AEEPPaper, ExplorationExploitation
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
+from aeep_core.strategies.imbalance import BalancedSelection, ClassBalancedEntropy, Galaxy
 from aeep_core.strategies.modern import Badge, BatchModeFisher, CoreSet
 from aeep_core.strategies.simple import EntropyMaximisation, KFarthestFirst, RandomSampling
 
@@ -19,13 +20,17 @@ STRATEGIES: dict[str, type[QueryStrategy]] = {
         BatchModeFisher,
         CoreSet,
         Badge,
+        BalancedSelection,
+        Galaxy,
+        ClassBalancedEntropy,
     )
 }
 
 
 def make_strategy(name: str, **options) -> QueryStrategy:
     """Build a strategy by name (``aeep``, ``aeep-paper``, ``ee``, ``random``, ``em``, ``kff``, ``bmal``,
-    ``coreset``, ``badge``); raise ValueError naming the choices otherwise."""
+    ``coreset``, ``badge``, and for class imbalance ``base``, ``galaxy``, ``balanced-em``); raise
+    ValueError naming the choices otherwise."""
     try:
         cls = STRATEGIES[name]
     except KeyError:
