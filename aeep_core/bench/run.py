@@ -25,6 +25,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from aeep_core.bench.imbalance import kept_line, long_tailed
 from aeep_core.bench.report import build_report
 from aeep_core.bench.settings import TASKS, BenchSettings, Variant, parse_variant, run_key
 from aeep_core.bench.simulate import SimulationSettings, simulate
@@ -142,15 +143,19 @@ class Job:
             s.task,
             str(self.data_path),
             s.test_subset,
-            self.seed if TASKS[s.task].seeded_data else None,
+            # a long tail draws its rare classes from the seed, whatever the task
+            self.seed if TASKS[s.task].seeded_data or s.imbalance != 1 else None,
             self.loader,
             s.backbone,
             s.test_split,
             s.test,
+            s.imbalance,
+            s.imbalance_profile,
         )
 
     def load(self) -> Dataset:
-        """This run's data (test subset applied), loaded once per process and data key."""
+        """This run's data (long-tail cut and test subset applied), loaded once per process
+        and data key."""
         key = self.data_key()
         if key not in _WORKER_DATA:
             _WORKER_DATA.clear()  # one data set at a time: MNIST is 50 MB, no need to hoard
@@ -160,6 +165,7 @@ class Job:
                 if load is not None
                 else TASKS[self.settings.task].load(self.data_path, self.seed, self.settings)
             )
+            data = long_tailed(data, self.settings.imbalance, self.settings.imbalance_profile, self.seed)
             _WORKER_DATA[key] = _test_subset(data, self.settings.test_subset)
         return _WORKER_DATA[key]
 
@@ -311,9 +317,18 @@ def run_bench(
     lost: list[Finished] = []
     started = time.time()
     todo = []
+    noted: list[int] = []
+
+    def note_long_tail(result: dict[str, Any]) -> None:
+        # once per bench: every seed keeps the same counts per rank, only the classes differ
+        if progress is not None and settings.imbalance != 1 and not noted and result.get("pool_counts"):
+            noted.append(result["seed"])
+            progress.note(kept_line(result["pool_counts"], settings.imbalance, settings.imbalance_profile, result["seed"]))
+
     for job in plan:
         if job.key in done:
             results[job.key] = done[job.key]
+            note_long_tail(done[job.key])
             if progress is not None:
                 progress.advance(settings.rounds_per_run(job.k), computed=False)
         else:
@@ -329,6 +344,7 @@ def run_bench(
                 progress.note(f"{job.what}: lost ({end.why})")
             return
         results[job.key] = result
+        note_long_tail(result)
         if partial is not None:
             append_partial(partial, job.key, result)
         if progress is not None:

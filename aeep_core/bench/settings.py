@@ -203,6 +203,10 @@ class BenchSettings:
     outcome_codes: str | None = None  # ... or by codes, comma-separated
     outcome_types: str = "condition"
     gap_days: float = 0.0
+    # The pool cut to a long tail of this ratio (head class / rarest; 1 = as loaded), with
+    # the ranks drawn from each run's seed (bench/imbalance.py); the test set stays whole.
+    imbalance: float = 1.0
+    imbalance_profile: str = "exp"
 
     def rounds_per_run(self, k: int) -> int:
         return -(-max(self.budget - self.initial, 0) // k) + 1
@@ -265,6 +269,12 @@ def run_key(settings: BenchSettings, variant: Variant, seed: int, k: int) -> str
                     "test_split": settings.test_split,
                 }
                 if settings.task == "outcome"
+                else {}
+            ),
+            # only when cut: runs from before the long tail existed keep their keys
+            **(
+                {"imbalance": settings.imbalance, "imbalance_profile": settings.imbalance_profile}
+                if settings.imbalance != 1
                 else {}
             ),
         },

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from aeep_core.bench.imbalance import pool_counts
 from aeep_core.bench.metrics import auroc
 from aeep_core.data.loading import Dataset
 from aeep_core.learning.learner import ActiveLearner, RoundRecord, next_batch_size
@@ -40,6 +41,8 @@ def simulate(
     (and ``auroc`` for a two-class task, None otherwise), how many of those labels each
     class has (``per_class``: on a rare-positive task, how many cases were found) and the
     batch it then chose (m, entropies); ``mp`` is measured once that batch is labelled.
+    ``pool_counts``: the pool's items per class (ground truth), against which
+    ``per_class`` is read.
     """
     pool = data.pool
     truth = pool.labels
@@ -81,6 +84,7 @@ def simulate(
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "device": str(learner.device),
+        "pool_counts": pool_counts(pool),
         "rounds": rounds,
     }
 

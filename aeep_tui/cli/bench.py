@@ -15,6 +15,48 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 10,20") from None
 
 
+def _seeds(text: str) -> list[int]:
+    """``N``: seeds 0..N-1 (as always); ``A-B``: A to B; ``a,b,A-B``: those seeds."""
+    try:
+        if "," not in text and "-" not in text.strip():
+            return list(range(int(text)))
+        seeds: list[int] = []
+        for part in filter(None, (t.strip() for t in text.split(","))):
+            first, dash, last = part.partition("-")
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(part)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a count (5: seeds 0-4), a range (10-14) or a list (10,11,12)") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: the seeds must be at least one, none twice")
+    return seeds
+
+
+def _ratio(text: str) -> float:
+    try:
+        rho = float(text)
+    except ValueError:
+        rho = float("nan")
+    if not rho >= 1:  # nan fails too
+        raise argparse.ArgumentTypeError(f"{text!r}: the imbalance is head class / rarest class, a number of at least 1")
+    return rho
+
+
+def add_imbalance_options(p: argparse.ArgumentParser) -> None:
+    """--imbalance and --imbalance-profile, shared by bench and simulate."""
+    p.add_argument(
+        "--imbalance",
+        type=_ratio,
+        metavar="RHO",
+        help="cut the pool to a long tail: the commonest class keeps RHO times the rarest's items (the classes' "
+        "ranks drawn from the seed; the test set stays whole; needs labelled data). 1 = as loaded",
+    )
+    p.add_argument(
+        "--imbalance-profile",
+        choices=["exp", "step"],
+        help="exp: counts fall geometrically from head to tail (default); step: half the classes keep 1/RHO",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -60,7 +102,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated: aeep, ee, random, em, kff, bmal, coreset, badge, "
         "aeep-nopair, aeep-pixels, aeep-fresh; options as aeep[beta=0.5,rate=0.3]",
     )
-    p.add_argument("--seeds", type=int, metavar="N", help="run seeds 0..N-1")
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        metavar="SEEDS",
+        help="N: seeds 0..N-1; A-B: seeds A to B; or a list, e.g. 10,11,12 (tune on 0-4, report on 10-14)",
+    )
+    add_imbalance_options(p)
     p.add_argument("--batch-sizes", type=_ints, metavar="K,K", help="batch sizes, e.g. 10,20,50")
     p.add_argument("--budget", type=int, help="labels at the end of each run")
     p.add_argument("--initial", type=int, help="random labelled seed set (default 20)")
@@ -125,6 +173,12 @@ def run_latency(args: argparse.Namespace) -> int:
     from aeep_core.bench.settings import TASKS
     from aeep_tui.latency_replay import preset, run
 
+    if args.seeds is not None and args.seeds != list(range(len(args.seeds))):
+        print("aeep-tui: error: --task latency runs seeds 0..N-1: give --seeds N", file=sys.stderr)
+        return 2
+    if args.imbalance is not None:
+        print("aeep-tui: error: --imbalance cuts the pool of the strategy benches, not --task latency", file=sys.stderr)
+        return 2
     modes = tuple(args.modes.split(",")) if args.modes else None
     if modes is not None and not set(modes) <= set(MODES):
         print(f"aeep-tui: error: --modes takes {','.join(MODES)} (one or both), got {args.modes!r}", file=sys.stderr)
@@ -140,7 +194,7 @@ def run_latency(args: argparse.Namespace) -> int:
         args.data or TASKS["mnist"].default_data(),
         seconds_per_label=args.seconds_per_label,
         budget=args.budget,
-        seeds=args.seeds,
+        seeds=None if args.seeds is None else len(args.seeds),
         candidates=args.candidates,
         device=args.device,
         batch_size=args.batch_sizes[0] if args.batch_sizes else None,
@@ -202,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
             task=args.task,
             data=args.data,
             strategies=split_list(args.strategies) if args.strategies else None,
-            seeds=list(range(args.seeds)) if args.seeds else None,
+            seeds=args.seeds,
             batch_sizes=args.batch_sizes,
             budget=args.budget,
             initial=args.initial,
@@ -216,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
             outcome_codes=args.outcome_codes,
             outcome_types=args.outcome_types,
             gap_days=args.gap_days,
+            imbalance=args.imbalance,
+            imbalance_profile=args.imbalance_profile,
         )
         for spec in settings.strategies:
             parse_variant(spec)  # a typo fails now, not after an hour of other runs
@@ -239,7 +295,8 @@ def run(args: argparse.Namespace) -> int:
         f"bench {args.preset}: {settings.task}, strategies {', '.join(settings.strategies)}; seeds "
         f"{settings.seeds}; k {settings.batch_sizes}; {settings.initial}→{settings.budget} labels; "
         f"{settings.candidates} candidates; test {settings.test_subset or 'all'}; "
-        f"{where}",
+        + (f"long tail rho {settings.imbalance:g} ({settings.imbalance_profile}); " if settings.imbalance != 1 else "")
+        + f"{where}",
         file=sys.stderr,
     )
     from aeep_core.bench.cluster import ClusterUnavailable

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh-start", action="store_true", help="train a new network each round (default: continue the last one)")
     p.add_argument("--no-pair-loss", action="store_true", help="ablation: train with classification loss only")
     p.add_argument("--json", type=Path, help="write every round to this JSON file")
+    from aeep_tui.cli.bench import add_imbalance_options
+
+    add_imbalance_options(p)  # cut with --seed
     from aeep_tui.cli.label import add_backbone_flag
 
     add_backbone_flag(p)
@@ -54,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
         data = load_dataset(args.data, test=args.test, test_split=args.test_split, seed=args.seed, backbone=args.backbone)
     for s in data.pool.skipped:
         print(f"skipped {s}", file=sys.stderr)
+    if args.imbalance is not None and args.imbalance != 1:
+        from aeep_core.bench.imbalance import kept_line, long_tailed, pool_counts
+
+        profile = args.imbalance_profile or "exp"
+        data = long_tailed(data, args.imbalance, profile, args.seed)
+        print(kept_line(pool_counts(data.pool), args.imbalance, profile, args.seed, data.pool.class_names))
     config = TrainConfig(warm_start=not args.fresh_start, pair_weight=0.0 if args.no_pair_loss else 1.0)
     settings = SimulationSettings(
         strategy=args.strategy,
