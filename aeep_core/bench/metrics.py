@@ -103,3 +103,63 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     avg = first + (counts - 1) / 2.0 + 1.0
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# --- figures of a confusion matrix ``[true class, predicted class]`` (counts) --------------
+# Classes absent from the test set have no recall, so they are left out rather than counted
+# as 0 or 1: these figures are over the classes the test set can measure.
+def _recalls(confusion: np.ndarray) -> np.ndarray:
+    confusion = np.asarray(confusion, dtype=np.float64)
+    support = confusion.sum(axis=1)
+    present = support > 0
+    return np.diag(confusion)[present] / support[present]
+
+
+def balanced_accuracy(confusion: np.ndarray) -> float | None:
+    """Mean per-class recall over the classes present in the test set (None if none):
+    on a balanced test set it equals accuracy; on a skewed one a model that ignores a rare
+    class loses that class's full share."""
+    recalls = _recalls(confusion)
+    return float(recalls.mean()) if len(recalls) else None
+
+
+def min_recall(confusion: np.ndarray) -> float | None:
+    """The lowest per-class recall over the classes present in the test set (None if none):
+    how well the worst-served class is found."""
+    recalls = _recalls(confusion)
+    return float(recalls.min()) if len(recalls) else None
+
+
+def macro_f1(confusion: np.ndarray) -> float | None:
+    """Mean F1 = 2 TP / (2 TP + FP + FN) over the classes present in the test set (None if
+    none); predictions of an absent class still count as false positives of that guess."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    tp = np.diag(confusion)
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    present = support > 0
+    if not present.any():
+        return None
+    f1 = 2 * tp[present] / (support[present] + predicted[present])
+    return float(f1.mean())
+
+
+# --- how the labels spread over the classes of a long-tailed pool -------------------------
+def rarest_classes(pool_counts: Sequence[int], n: int = 3) -> list[int]:
+    """The ``n`` classes with the fewest pool items (ties: lower class first), among the
+    classes the pool holds, never all of them: with two classes, the rarer one."""
+    counts = np.asarray(pool_counts, dtype=np.int64)
+    present = np.flatnonzero(counts > 0)
+    order = present[np.argsort(counts[present], kind="stable")]
+    return order[: max(0, min(n, len(present) - 1))].tolist()
+
+
+def labels_to_all_classes(
+    labelled: Sequence[int], per_class: Sequence[Sequence[int] | None], pool_counts: Sequence[int]
+) -> int | None:
+    """The first label count at which every class the pool holds has at least one label
+    (``per_class``: labels per class at each count); None if that never happened."""
+    held = np.asarray(pool_counts, dtype=np.int64) > 0
+    for n, counts in zip(labelled, per_class):
+        if counts is not None and np.all(np.asarray(counts, dtype=np.int64)[held] >= 1):
+            return int(n)
+    return None

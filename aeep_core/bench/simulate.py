@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from aeep_core.bench.imbalance import pool_counts
-from aeep_core.bench.metrics import auroc
+from aeep_core.bench.metrics import auroc, balanced_accuracy, macro_f1, min_recall
 from aeep_core.data.loading import Dataset
 from aeep_core.learning.learner import ActiveLearner, RoundRecord, next_batch_size
 from aeep_core.learning.training import TrainConfig, score
 from aeep_core.pool import DataError, Pool
+from aeep_core.session.stats import confusion_matrix
 from aeep_core.strategies import make_strategy
 
 
@@ -32,17 +33,27 @@ class SimulationSettings:
     strategy_options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SimulatedRound(RoundRecord):
+    """A round of a simulation: the learner's record plus the figures of the test set's
+    confusion matrix that judge a model on skewed classes (None without a test set)."""
+
+    balanced_accuracy: float | None = None
+    macro_f1: float | None = None
+    min_recall: float | None = None
+
+
 def simulate(
     data: Dataset, settings: SimulationSettings, on_round: Callable[[RoundRecord], None] | None = None
 ) -> dict[str, Any]:
     """Run rounds until ``budget`` labels; return ``{"strategy", "batch_size", "seed", "rounds"}``.
 
-    Each record describes the model trained on ``labelled`` labels: its test accuracy
-    (and ``auroc`` for a two-class task, None otherwise), how many of those labels each
-    class has (``per_class``: on a rare-positive task, how many cases were found) and the
-    batch it then chose (m, entropies); ``mp`` is measured once that batch is labelled.
-    ``pool_counts``: the pool's items per class (ground truth), against which
-    ``per_class`` is read.
+    Each record describes the model trained on ``labelled`` labels: its test accuracy,
+    ``balanced_accuracy``, ``macro_f1`` and ``min_recall`` (and ``auroc`` for a two-class
+    task, None otherwise), how many of those labels each class has (``per_class``: on a
+    rare-positive task, how many cases were found) and the batch it then chose (m,
+    entropies); ``mp`` is measured once that batch is labelled. ``pool_counts``: the
+    pool's items per class (ground truth), against which ``per_class`` is read.
     """
     pool = data.pool
     truth = pool.labels
@@ -65,8 +76,20 @@ def simulate(
     rounds: list[dict[str, Any]] = []
     while True:
         train_s = learner.train()
-        accuracy, area = evaluate(learner, data.test)
-        record = RoundRecord(len(learner.labels), accuracy, None, None, None, None, train_s, None)
+        scores = evaluate(learner, data.test)
+        record = SimulatedRound(
+            labelled=len(learner.labels),
+            accuracy=scores["accuracy"],
+            m=None,
+            mp=None,
+            entropy_batch=None,
+            entropy_pool=None,
+            train_s=train_s,
+            select_s=None,
+            balanced_accuracy=scores["balanced_accuracy"],
+            macro_f1=scores["macro_f1"],
+            min_recall=scores["min_recall"],
+        )
         per_class = labels_per_class(learner)  # the labels this model was trained on
         k = next_batch_size(settings.batch_size, len(learner.unlabelled_ids()), budget, len(learner.labels))
         if k > 0:
@@ -74,7 +97,7 @@ def simulate(
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
             record.mp, record.batch_accuracy = learner.teach(proposal, truth[proposal.ids])
-        rounds.append({**record.as_dict(), "auroc": area, "per_class": per_class})
+        rounds.append({**record.as_dict(), "auroc": scores["auroc"], "per_class": per_class, "confusion": scores["confusion"]})
         if on_round is not None:
             on_round(record)
         if k <= 0:
@@ -95,21 +118,46 @@ def labels_per_class(learner: ActiveLearner) -> list[int]:
     return np.bincount(given, minlength=learner.pool.n_classes).tolist()
 
 
-def evaluate(learner: ActiveLearner, test: Pool | None) -> tuple[float | None, float | None]:
-    """Test accuracy, and AUROC of the class-1 probability when the task has two classes.
+def evaluate(learner: ActiveLearner, test: Pool | None) -> dict[str, Any]:
+    """The test set's figures: ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
+    ``min_recall``, ``confusion`` (``[true, predicted]`` counts, as a list) and ``auroc`` of
+    the class-1 probability when the task has two classes (None otherwise).
 
-    Scores the test set once for both figures (the learner's own ``evaluate`` gives
-    accuracy only). (None, None) without a labelled test set.
+    Scores the test set once for every figure (the learner's own ``evaluate`` gives
+    accuracy only). Every figure is None without a labelled test set.
     """
+    figures: dict[str, Any] = dict.fromkeys(("accuracy", "balanced_accuracy", "macro_f1", "min_recall", "auroc", "confusion"))
     if test is None or test.labels is None or learner.model is None:
-        return None, None
+        return figures
     probs, _ = score(learner.model, test.inputs, learner.device)
-    accuracy = float((probs.argmax(1) == test.labels).mean())
-    area = auroc(probs[:, 1], test.labels == 1) if probs.shape[1] == 2 else None
-    return accuracy, area
+    n = probs.shape[1]
+    truth = np.asarray(test.labels, dtype=np.int64)
+    known = (truth >= 0) & (truth < n)  # an item of unknown class counts nowhere
+    confusion = confusion_matrix(truth[known], probs.argmax(1)[known], n)
+    figures.update(
+        accuracy=float((probs.argmax(1)[known] == truth[known]).mean()) if known.any() else None,
+        balanced_accuracy=balanced_accuracy(confusion),
+        macro_f1=macro_f1(confusion),
+        min_recall=min_recall(confusion),
+        auroc=auroc(probs[known, 1], truth[known] == 1) if n == 2 else None,
+        confusion=confusion.tolist(),
+    )
+    return figures
 
 
-TABLE_COLUMNS = ("labelled", "accuracy", "m", "mp", "entropy_batch", "entropy_pool", "train_s", "select_s")
+TABLE_COLUMNS = (
+    "labelled",
+    "accuracy",
+    "balanced_accuracy",
+    "m",
+    "mp",
+    "entropy_batch",
+    "entropy_pool",
+    "train_s",
+    "select_s",
+)
+_HEADERS = {"balanced_accuracy": "balanced"}  # the column's title where the key is too wide
+_PERCENT = ("accuracy", "balanced_accuracy")
 
 
 def format_row(record: dict[str, Any]) -> str:
@@ -119,8 +167,8 @@ def format_row(record: dict[str, Any]) -> str:
         v = record.get(col)
         if v is None:
             cells.append("-")
-        elif col == "accuracy" or col == "mp":
-            cells.append(f"{100 * v:.1f}%" if col == "accuracy" else f"{v:.2f}")
+        elif col in _PERCENT:
+            cells.append(f"{100 * v:.1f}%")
         elif isinstance(v, float):
             cells.append(f"{v:.2f}")
         else:
@@ -129,7 +177,7 @@ def format_row(record: dict[str, Any]) -> str:
 
 
 def format_header() -> str:
-    return "".join(f"{c:>14}" for c in TABLE_COLUMNS)
+    return "".join(f"{_HEADERS.get(c, c):>14}" for c in TABLE_COLUMNS)
 
 
 def summary_line(result: dict[str, Any]) -> str:
