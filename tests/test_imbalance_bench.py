@@ -19,11 +19,11 @@ from aeep_core.bench.metrics import (
 )
 from aeep_core.bench.report import format_table
 from aeep_core.bench.run import Job, run_bench
-from aeep_core.bench.settings import BenchSettings, parse_variant, run_key
+from aeep_core.bench.settings import BenchSettings, parse_variant, preset, run_key
 from aeep_core.bench.simulate import SimulationSettings, simulate
 from aeep_core.learning.training import TrainConfig
 from aeep_core.pool import DataError, Dataset, Pool
-from aeep_tui.cli import main
+from aeep_tui.cli import build_parser, main
 from tests.conftest import make_idx_folder
 
 FAST = TrainConfig(min_steps=10, max_steps=10)
@@ -149,6 +149,37 @@ def test_imbalance_is_part_of_the_run_and_data_keys_only_when_cut():
     }
     assert jobs["plain"][0].data_key() == jobs["plain"][1].data_key()  # MNIST: one copy for every seed
     assert jobs["cut"][0].data_key() != jobs["cut"][1].data_key()  # each seed has its own tail
+
+
+def test_long_tail_presets_and_seeds_from_the_command_line():
+    for name, rho in (("mnist-lt10", 10), ("mnist-lt100", 100)):
+        s = preset(name)
+        assert (s.task, s.imbalance, s.imbalance_profile, s.seeds) == ("mnist", rho, "exp", [10, 11, 12, 13, 14])
+        assert (s.batch_sizes, s.initial, s.budget, s.candidates, s.test_subset) == ([20], 20, 300, 2000, 5000)
+        assert s.strategies == bench.BASELINES + bench.IMBALANCE_BASELINES
+    flowers = preset("flowers-lt10")
+    assert (flowers.task, flowers.imbalance, flowers.batch_sizes, flowers.initial, flowers.budget) == (
+        "photos",
+        10,
+        [10],
+        10,
+        100,
+    )
+    assert preset("quick").task == "mnist" and preset("quick").imbalance == 1
+    assert preset("flowers-lt10", task="mnist").task == "mnist"  # --task still wins
+    parse = lambda *argv: build_parser().parse_args(["bench", *argv])  # noqa: E731
+    assert parse("--seeds", "5").seeds == [0, 1, 2, 3, 4]  # a count, as always
+    assert parse("--seeds", "10-14").seeds == [10, 11, 12, 13, 14]
+    assert parse("--seeds", "10,12,0-1").seeds == [10, 12, 0, 1]
+    assert parse().task is None  # so a preset's task stands
+    args = parse("--preset", "flowers-lt10", "--imbalance", "20", "--imbalance-profile", "step")
+    assert (args.imbalance, args.imbalance_profile) == (20.0, "step")
+    for bad in (["--seeds", "1-x"], ["--seeds", "3,3"], ["--imbalance", "0.5"]):
+        with pytest.raises(SystemExit):
+            parse(*bad)
+    from aeep_tui.cli.bench import PRESET_NAMES
+
+    assert PRESET_NAMES == list(bench.PRESETS)
 
 
 def test_bench_on_a_long_tail_reports_the_skewed_class_figures():

@@ -41,6 +41,10 @@ def _ratio(text: str) -> float:
     return rho
 
 
+#: --preset's names (settings.PRESETS, which is too heavy to import for the parser)
+PRESET_NAMES = ["quick", "ablations", "paper", "mnist-lt10", "mnist-lt100", "flowers-lt10"]
+
+
 def add_imbalance_options(p: argparse.ArgumentParser) -> None:
     """--imbalance and --imbalance-profile, shared by bench and simulate."""
     p.add_argument(
@@ -68,15 +72,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="quick",
-        choices=["quick", "ablations", "paper"],
+        choices=PRESET_NAMES,
         help="quick: 8 strategies, 1 seed, k=20, 300 labels (≤ 15 min on 2 cores); ablations: aeep, ee "
-        "and the ablations, same settings; paper: every strategy, 3 seeds, k 10,20,50, 500 labels, quick's candidates and test (hours; resumable) (default quick)",
+        "and the ablations, same settings; paper: every strategy, 3 seeds, k 10,20,50, 500 labels, quick's candidates and test (hours; resumable); "
+        "mnist-lt10, mnist-lt100: long-tailed MNIST pools (rho 10, 100), the baselines and the imbalance "
+        "strategies, seeds 10-14, quick's settings; flowers-lt10: the photos task on flowers, rho 10, k=10, "
+        "100 labels, seeds 10-14 (default quick)",
     )
     p.add_argument(
         "--task",
-        default="mnist",
         choices=["mnist", "heart-failure", "outcome", "photos", "latency"],
-        help="mnist (default); heart-failure (Synthea cohort, AUROC); outcome (a cohort of --outcome or "
+        help="mnist (default, or the preset's); heart-failure (Synthea cohort, AUROC); outcome (a cohort of --outcome or "
         "--outcome-codes from an OMOP, Synthea or JSONL folder given by --data, AUROC); photos (a class-folder photo set, "
         "--data, default ../shared/data/photos/flowers); latency (a simulated person "
         "labels through the app: waits, keystrokes, memory, plain vs pipelined)",
