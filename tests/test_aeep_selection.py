@@ -148,3 +148,51 @@ def test_fisher_exploitation_picks_what_bmal_picks_and_exploration_adds_the_rest
     assert not set(explored) & set(first.positions[~first.exploration].tolist())
     with pytest.raises(ValueError, match="exploit is entropy|fisher"):
         make_strategy(name, exploit="badge")
+
+
+def _long_tail_pool(seed: int = 0):
+    """A big uncovered cluster (a head class nobody has labelled near its centre yet), a
+    small cluster far from everything known (a rare class), and the labelled cluster."""
+    rng = np.random.default_rng(seed)
+    known_centre, head_centre, rare_centre = np.eye(16)[0] * 5, (np.eye(16)[0] + np.eye(16)[1]) * 5, np.eye(16)[2] * 5
+    head = head_centre + rng.normal(0, 0.3, (120, 16))
+    rare = rare_centre + rng.normal(0, 0.3, (6, 16))
+    around_known = known_centre + rng.normal(0, 0.3, (40, 16))
+    unit = np.vstack([head, rare, around_known])
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    known = unit[-3:]
+    return unit, known
+
+
+def test_novel_exploration_takes_the_unfamiliar_small_cluster_before_the_large_one():
+    unit, known = _long_tail_pool()
+    by_size = greedy.typical_unexplored(unit, known, 1, seed=0)
+    by_novelty = greedy.typical_unexplored(unit, known, 1, seed=0, order_by="novelty")
+    assert by_size[0] < 120  # the largest uncovered cluster: the head class
+    assert 120 <= by_novelty[0] < 126  # the cluster least like anything known: the rare class
+
+
+@pytest.mark.parametrize("counts, rare", [([5, 5, 5], []), ([10, 10, 1], [2]), ([20, 0, 20], [1]), ([0, 0, 0], [])])
+def test_rare_classes_are_those_under_half_their_share_of_L(counts, rare):
+    from aeep_core.strategies.aeep import rare_classes
+
+    assert rare_classes(np.array(counts)).tolist() == rare
+
+
+def test_explore_rare_switches_the_rule_only_while_a_class_is_rare_in_L():
+    unit, known = _long_tail_pool()
+    probs = np.full((len(unit), 3), 1 / 3)
+
+    def exploration_pick(labelled_labels):
+        ctx = context(emb=unit, lab=known, probs=probs)
+        ctx.labelled_labels = np.array(labelled_labels)
+        sel = make_strategy("aeep", explore="typical", explore_rare="novel", m_fraction=0.05).query(ctx, 2)  # m = 1
+        return int(sel.positions[sel.exploration][0])
+
+    assert exploration_pick([0, 1, 2]) < 120  # balanced L: typical, the largest uncovered cluster
+    assert 120 <= exploration_pick([0, 0, 1]) < 126  # class 2 is rare in L: the novel rule finds the small cluster
+
+
+def test_unknown_exploration_rules_are_refused():
+    with pytest.raises(ValueError, match="explore is"):
+        make_strategy("aeep", explore_rare="nearest")

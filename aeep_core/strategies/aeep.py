@@ -10,6 +10,9 @@ import numpy as np
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
 from aeep_core.strategies.greedy import farthest_first, fisher_greedy, informative_diverse, typical_unexplored
 
+#: exploration rules: farthest-first, or typical picks of uncovered clusters ranked by size or novelty
+EXPLORATION = {"typical": "size", "novel": "novelty", "farthest": ""}
+
 
 class ExplorationExploitation(QueryStrategy):
     """EE: ``k - m`` picks by exploitation, then ``m`` by exploration, m fixed.
@@ -19,7 +22,10 @@ class ExplorationExploitation(QueryStrategy):
     ``order="explore-first"`` swaps them). Exploration avoids L and the batch:
     ``explore="typical"`` takes the central candidates of the largest k-means clusters
     holding no known item (far from L ∪ S *and* representative of the pool),
-    ``"farthest"`` plain farthest-first. Candidates with phi = 0 have no direction, so
+    ``"novel"`` those of the uncovered clusters least similar to anything known,
+    ``"farthest"`` plain farthest-first. ``explore_rare`` is the rule used instead while
+    a class is rare in L (:func:`rare_classes`; None: always ``explore``): a long-tailed
+    pool's largest uncovered clusters are its head classes. Candidates with phi = 0 have no direction, so
     no similarity can place them; they are held back until nothing else is left.
     ``space="pixels"`` measures similarity on raw inputs instead (an ablation).
     ``exploit="fisher"`` chooses the exploitation picks by BMAL's Fisher criterion
@@ -38,13 +44,16 @@ class ExplorationExploitation(QueryStrategy):
         order: str = "exploit-first",
         space: str = "learned",
         exploit: str = "entropy",
+        explore_rare: str | None = None,
     ):
-        if explore not in ("typical", "farthest") or order not in ("exploit-first", "explore-first"):
-            raise ValueError(f"explore is typical|farthest, order exploit-first|explore-first; got {explore!r}, {order!r}")
+        if {explore, explore_rare or explore} - set(EXPLORATION) or order not in ("exploit-first", "explore-first"):
+            raise ValueError(
+                f"explore is {'|'.join(EXPLORATION)}, order exploit-first|explore-first; got {explore!r}, {explore_rare!r}, {order!r}"
+            )
         if exploit not in ("entropy", "fisher"):
             raise ValueError(f"exploit is entropy|fisher, got {exploit!r}")
         self.m_fraction, self.beta, self.explore, self.order, self.space = m_fraction, beta, explore, order, space
-        self.exploit = exploit
+        self.exploit, self.explore_rare = exploit, explore_rare
         self._m: float | None = None
         self._k: int | None = None
 
@@ -84,9 +93,13 @@ class ExplorationExploitation(QueryStrategy):
         return informative_diverse(unit, h, n, self.beta, chosen=chosen)
 
     def _explore(self, unit: np.ndarray, known_unit: np.ndarray, n: int, ctx: QueryContext, chosen: list[int]) -> list[int]:
-        if self.explore == "farthest":
+        rule = self.explore
+        if self.explore_rare is not None and len(rare_classes(ctx.class_counts)):
+            rule = self.explore_rare
+        if rule == "farthest":
             return farthest_first(unit, known_unit, n, chosen=chosen)
-        return typical_unexplored(unit, known_unit, n, seed=int(ctx.rng.integers(2**31 - 1)), chosen=chosen)
+        seed = int(ctx.rng.integers(2**31 - 1))
+        return typical_unexplored(unit, known_unit, n, seed=seed, chosen=chosen, order_by=EXPLORATION[rule])
 
     def state_dict(self) -> dict[str, Any]:
         return {"m": self._m, "k": self._k}
@@ -125,10 +138,19 @@ class AEEP(ExplorationExploitation):
         space: str = "learned",
         mp_average: str = "rare",
         exploit: str = "entropy",
+        explore_rare: str | None = None,
     ):
         if mp_average not in ("pooled", "macro", "rare"):
             raise ValueError(f"mp_average is pooled|macro|rare, got {mp_average!r}")
-        super().__init__(m_fraction=min(m_fraction, m_max), beta=beta, explore=explore, order=order, space=space, exploit=exploit)
+        super().__init__(
+            m_fraction=min(m_fraction, m_max),
+            beta=beta,
+            explore=explore,
+            order=order,
+            space=space,
+            exploit=exploit,
+            explore_rare=explore_rare,
+        )
         self.rate, self.m_max, self.mp_average = rate, m_max, mp_average
         self.history: list[tuple[int, float | None]] = []
 
@@ -159,21 +181,25 @@ class AEEP(ExplorationExploitation):
         self.history = [tuple(h) for h in state.get("history", [])]
 
 
+def rare_classes(class_counts: np.ndarray) -> np.ndarray:
+    """The classes rare in L: under half their uniform share of it (1 / 2C); none while L is empty."""
+    counts = np.asarray(class_counts, dtype=float)
+    if counts.sum() <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(counts / counts.sum() < 0.5 / len(counts))
+
+
 def rare_class_mp(hits: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:
     """The lowest estimated hit rate over the classes rare in L (1.0 when none is rare).
 
-    A class is rare when it holds under half its uniform share of L (1 / 2C). Its hit
+    A class is rare as :func:`rare_classes` says. Its hit
     rate is the posterior mean under a uniform prior, (hits + 1) / (picks + 2): with no
     exploration pick of the class that is 0.5, because agreeing on the common classes says
     nothing about how well the model knows the rare one, and a rare class is what
     exploration exists to find (issue 12, defect 4: on heart failure, 3% cases, a batch
     of controls predicted right drove m to 1 in eight rounds).
     """
-    counts = np.asarray(class_counts, dtype=float)
-    if counts.sum() <= 0:
-        return 1.0
-    rare = np.flatnonzero(counts / counts.sum() < 0.5 / len(counts))
-    estimates = [(hits[labels == c].sum() + 1) / ((labels == c).sum() + 2) for c in rare]
+    estimates = [(hits[labels == c].sum() + 1) / ((labels == c).sum() + 2) for c in rare_classes(class_counts)]
     return float(min(estimates, default=1.0))
 
 

@@ -14,6 +14,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
+from aeep_core.strategies.base import unit_rows
+
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(1 + cos) / 2 between unit rows of ``a`` and ``b``: 1 same direction, 0 opposite."""
@@ -56,13 +58,20 @@ def informative_diverse(unit: np.ndarray, entropy: np.ndarray, n: int, beta: flo
     return picks
 
 
-def typical_unexplored(unit: np.ndarray, known_unit: np.ndarray, n: int, seed: int, chosen: list[int] | None = None) -> list[int]:
+def typical_unexplored(
+    unit: np.ndarray, known_unit: np.ndarray, n: int, seed: int, chosen: list[int] | None = None, order_by: str = "size"
+) -> list[int]:
     """Exploration that represents the pool: cluster the candidates (k-means, as many
     clusters as known items + n, so that each known item can cover one), then take the
-    most central candidate of the largest clusters that hold no known item (L and
-    ``chosen``); clusters already covered follow, least covered and largest first.
-    Farthest-first alone favours isolated outliers, which tell little about the pool
-    and on which the model's accuracy (mp) says nothing about the unexplored regions."""
+    most central candidate of the clusters that hold no known item (L and ``chosen``);
+    clusters already covered follow, least covered first. Farthest-first alone favours
+    isolated outliers, which tell little about the pool and on which the model's
+    accuracy (mp) says nothing about the unexplored regions.
+
+    ``order_by`` ranks the uncovered clusters: ``"size"``, the largest first (the most
+    pool a pick represents), or ``"novelty"``, the cluster whose centre is least similar
+    to anything known first. On a long-tailed pool the largest uncovered clusters are
+    the head classes again; the least familiar ones are where a rare class hides."""
     chosen = list(chosen or [])
     free = np.setdiff1d(np.arange(len(unit)), chosen)
     n = min(n, len(free))
@@ -77,7 +86,12 @@ def typical_unexplored(unit: np.ndarray, known_unit: np.ndarray, n: int, seed: i
         km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
     size = np.bincount(km.labels_, minlength=n_clusters)
     covered = np.bincount(km.predict(known), minlength=n_clusters) if len(known) else np.zeros(n_clusters, int)
-    order = np.lexsort((-size, covered))  # uncovered first, then the largest
+    if order_by == "novelty" and len(known):
+        centres = unit_rows(km.cluster_centers_)
+        rank = similarity(centres, known).max(axis=1)  # the least familiar first
+    else:
+        rank = -size.astype(np.float64)  # the largest first
+    order = np.lexsort((rank, covered))  # uncovered first
     dist = ((unit[free] - km.cluster_centers_[km.labels_]) ** 2).sum(1)
     picks: list[int] = []
     for c in order:
