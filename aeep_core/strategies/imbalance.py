@@ -12,8 +12,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
-from aeep_core.strategies.simple import _softmax
+from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, softmax
 
 
 class BalancedSelection(QueryStrategy):
@@ -96,7 +95,7 @@ class Galaxy(QueryStrategy):
         if n_known and n_known != len(ctx.labelled_embeddings):
             raise ValueError(f"{n_known} labels for {len(ctx.labelled_embeddings)} labelled embeddings")
         logits = ctx.labelled_embeddings[:n_known].astype(np.float64) @ ctx.head_weight.T + ctx.head_bias
-        margin = class_margins(np.vstack([_softmax(logits), ctx.probs]))
+        margin = class_margins(np.vstack([softmax(logits), ctx.probs]))
         node_class = np.concatenate([ctx.labelled_labels.astype(np.int64), np.full(n, -1)])  # -1: not asked
         predicted = ctx.probs.argmax(1)
         chains: dict[int, np.ndarray] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection
+from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, softmax
 
 
 class RandomSampling(QueryStrategy):
@@ -43,10 +43,10 @@ class EntropyMaximisation(QueryStrategy):
             target[int(np.argmax(phi[i] @ w.T + b))] = 1.0
             scale = self.lr / max(float(phi[i] @ phi[i]), 1e-12)
             for _ in range(self.steps):
-                p = _softmax(phi[i] @ w.T + b)
+                p = softmax(phi[i] @ w.T + b)
                 w -= scale * np.outer(p - target, phi[i])
                 b -= self.lr * (p - target)
-            p = _softmax(phi @ w.T + b)
+            p = softmax(phi @ w.T + b)
             h = -(np.clip(p, 1e-12, 1) * np.log(np.clip(p, 1e-12, 1))).sum(1)
         return Selection.of(picks)
 
@@ -76,9 +76,3 @@ def k_centre_greedy(x: np.ndarray, known: np.ndarray, k: int) -> list[int]:
         nearest = np.minimum(nearest, sq - 2 * x @ x[i] + sq[i])
         nearest[picks] = -np.inf
     return picks
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
