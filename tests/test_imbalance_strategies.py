@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from aeep_core.strategies import QueryContext, make_strategy
+from aeep_core.strategies.base import softmax
 from aeep_core.strategies.imbalance import bisection_node, rebalancing_quota
-from aeep_core.strategies.simple import _softmax
 
 IMBALANCE = ["base", "galaxy", "balanced-em"]
 
@@ -16,7 +16,7 @@ def context(emb, weight, bias, labelled=None, labels=(), seed=0):
     labelled = np.zeros((0, emb.shape[1])) if labelled is None else labelled
     return QueryContext(
         candidates=np.arange(1000, 1000 + len(emb)),
-        probs=_softmax(emb @ weight.T + bias),
+        probs=softmax(emb @ weight.T + bias),
         embeddings=emb,
         labelled_embeddings=labelled,
         head_weight=weight,
