@@ -15,6 +15,7 @@ import pytest
 from aeep_core import locations
 from aeep_core.session import LabellingSession, ProjectSettings
 from aeep_core.store import SCHEMA_VERSION, ProjectLocked, Store, StoreError
+from aeep_core.store.classes import add_class, class_changes, merge_class, read_classes, rename_class
 from aeep_core.store.schema import APPLICATION_ID, SCHEMA_V1
 from tests.conftest import make_image_folder
 
@@ -189,7 +190,8 @@ def test_migration_from_schema_1_keeps_every_answer_and_the_open_batch(tmp_path)
             tuple(r) for r in labels_before
         ]
         assert s._store.query("SELECT COUNT(*) FROM items WHERE size IS NULL")[0][0] == 0  # filled on open
-        assert len(s._store.query("SELECT name FROM sqlite_master WHERE type = 'trigger'")) == 2
+        assert len(s._store.query("SELECT name FROM sqlite_master WHERE type = 'trigger'")) == 4
+        assert read_classes(s._store).names == ["class0", "class1", "class2"]  # from the settings
         assert s.drift.added == 0 and s.stats.labelled == 5
     assert (project / "project.sqlite3.v1.bak").exists()
 
@@ -211,3 +213,78 @@ def test_a_failing_write_is_one_line_and_keeps_committed_rows(tmp_path):
         assert [tuple(r) for r in store.query("SELECT item_id, label FROM labels")] == [(1, 0)]
     finally:
         store.close()
+
+
+def _item_and_rounds(store: Store, items: int, done: int, open_round: int | None) -> None:
+    with store.transaction() as c:
+        c.executemany(
+            "INSERT INTO items (path, hash, first_seen) VALUES (?, ?, 0)", [(f"{i}.png", f"h{i}") for i in range(items)]
+        )
+        for n in range(1, done + 1):
+            c.execute("INSERT INTO rounds (number, status, created_at, engine) VALUES (?, 'done', 0, '{}')", (n,))
+        if open_round is not None:
+            c.execute("INSERT INTO rounds (number, status, created_at, engine) VALUES (?, 'open', 0, '{}')", (open_round,))
+
+
+def test_classes_start_from_the_settings_then_add_rename_and_merge_keep_every_answer(tmp_path):
+    store = Store.create(tmp_path / "p", {**SETTINGS, "created_at": 1234.5})
+    try:
+        assert [(c.index, c.name, c.key, c.live) for c in read_classes(store).classes] == [
+            (0, "a", "1", True),
+            (1, "b", "2", True),
+        ]
+        assert [(r["class"], r["change"], r["at"]) for r in class_changes(store)] == [(0, "start", 1234.5), (1, "start", 1234.5)]
+        added = add_class(store, " fox ", "f")
+        assert (added.index, added.name, added.key) == (2, "fox", "f")
+        with pytest.raises(ValueError, match="exists"):
+            add_class(store, "fox", "x")
+        with pytest.raises(ValueError, match="taken"):
+            add_class(store, "owl", "2")
+        _item_and_rounds(store, items=4, done=1, open_round=2)
+        for item, round_, label in ((1, 1, 2), (2, 1, 0), (3, 2, 2), (4, 2, 1)):
+            store.add_label(item, round_, label)
+        rename_class(store, 2, "red fox")
+        assert read_classes(store).names == ["a", "b", "red fox"]
+        assert {r["item_id"]: r["label"] for r in store.current_labels()} == {1: 2, 2: 0, 3: 2, 4: 1}  # kept by index
+        with pytest.raises(ValueError, match="exists"):
+            rename_class(store, 0, "b")
+
+        moved = merge_class(store, 2, 0)  # red fox into a: item 1 (confirmed) and item 3 (open batch)
+        assert [(m.item_id, m.round, m.confirmed) for m in moved] == [(1, 1, True), (3, 2, False)]
+        assert {r["item_id"]: r["label"] for r in store.current_labels()} == {1: 0, 2: 0, 3: 0, 4: 1}
+        assert [(r["label"], r["corrected_after"]) for r in store.item_history(1)] == [(2, None), (0, 1)]  # history kept
+        assert [(r["label"], r["corrected_after"]) for r in store.item_history(3)] == [(2, None), (0, None)]
+        classes = read_classes(store)
+        assert classes.merged == {2} and classes[2].key is None and classes.resolve(2) == 0
+        assert [c.name for c in classes.live] == ["a", "b"] and classes.find("red fox") == classes[0]
+        assert add_class(store, "red fox", "f").index == 3  # the name and key are free again; the index is not reused
+        with pytest.raises(ValueError, match="not a class"):
+            merge_class(store, 2, 1)  # merged away already
+        assert [r["change"] for r in class_changes(store)] == ["start", "start", "add", "rename", "merge", "add"]
+        with pytest.raises(StoreError, match="append-only"), store.transaction() as c:
+            c.execute("DELETE FROM class_changes")
+    finally:
+        store.close()
+    reopened = Store.open(tmp_path / "p")
+    try:
+        assert read_classes(reopened).names == ["a", "b", "red fox", "red fox"] and read_classes(reopened).merged == {2}
+    finally:
+        reopened.close()
+
+
+def test_a_schema_4_project_opens_with_its_classes_and_a_backup(tmp_path):
+    project = tmp_path / "p"
+    Store.create(project, {"project": {"classes": ["cat", "dog"], "keys": ["c", "d"]}}).close()
+    db = locations.project_db(project)
+    c = sqlite3.connect(db, isolation_level=None)
+    c.executescript(
+        "DROP TABLE class_changes; DROP TABLE classes; PRAGMA user_version = 4;"  # what schema 4 code wrote
+    )
+    c.close()
+    store = Store.open(project)
+    try:
+        assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 5
+        assert [(c.name, c.key) for c in read_classes(store).classes] == [("cat", "c"), ("dog", "d")]
+    finally:
+        store.close()
+    assert (project / "project.sqlite3.v4.bak").exists()

@@ -48,7 +48,7 @@ def _with_paths(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
 
 
 # Joins each item's latest answer row (answers are append-only; the newest one counts).
-_LATEST = "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id"
+LATEST_ANSWER = "JOIN (SELECT item_id, MAX(id) AS id FROM labels GROUP BY item_id) last ON last.id = l.id"
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ class Store:
 
     def current_labels(self) -> list[sqlite3.Row]:
         """The latest answer row of every item that has one: id, item_id, round, label, at."""
-        return self.query(f"SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l {_LATEST} ORDER BY l.id")
+        return self.query(f"SELECT l.id, l.item_id, l.round, l.label, l.at FROM labels l {LATEST_ANSWER} ORDER BY l.id")
 
     def answers(self) -> list[sqlite3.Row]:
         """Every answer row in the order given: item_id, round, label (None = taken back) and
@@ -194,7 +194,7 @@ class Store:
         by round, then batch position."""
         return _with_paths(
             self.query(
-                f"SELECT i.path, i.present, l.label, l.at, l.round, ri.exploration FROM labels l {_LATEST} "
+                f"SELECT i.path, i.present, l.label, l.at, l.round, ri.exploration FROM labels l {LATEST_ANSWER} "
                 "JOIN items i ON i.id = l.item_id "
                 "LEFT JOIN round_items ri ON ri.round = l.round AND ri.item_id = l.item_id "
                 "WHERE l.label >= 0 ORDER BY l.round, ri.position, i.path"
@@ -205,7 +205,7 @@ class Store:
         """labelled (current answers that are a class, on present items), present (items in
         the data folder) and rounds_done."""
         row = self.query(
-            f"SELECT (SELECT COUNT(*) FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
+            f"SELECT (SELECT COUNT(*) FROM labels l {LATEST_ANSWER} JOIN items i ON i.id = l.item_id "
             "WHERE l.label >= 0 AND i.present = 1), "
             "(SELECT COUNT(*) FROM items WHERE present = 1), (SELECT COUNT(*) FROM rounds WHERE status = 'done')"
         )[0]
@@ -342,7 +342,7 @@ class Store:
         skipped, None taken back), by round and position."""
         return self.query(
             f"SELECT ri.round, ri.exploration, ri.predicted, ri.confidence, l.label FROM round_items ri "
-            f"JOIN labels l ON l.item_id = ri.item_id {_LATEST} "
+            f"JOIN labels l ON l.item_id = ri.item_id {LATEST_ANSWER} "
             "WHERE ri.predicted IS NOT NULL ORDER BY ri.round, ri.position"
         )
 
@@ -360,7 +360,7 @@ class Store:
         asks to keep them apart from the labels)."""
         return _with_paths(
             self.query(
-                f"SELECT i.path, i.present, l.round FROM labels l {_LATEST} JOIN items i ON i.id = l.item_id "
+                f"SELECT i.path, i.present, l.round FROM labels l {LATEST_ANSWER} JOIN items i ON i.id = l.item_id "
                 "WHERE l.label = -1 ORDER BY l.round, i.path"
             )
         )

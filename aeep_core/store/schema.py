@@ -14,7 +14,7 @@ from pathlib import Path
 from aeep_core.store.errors import StoreError
 
 APPLICATION_ID = 0x41454550  # "AEEP"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Version 1: the first layout. Kept verbatim so the migration from it stays tested.
@@ -65,6 +65,18 @@ CREATE TABLE labels (                    -- append-only: the current answer is t
 CREATE INDEX labels_item ON labels (item_id, id);
 """
 
+# The classes a project starts with, from its settings (a no-op before they are written):
+# run by the migration for an old project and by :func:`create` for a new one.
+CLASSES_FROM_SETTINGS = """
+    INSERT INTO classes (id, name, key)
+        SELECT c.key, c.value, k.value FROM settings s JOIN json_each(s.value, '$.classes') c
+        LEFT JOIN json_each(s.value, '$.keys') k ON k.key = c.key
+        WHERE s.key = 'project' AND NOT EXISTS (SELECT 1 FROM classes);
+    INSERT INTO class_changes (class, change, name, at)
+        SELECT id, 'start', name, COALESCE((SELECT CAST(value AS REAL) FROM settings WHERE key = 'created_at'), 0)
+        FROM classes WHERE NOT EXISTS (SELECT 1 FROM class_changes) ORDER BY id;
+"""
+
 # Each entry upgrades from version ``key`` to ``key + 1``, inside one transaction.
 MIGRATIONS: dict[int, str] = {
     # 2: remember each file's size and mtime with its hash, so reopening a large folder
@@ -97,6 +109,35 @@ MIGRATIONS: dict[int, str] = {
             test_confusion TEXT              -- JSON [[count]]: rows true class, columns predicted
         );
     """,
+    # 5: classes that change while labelling (issue 26). A class's id is its index in every
+    # answer row and in the model's outputs, so an id is never reused: a class merged into
+    # another stays, marked, its key freed. The partial unique indexes let two live classes
+    # share neither a name nor a key. class_changes is the append-only history (start, add,
+    # rename, merge, each with its time). Filled from the project's settings, so an old
+    # project opens with the classes it had.
+    4: """
+        CREATE TABLE classes (
+            id INTEGER PRIMARY KEY,              -- the class index; 0, 1, ... in the order added
+            name TEXT NOT NULL,
+            key TEXT,                            -- NULL once merged
+            merged_into INTEGER REFERENCES classes (id)
+        );
+        CREATE UNIQUE INDEX classes_live_name ON classes (name) WHERE merged_into IS NULL;
+        CREATE UNIQUE INDEX classes_live_key ON classes (key) WHERE merged_into IS NULL;
+        CREATE TABLE class_changes (
+            id INTEGER PRIMARY KEY,
+            class INTEGER NOT NULL REFERENCES classes (id),
+            change TEXT NOT NULL CHECK (change IN ('start', 'add', 'rename', 'merge')),
+            name TEXT NOT NULL,                  -- the class's name after the change
+            merged_into INTEGER REFERENCES classes (id),
+            at REAL NOT NULL
+        );
+        CREATE TRIGGER class_changes_no_update BEFORE UPDATE ON class_changes
+            BEGIN SELECT RAISE(ABORT, 'class changes are append-only'); END;
+        CREATE TRIGGER class_changes_no_delete BEFORE DELETE ON class_changes
+            BEGIN SELECT RAISE(ABORT, 'class changes are append-only'); END;
+    """
+    + CLASSES_FROM_SETTINGS,
 }
 
 
@@ -143,6 +184,7 @@ def create(db: Path, settings: dict[str, str]) -> sqlite3.Connection:
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)", settings.items())
     conn.execute("COMMIT")
+    conn.executescript(f"BEGIN; {CLASSES_FROM_SETTINGS} COMMIT;")
     conn.close()
     os.replace(tmp, db)
     return open_existing(db)
