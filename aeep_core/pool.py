@@ -60,6 +60,12 @@ class Pool:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    def add_class(self, name: str) -> int:
+        """Append a class met while labelling; return its index. Ground truth and every
+        answer keep their indices: a class is only ever added at the end."""
+        self.class_names.append(name)
+        return len(self.class_names) - 1
+
     @property
     def has_labels(self) -> bool:
         return self.labels is not None and bool(np.all(self.labels >= 0))

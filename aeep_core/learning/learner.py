@@ -11,6 +11,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+from aeep_core.learning.class_outputs import LiveOutputs, grow_head, head_size
 from aeep_core.learning.model import build_model, select_device
 from aeep_core.learning.training import Progress, TrainConfig, score, train
 from aeep_core.pool import Pool
@@ -116,6 +117,9 @@ class ActiveLearner:
     # Items whose predictions every proposal records, to tell when the model has stopped
     # changing (the session's stop set); None: none are recorded.
     stop_set: np.ndarray | None = None
+    # Classes merged into others: their outputs stay but are never predicted
+    # (learning.class_outputs); the session sets it, a new frozenset each time.
+    merged_classes: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         self.device = select_device(self.device) if isinstance(self.device, str) else self.device
@@ -173,6 +177,18 @@ class ActiveLearner:
         self.model = build_model(self.pool.inputs, self.pool.modality, self.pool.n_classes).to(self.device)
         return self.model
 
+    def grow_model(self, n_classes: int, model: torch.nn.Module | None = None) -> list[torch.Tensor]:
+        """Give ``model`` (default the learner's) ``n_classes`` outputs, every weight it has
+        kept and the new rows drawn from (seed, class) alone (:func:`grow_head`); return
+        the parameters that grew, for an optimizer's state to follow."""
+        model = model if model is not None else self.model
+        return [] if model is None else grow_head(model, n_classes, self.seed)
+
+    def _score(self, model: torch.nn.Module, ids: np.ndarray, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (merged classes masked out) and embeddings of pool items ``ids``."""
+        inputs = self.pool.inputs[torch.from_numpy(np.asarray(ids, dtype=np.int64))]
+        return score(model, inputs, self.device, progress=progress, without=self.merged_classes)
+
     def forget_model(self) -> None:
         """Drop the model (e.g. one whose training was interrupted)."""
         self.model = None
@@ -199,6 +215,7 @@ class ActiveLearner:
         # restored learner trains exactly as an uninterrupted one.
         torch.manual_seed(round_seed)
         model = self.model if self.model is not None and self._continues_model() else self.new_model()
+        self.grow_model(self.pool.n_classes, model)  # a class added since the last round gets its output
         ids = np.fromiter(self.labels, dtype=np.int64)
         y = np.fromiter(self.labels.values(), dtype=np.int64)
         if not self._self_trains():
@@ -258,7 +275,7 @@ class ActiveLearner:
         rng = np.random.default_rng([self.seed, self.round, 1])
         if len(unlabelled) > self.candidates:
             unlabelled = rng.choice(unlabelled, self.candidates, replace=False)
-        probs, _ = score(model, self.pool.inputs[torch.from_numpy(unlabelled)], self.device)
+        probs, _ = self._score(model, unlabelled)
         n = int(self.config.pseudo_label_share * len(unlabelled))
         confident = np.argsort(-probs.max(1), kind="stable")[:n]
         return unlabelled[confident], probs.argmax(1)[confident]
@@ -289,21 +306,22 @@ class ActiveLearner:
         cand = (
             unlabelled if len(unlabelled) <= self.candidates else np.sort(rng.choice(unlabelled, self.candidates, replace=False))
         )
-        probs, emb = score(model, self.pool.inputs[torch.from_numpy(cand)], self.device, progress=progress)
+        probs, emb = self._score(model, cand, progress)
         lab_ids = np.fromiter(self.labels, dtype=np.int64)
         lab_emb = np.zeros((0, emb.shape[1]), np.float32)
         if self.strategy.needs_labelled:
-            _, lab_emb = score(model, self.pool.inputs[torch.from_numpy(lab_ids)], self.device)
+            _, lab_emb = self._score(model, lab_ids)
         head = cast(torch.nn.Linear, model.head)
+        live = LiveOutputs(probs.shape[1], self.merged_classes)  # the strategy never sees a merged class
         ctx = QueryContext(
             candidates=cand,
-            probs=probs,
+            probs=live.columns(probs),
             embeddings=emb,
             labelled_embeddings=lab_emb,
-            head_weight=head.weight.detach().cpu().numpy(),
-            head_bias=head.bias.detach().cpu().numpy(),
+            head_weight=live.rows(head.weight.detach().cpu().numpy()),
+            head_bias=live.rows(head.bias.detach().cpu().numpy()),
             rng=rng,
-            labelled_labels=np.fromiter(self.labels.values(), dtype=np.int64, count=len(self.labels)),
+            labelled_labels=live.positions(np.fromiter(self.labels.values(), dtype=np.int64, count=len(self.labels))),
             _inputs=lambda: (self.pool.flat_inputs(cand), self.pool.flat_inputs(lab_ids)),
         )
         sel = self.strategy.query(ctx, k)
@@ -333,7 +351,7 @@ class ActiveLearner:
         predicted[shared] = probs[at[shared]].argmax(1)
         rest = np.flatnonzero(~shared)
         if len(rest):
-            rest_probs, _ = score(model, self.pool.inputs[torch.from_numpy(stop[rest])], self.device)
+            rest_probs, _ = self._score(model, stop[rest])
             predicted[rest] = rest_probs.argmax(1)
         return predicted
 
@@ -341,10 +359,19 @@ class ActiveLearner:
         """Take the oracle's answers for a proposal; adapt the strategy; return (mp, batch accuracy)."""
         labels = np.asarray(labels, dtype=np.int64)
         self.add_labels(proposal.ids, labels)
-        mp, batch_acc = batch_outcome(proposal.predicted, proposal.exploration, labels, self.strategy, self.class_counts())
+        mp, batch_acc = self.outcome(proposal.predicted, proposal.exploration, labels)
         self.observe(mp)
         self.round += 1
         return mp, batch_acc
+
+    def outcome(self, predicted: np.ndarray, exploration: np.ndarray, answers: np.ndarray) -> tuple[float | None, float | None]:
+        """(mp, batch accuracy) of a labelled batch (:func:`batch_outcome`) over the live
+        classes: a merged class, with no labels, is not a rare class to find."""
+        live = LiveOutputs(self.pool.n_classes, self.merged_classes)
+        answers = np.asarray(answers, dtype=np.int64)
+        given = np.where(answers >= 0, live.positions(answers), answers)  # skips and no answers stay as they are
+        counts = live.columns(self.class_counts())
+        return batch_outcome(live.positions(predicted), exploration, given, self.strategy, counts)
 
     def observe(self, mp: float | None) -> None:
         """Tell the strategy how well the exploration picks were predicted (see :meth:`informative_mp`)."""
@@ -375,7 +402,7 @@ class ActiveLearner:
         model = model if model is not None else self.model
         if self.test is None or model is None or self.test.labels is None:
             return None
-        probs, _ = score(model, self.test.inputs, self.device)
+        probs, _ = score(model, self.test.inputs, self.device, without=self.merged_classes)
         n = self.pool.n_classes
         truth = np.asarray(self.test.labels, dtype=np.int64)
         known = (truth >= 0) & (truth < n)  # an item of unknown class counts nowhere
@@ -406,7 +433,8 @@ class ActiveLearner:
         """Restore what :meth:`state_dict` returned; keys it lacks leave that part as is.
 
         Weights that no longer fit the pool (the input size changed with the data) are
-        dropped: the next round trains afresh.
+        dropped: the next round trains afresh. Weights saved before a class was added keep
+        their outputs: the next training grows them (:meth:`grow_model`).
         """
         if "learner_round" in state:
             self.round = int(state["learner_round"])
@@ -417,7 +445,8 @@ class ActiveLearner:
         if "skipped" in state:
             self.skipped = {int(i) for i in state["skipped"]}
         if state.get("model") is not None:
-            model = build_model(self.pool.inputs, self.pool.modality, self.pool.n_classes)
+            saved = head_size(state["model"]) or self.pool.n_classes
+            model = build_model(self.pool.inputs, self.pool.modality, min(saved, self.pool.n_classes))
             try:
                 model.load_state_dict(state["model"])
             except (RuntimeError, KeyError, ValueError):

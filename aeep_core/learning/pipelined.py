@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from aeep_core.learning.class_outputs import grow_optimizer_state
 from aeep_core.learning.learner import (
     RETRACT,
     SKIPPED,
     ActiveLearner,
     Proposal,
-    batch_outcome,
     confusion_accuracy,
     next_batch_size,
 )
@@ -339,12 +339,26 @@ class PipelinedLearner:
             if item not in learner.labels:
                 self.stats.fed.append(item)
             self._owed += self._steps_for_answer()
+            self._grow(label + 1)
         elif item in learner.labels:
             self.stats.fed.remove(item)
         learner.add_labels([item], [label])
         self._absorbed += 1
         self._busy = False
         return True
+
+    def _grow(self, n_classes: int) -> None:
+        """Give the model, its optimizer state and its average an output for every class up
+        to ``n_classes`` (a class added while labelling, at its first answer: a point fixed
+        by the answers, so a replay grows where the original did)."""
+        model = self.learner.model
+        if model is None:
+            return  # the first training builds it with every class of the pool
+        grown = self.learner.grow_model(n_classes, model)
+        if grown and self._optimizer is not None:
+            grow_optimizer_state(self._optimizer, grown)
+        if grown and self._averaged is not None:
+            self.learner.grow_model(n_classes, self._averaged.module)  # the same new rows: drawn from (seed, class)
 
     def _steps_for_answer(self) -> int:
         """Steps owed for one answer: ``steps_per_label``, but while the first batch is
@@ -397,9 +411,7 @@ class PipelinedLearner:
             answers = np.full(len(current.ids), SKIPPED)  # cards not yet answered count as no answer
             for position, label in self._seen.items():
                 answers[position] = label
-            learner.observe(
-                batch_outcome(current.predicted, current.exploration, answers, learner.strategy, learner.class_counts())[0]
-            )
+            learner.observe(learner.outcome(current.predicted, current.exploration, answers)[0])
         exclude = np.unique(current.ids) if current is not None else None
         free = learner.unlabelled_ids()
         available = len(free) if exclude is None else len(np.setdiff1d(free, exclude))

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from aeep_core.data.backbones import Backbone
+from aeep_core.learning.class_outputs import head_size
 from aeep_core.learning.model import build_model
 from aeep_core.pool import DataError
 
@@ -44,13 +45,18 @@ def model_from_weights(
     shape: tuple[int, ...], modality: str, n_classes: int, weights: dict[str, torch.Tensor]
 ) -> nn.Module | None:
     """The project's network for inputs of ``shape`` (one item, no batch dimension) with
-    ``weights`` loaded, in eval mode; None when the weights do not fit it.
+    ``weights`` loaded, in eval mode; None when the weights do not fit it. Weights saved
+    before a class was added have fewer outputs than the ``n_classes`` the project has
+    now: the network keeps theirs (the classes it never learnt get no output).
 
     Built on the meta device and given the weights' tensors (copies): no random
     initialisation, so nothing is drawn from torch's global generator, which a trainer in
     another thread may be using (its dropout draws must not change)."""
+    outputs = head_size(weights) or n_classes
+    if outputs > n_classes:
+        return None
     with torch.device("meta"):
-        model = build_model(torch.empty((0, *shape)), modality, n_classes)
+        model = build_model(torch.empty((0, *shape)), modality, outputs)
     try:
         model.load_state_dict({k: v.detach().clone() for k, v in weights.items()}, assign=True)
     except (RuntimeError, KeyError, ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -248,15 +248,28 @@ def small_network_threads(modality: str) -> Iterator[None]:
 
 @torch.inference_mode()
 def score(
-    model: nn.Module, inputs: torch.Tensor, device: torch.device | str, batch_size: int = 1024, progress: Progress | None = None
+    model: nn.Module,
+    inputs: torch.Tensor,
+    device: torch.device | str,
+    batch_size: int = 1024,
+    progress: Progress | None = None,
+    without: Collection[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``[N, C]`` and embeddings phi ``[N, d]`` for ``inputs``."""
+    """Class probabilities ``[N, C]`` and embeddings phi ``[N, d]`` for ``inputs``; the
+    classes in ``without`` (merged away: :mod:`aeep_core.learning.class_outputs`) get
+    probability 0, the others share what they had."""
     model.to(device).eval()
     probs, embs = [], []
+    masked: list[int] | None = None
     for start in range(0, len(inputs), batch_size):
         foreground.wait()  # scoring in the pipelined trainer's thread yields to keystrokes too
         logits, phi = model(inputs[start : start + batch_size].to(device))
-        probs.append(torch.softmax(logits.float(), 1).cpu())
+        logits = logits.float()
+        if masked is None:
+            masked = [c for c in without if 0 <= c < logits.shape[1]]
+        if masked:
+            logits[:, masked] = -torch.inf
+        probs.append(torch.softmax(logits, 1).cpu())
         embs.append(phi.float().cpu())
         if progress is not None:
             progress(min(start + batch_size, len(inputs)), len(inputs))

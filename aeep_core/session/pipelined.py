@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, batch_outcome
+from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner
 from aeep_core.learning.training import steps_for_pace, training_steps_per_second
 from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, StageProgress, batch_arrays
@@ -86,7 +86,7 @@ class PipelinedEngine:
         """Record the batch's outcome; the trainer already has every answer, and the state
         stored with the round stays the one it was chosen in (the checkpoint has the rest)."""
         _, exploration, predicted, answers = batch_arrays(batch)
-        mp, accuracy = batch_outcome(predicted, exploration, answers, self.learner.strategy, self.learner.class_counts())
+        mp, accuracy = self.learner.outcome(predicted, exploration, answers)
         record(mp, accuracy, None)
 
     # --- the next batch ----------------------------------------------------------------
