@@ -24,6 +24,7 @@ from aeep_core.session.stats import (
     wilson_interval,
 )
 from aeep_core.store import SCHEMA_VERSION, Store
+from aeep_core.store.classes import read_classes
 from aeep_core.store.items import sync_items
 from aeep_core.store.schema import MIGRATIONS
 from tests.conftest import make_image_folder
@@ -196,7 +197,11 @@ def test_migration_adding_the_stop_tables_keeps_the_work(tmp_path):
     # (looked up by content, so renumbering the migrations keeps the test meaningful).
     before_version = next(v for v, sql in MIGRATIONS.items() if "CREATE TABLE stop_set" in sql)
     c = sqlite3.connect(db)
-    c.executescript(f"DROP TABLE round_predictions; DROP TABLE stop_set; PRAGMA user_version = {before_version};")
+    c.executescript(
+        "DROP TABLE round_predictions; DROP TABLE stop_set; "
+        "DROP TABLE class_changes; DROP TABLE classes; "  # and those of the migrations after it
+        f"PRAGMA user_version = {before_version};"
+    )
     c.close()
     with LabellingSession.open(data, project_dir=project) as s:
         assert s._store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
@@ -257,7 +262,7 @@ def test_per_class_figures_count_labels_recall_and_rare_classes_from_the_store(t
                 (item[18], ROSE, None),  # taken back: nowhere either
             ],
         )
-        report = build_report(store, FLOWERS)
+        report = build_report(store, read_classes(store))
     finally:
         store.close()
 

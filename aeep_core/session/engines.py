@@ -10,7 +10,7 @@ does everything in :meth:`PlainEngine.choose`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,8 @@ StageProgress = Callable[[str, int, int], None]
 RecordOutcome = Callable[[float | None, float | None, dict[str, Any] | None], None]
 #: commits a correction to the store; an engine calls it where no trainer can read the log between
 SaveCorrection = Callable[[], object]
+#: commits several corrections at once (a merge of classes) and returns them, (pool item, label)
+SaveCorrections = Callable[[], Sequence[tuple[int, int]]]
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Engine(Protocol):
     every answer to the batch on screen as it is saved (a class index, ``SKIPPED`` or ``RETRACT``); ``confirm`` learns from the complete
     batch and calls ``record``; ``choose`` returns the next batch, None when stopped;
     ``correct`` takes a new answer to an item of a confirmed batch (review) into the next
-    training, at any time, a retrain running or not: it calls ``save`` first."""
+    training, at any time, a retrain running or not: it calls ``save`` first;
+    ``correct_many`` does the same for the corrections ``save`` commits and returns."""
 
     learner: ActiveLearner
 
@@ -59,6 +62,8 @@ class Engine(Protocol):
     def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
 
     def correct(self, item: int, label: int, save: SaveCorrection) -> None: ...
+
+    def correct_many(self, save: SaveCorrections) -> None: ...
 
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
 
@@ -122,12 +127,22 @@ class PlainEngine:
 
     def correct(self, item: int, label: int, save: SaveCorrection) -> None:
         """Into L now, or when the running retrain ends (the batch it chooses did not see it)."""
-        with self._lock:
+
+        def save_one() -> list[tuple[int, int]]:
             save()
+            return [(item, label)]
+
+        self.correct_many(save_one)
+
+    def correct_many(self, save: SaveCorrections) -> None:
+        """:meth:`correct` for every correction ``save`` commits, in its order."""
+        with self._lock:
+            corrections = save()
             if self._choosing:
-                self._pending.append((item, label))
+                self._pending.extend(corrections)
             else:
-                self.learner.correct(item, label)
+                for item, label in corrections:
+                    self.learner.correct(item, label)
 
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         """Train, evaluate, score and choose; None when stopped (the last model kept)."""

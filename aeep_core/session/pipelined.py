@@ -23,7 +23,7 @@ import numpy as np
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner
 from aeep_core.learning.training import steps_for_pace, training_steps_per_second
-from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, StageProgress, batch_arrays
+from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, SaveCorrections, StageProgress, batch_arrays
 from aeep_core.session.types import Batch, ProjectSettings
 
 
@@ -75,12 +75,21 @@ class PipelinedEngine:
     def correct(self, item: int, label: int, save: SaveCorrection) -> None:
         """Queued to the trainer behind the answers given before it (or into L when no
         trainer runs: the next one starts from the stored log, which holds it)."""
-        with self._lock:
+
+        def save_one() -> list[tuple[int, int]]:
             save()
-            if self._pipe is not None:
-                self._pipe.correct(item, label)
-            else:
-                self.learner.correct(item, label)
+            return [(item, label)]
+
+        self.correct_many(save_one)
+
+    def correct_many(self, save: SaveCorrections) -> None:
+        """:meth:`correct` for every correction ``save`` commits, in its order."""
+        with self._lock:
+            for item, label in save():
+                if self._pipe is not None:
+                    self._pipe.correct(item, label)
+                else:
+                    self.learner.correct(item, label)
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None:
         """Record the batch's outcome; the trainer already has every answer, and the state

@@ -25,10 +25,17 @@ def _remap(pool: Pool, classes: list[str]) -> np.ndarray | None:
     return table[np.where(pool.labels >= 0, pool.labels, len(pool.class_names))]
 
 
-def load_project_data(data: Path, settings: ProjectSettings, progress: Callable[[str, int, int], None] | None = None) -> Dataset:
+def load_project_data(
+    data: Path,
+    settings: ProjectSettings,
+    progress: Callable[[str, int, int], None] | None = None,
+    classes: list[str] | None = None,
+) -> Dataset:
     """The pool of ``data`` and the test set (``settings.test_dir``, else IDX t10k files),
-    both speaking the project's class indices; ground truth from folder names is kept
-    (for simulations and tests) but never shown to the engine."""
+    both speaking the project's class indices (``classes``: its names by index now, the
+    settings' when it has none yet); ground truth from folder names is kept (for
+    simulations and tests) but never shown to the engine."""
+    classes = list(settings.classes if classes is None else classes)
     report = (lambda d, t: progress("load", d, t)) if progress else None
     if looks_like_sequences(data):
         # Sequence pool and test share one event embedding, trained (seeded) with the pool.
@@ -40,13 +47,13 @@ def load_project_data(data: Path, settings: ProjectSettings, progress: Callable[
     for pool in (ds.pool, ds.test):
         if pool is None:
             continue
-        labels = _remap(pool, settings.classes)
+        labels = _remap(pool, classes)
         pool.labels = labels if labels is not None and (labels >= 0).any() else None
-        pool.class_names = list(settings.classes)
+        pool.class_names = list(classes)
     if ds.test is not None:
         if ds.test.labels is None:
             if settings.test_dir:
-                raise DataError(f"{settings.test_dir}: no test image is in a folder named after a class {settings.classes}")
+                raise DataError(f"{settings.test_dir}: no test image is in a folder named after a class {classes}")
             ds.test = None
         elif (ds.test.labels < 0).any():
             ds.test = ds.test.subset(np.flatnonzero(ds.test.labels >= 0))  # folders of other classes

@@ -26,6 +26,7 @@ from aeep_core.learning.learner import RETRACT, SKIPPED
 from aeep_core.learning.portable import choosing_weights, model_from_weights
 from aeep_core.learning.training import score
 from aeep_core.pool import Pool
+from aeep_core.session.classes import ProjectClasses
 from aeep_core.session.engines import Engine
 from aeep_core.store import Store, StoreError
 from aeep_core.store.checkpoints import read_checkpoint
@@ -142,8 +143,8 @@ def taught_labels(store: Store, index: dict[int, int]) -> tuple[list[int], list[
 class Review:
     """The review of one session's confirmed batches (``session.review``)."""
 
-    def __init__(self, store: Store, engine: Engine, pool: Pool, item_ids: list[int | None]):
-        self._store, self._engine, self.pool = store, engine, pool
+    def __init__(self, store: Store, engine: Engine, pool: Pool, item_ids: list[int | None], classes: ProjectClasses):
+        self._store, self._engine, self.pool, self._classes = store, engine, pool, classes
         self._item_ids = item_ids  # pool index -> stored item id
         self._index = {item: i for i, item in enumerate(item_ids) if item is not None}
 
@@ -183,8 +184,8 @@ class Review:
         or None (back to the pool, to be asked again). Committed before it returns; the
         next training uses it. StoreError (nothing changed) for an item not in a
         confirmed batch, ValueError for an answer that is not one of these."""
-        if answer is not None and answer != SKIPPED and not 0 <= answer < self.pool.n_classes:
-            raise ValueError(f"answer {answer} is not a class index (0..{self.pool.n_classes - 1}), SKIPPED or None")
+        if answer is not None and answer != SKIPPED and not self._classes.current.is_live(answer):
+            raise ValueError(f"answer {answer} is not a class index (of a class not merged away), SKIPPED or None")
         stored = self._item_ids[item] if 0 <= item < len(self._item_ids) else None
         if stored is None:
             raise StoreError(f"{self._store.project}: item {item} is not in this project")
@@ -206,7 +207,7 @@ class Review:
         if model is None:
             return None
         ids = torch.as_tensor(np.asarray(items, dtype=np.int64))
-        probs, _ = score(model, inputs[ids], self._engine.learner.device)
+        probs, _ = score(model, inputs[ids], self._engine.learner.device, without=self._classes.current.merged)
         if len(probs) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return probs.argmax(1), probs.max(1)

@@ -27,6 +27,7 @@ from aeep_core import locations
 from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, next_batch_size
 from aeep_core.learning.training import TrainConfig
 from aeep_core.pool import Dataset
+from aeep_core.session.classes import ProjectClasses
 from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
 from aeep_core.session.project_data import load_project_data
@@ -35,6 +36,7 @@ from aeep_core.session.stats import StatsReport, StopSet, build_report
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
 from aeep_core.store import RoundPredictions, Store, StoreError
 from aeep_core.store.checkpoints import prune_checkpoints, read_checkpoint, write_checkpoint
+from aeep_core.store.classes import Repointed, read_classes
 from aeep_core.store.items import Drift, sync_items
 from aeep_core.strategies import make_strategy
 
@@ -64,12 +66,15 @@ class LabellingSession:
             if settings.pipelined
             else PlainEngine(learner, settings)
         )
-        # Confirmed batches: browse them, see each answer's history, correct (session.review).
-        self.review = Review(store, self.engine, self.pool, item_ids)
         self.batch: Batch | None = None
         self._batch_db_items: list[int] = []  # stored item id per batch position
         self._answer_seq: dict[int, int] = {}  # batch position -> label row id of its answer (undo order)
         self._busy = threading.Lock()
+        # The classes as they are now, and adding, renaming, merging them (session.classes).
+        pools = [p for p in (self.pool, self.test) if p is not None]
+        self.classes = ProjectClasses(store, pools, self.engine, self._index, self._reanswered)
+        # Confirmed batches: browse them, see each answer's history, correct (session.review).
+        self.review = Review(store, self.engine, self.pool, item_ids, self.classes)
         self._restore()
 
     @property
@@ -107,7 +112,7 @@ class LabellingSession:
             store = Store.open(project, read_only=read_only)
             try:
                 settings = ProjectSettings.from_dict(store.setting("project"))
-                loaded = load_project_data(data, settings, progress)
+                loaded = load_project_data(data, settings, progress, classes=read_classes(store).names)
                 if not read_only:
                     store.set_settings(data_path=str(data), last_opened=time.time(), items_are_files="paths" in loaded.pool.meta)
             except BaseException:
@@ -212,11 +217,21 @@ class LabellingSession:
     def label(self, position: int, answer: int) -> None:
         """Answer the item at ``position`` (class index or SKIPPED); committed on return."""
         batch = self._check_position(position)
-        if answer != SKIPPED and not 0 <= answer < len(self.settings.classes):
-            raise ValueError(f"answer {answer} is not a class index (0..{len(self.settings.classes) - 1}) or SKIPPED")
+        if answer != SKIPPED and not self.classes.current.is_live(answer):
+            raise ValueError(f"answer {answer} is not a class index (of a class not merged away) or SKIPPED")
         self._answer_seq[position] = self._store.add_label(self._batch_db_items[position], batch.round, int(answer))
         batch.items[position].answer = int(answer)
         self.engine.answer(position, int(answer))
+
+    def _reanswered(self, moved: Repointed, label: int) -> None:
+        """An answer of the open batch that a merge re-pointed (already stored): the card
+        shows it, undo takes it back, the engine hears it as an answer."""
+        if self.batch is None or moved.item_id not in self._batch_db_items:
+            return
+        position = self._batch_db_items.index(moved.item_id)
+        self._answer_seq[position] = moved.row_id
+        self.batch.items[position].answer = label
+        self.engine.answer(position, label)
 
     def undo(self) -> int | None:
         """Take back the latest answer in the open batch (a new row); return its position."""
@@ -327,7 +342,7 @@ class LabellingSession:
         rows: list[tuple[int, int]] = []
         for i, y in answers:
             item = self._item_ids[i]
-            if item is None or not 0 <= y < len(self.settings.classes):
+            if item is None or not self.classes.current.is_live(y):
                 raise ValueError(f"cannot import answer {y} for pool item {i}")
             rows.append((item, y))
         engine = {**engine_state(self.learner, True), "import": source}
@@ -382,7 +397,7 @@ class LabellingSession:
     def report(self) -> StatsReport:
         """The stats view's figures (:mod:`aeep_core.session.stats`); reads the store
         only, so a worker thread may call it while the model trains."""
-        return build_report(self._store, self.settings.classes)
+        return build_report(self._store, self.classes.current)
 
     def source_path(self, item_id: int) -> Path | None:
         """The original file of pool item ``item_id`` (None for IDX rows and sequences)."""

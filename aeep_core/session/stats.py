@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aeep_core.store import Store
+from aeep_core.store.classes import ClassList
 
 STOP_SET_SIZE = 1000
 KAPPA_WINDOW = 3  # small-text KappaAverage: window_size
@@ -259,15 +260,37 @@ class StatsReport:
         return None if t is None or t.sum() == 0 else float(np.trace(t) / t.sum())
 
 
-def build_report(store: Store, classes: list[str]) -> StatsReport:
-    """The stats view's figures from the store (no model is run: a worker thread may call
-    this while the trainer trains)."""
+def live_positions(classes: ClassList) -> np.ndarray:
+    """For each class index, its position among the live classes, a merged class counting
+    as the class it went into: a guess of "fox" made before fox was merged into dog is a
+    guess of dog now."""
+    position = {c.index: i for i, c in enumerate(classes.live)}
+    return np.array([position[classes.resolve(c)] for c in range(len(classes))], dtype=np.int64)
+
+
+def fold_matrix(matrix: np.ndarray, classes: ClassList) -> np.ndarray:
+    """A confusion matrix by class index (of a round with fewer classes, or more before a
+    merge) as one over the live classes: merged rows and columns added to their class's."""
     n = len(classes)
+    full = np.zeros((n, n), dtype=np.int64)
+    full[: len(matrix), : len(matrix)] = matrix
+    position = live_positions(classes)
+    folded = np.zeros((len(classes.live), len(classes.live)), dtype=np.int64)
+    np.add.at(folded, (position[:, None], position[None, :]), full)
+    return folded
+
+
+def build_report(store: Store, classes: ClassList) -> StatsReport:
+    """The stats view's figures from the store (no model is run: a worker thread may call
+    this while the trainer trains), over the live classes (:func:`live_positions`)."""
+    names = [c.name for c in classes.live]
+    n = len(names)
+    position = live_positions(classes)
     current = store.current_labels()
-    per_class = Counter(int(r["label"]) for r in current if r["label"] is not None and r["label"] >= 0)
+    per_class = Counter(int(position[r["label"]]) for r in current if r["label"] is not None and r["label"] >= 0)
     skipped = sum(1 for r in current if r["label"] == -1)
     answered = [
-        (int(g["round"]), int(g["label"]), int(g["predicted"]))
+        (int(g["round"]), int(position[g["label"]]), int(position[g["predicted"]]))
         for g in store.guesses()
         if g["label"] is not None and g["label"] >= 0
     ]
@@ -275,12 +298,12 @@ def build_report(store: Store, classes: list[str]) -> StatsReport:
     hits = [(r, a == p) for r, a, p in answered]
     guessed_rounds = sorted({r for r, _ in hits})[-RECENT_ROUNDS:]
     predictions = store.round_predictions()
-    stop_rounds = [(r, stop) for r, stop, _ in predictions if stop is not None]
+    stop_rounds = [(r, [None if p is None else int(position[p]) for p in stop]) for r, stop, _ in predictions if stop is not None]
     kappas = consecutive_kappas(stop_rounds, n)
-    tests = [(r, np.asarray(t, dtype=np.int64)) for r, _, t in predictions if t is not None]
+    tests = [(r, fold_matrix(np.asarray(t, dtype=np.int64), classes)) for r, _, t in predictions if t is not None]
     labels_per_class = [per_class.get(c, 0) for c in range(n)]
     return StatsReport(
-        classes=list(classes),
+        classes=names,
         labels_per_class=labels_per_class,
         skipped=skipped,
         guess_confusion=guess_confusion,
@@ -291,7 +314,7 @@ def build_report(store: Store, classes: list[str]) -> StatsReport:
         kappas=kappas,
         hint=stopping_hint([k for _, k in kappas]),
         stop_set_size=len(store.stop_set()),
-        per_class=per_class_figures(classes, labels_per_class, answered),
+        per_class=per_class_figures(names, labels_per_class, answered),
         curve=_curve(store, current),
     )
 
