@@ -9,12 +9,13 @@ one-line message that the CLI prints.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -28,14 +29,17 @@ from textual.worker import Worker, WorkerState
 import aeep_tui.widgets.terminal_image  # noqa: F401  (import for its side effect)
 from aeep_core import locations
 from aeep_core.learning.training import foreground, torch_threads
-from aeep_core.session import LabellingSession, ProjectSettings
-from aeep_tui.config import Config, ConfigError, save_setting
+from aeep_core.session import LabellingSession, ProjectSettings, StoreError
+from aeep_tui.config import Config, ConfigError, key_map_for, save_setting
 from aeep_tui.gc_schedule import defer_full_collections, restore_full_collections
+from aeep_tui.keys import key_for_new_class
+from aeep_tui.screens.classes import ClassNameScreen, PickClassScreen
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.opening import OpeningScreen
 from aeep_tui.screens.setup import SetupChoice, SetupScreen, classes_from_folder
 from aeep_tui.screens.stats import StatsScreen
 
+T = TypeVar("T")
 OPEN_GROUP = "open"
 # longest a keystroke pauses training: a frame or two at 60 fps, well past the handling
 # of a key (~25 ms), short enough that typing fast still leaves the trainer most of the time
@@ -47,13 +51,16 @@ PALETTE: list[tuple[str, str, str]] = [
     ("Review", "Browse confirmed answers, likely mistakes first, and correct them (R on the labelling screen)", "review"),
     ("Stats", "Labels per class, the model's accuracy and when to stop (S on the labelling screen)", "stats"),
     ("Export labels", "Write the labels as CSV into the project folder (aeep-tui export for other formats)", "export_labels"),
+    ("Add class", "A class nobody listed: give it a name; it gets a key at once (A on the labelling screen)", "new_class"),
+    ("Rename class", "Give a class a new name; every label on it stays", "rename_class"),
+    ("Merge classes", "Move every label of one class to another; the class goes, the history keeps its answers", "merge_classes"),
 ]
 
 
 class LabellingApp(App[None]):
     """Label ``data`` batch by batch; ``settings`` proposes a new project's settings."""
 
-    CSS_PATH = ["styles/app.tcss", "styles/stats.tcss"]
+    CSS_PATH = ["styles/app.tcss", "styles/stats.tcss", "styles/classes.tcss"]
     TITLE = "aeep-tui"
     # ctrl+p opens it: no class key is a ctrl key and no screen binds ctrl+p.
     ENABLE_COMMAND_PALETTE = True
@@ -208,7 +215,6 @@ class LabellingApp(App[None]):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, project: Path) -> None:
-        from aeep_core.store import StoreError
         from aeep_core.store.export import export_rows, format_export, write_atomically
 
         target = locations.export_file(project, time.strftime("%Y%m%d-%H%M%S"))
@@ -220,6 +226,89 @@ class LabellingApp(App[None]):
             return
         self.exported = target
         self.call_from_thread(self.notify, f"Exported {len(rows)} labels to {target}", timeout=10)
+
+    # --- classes met while labelling -----------------------------------------------
+    def _class_change_screen(self) -> LabellingScreen | None:
+        """The labelling screen, when it is the one shown (class keys change under it);
+        a notice and None otherwise."""
+        screen = self._labelling_screen()
+        if screen is None or self.screen is not screen:
+            self.notify("Classes are changed from the labelling screen.", severity="warning")
+            return None
+        return screen
+
+    def action_new_class(self) -> None:
+        """A class nobody listed: ask its name, then add it with a key (the config's when free)."""
+        if self._class_change_screen() is not None:
+            self.push_screen(ClassNameScreen("Add a class: its name"), self._new_class)
+
+    def _new_class(self, name: str | None) -> None:
+        screen = self._labelling_screen()
+        if name is None or screen is None:
+            return
+        classes = screen.session.classes
+        names = classes.current.names
+        preferred = key_map_for([*names, name], self.config.keys).get(len(names))
+        try:
+            key = key_for_new_class(name, [c.key for c in classes.current.live if c.key], preferred)
+            added = self._changed(screen, classes.add, name, key)
+        except ValueError as exc:
+            self.notify(f"Not added: {exc}", severity="error", timeout=10)
+            return
+        if added is not None:
+            self.notify(f"Added class '{added.name}': key {added.key}.")
+
+    def action_rename_class(self) -> None:
+        """Pick a class by its key, then type its new name."""
+        screen = self._class_change_screen()
+        if screen is None:
+            return
+        live = screen.session.classes.current.live
+        self.push_screen(PickClassScreen("Rename which class?", live), lambda index: self._ask_new_name(screen, index))
+
+    def _ask_new_name(self, screen: LabellingScreen, index: int | None) -> None:
+        if index is None:
+            return
+        old = screen.session.classes.current[index].name
+
+        def rename(name: str | None) -> None:
+            if name is not None:
+                self._changed(screen, screen.session.classes.rename, index, name)
+
+        self.push_screen(ClassNameScreen(f"A new name for '{old}'", old), rename)
+
+    def action_merge_classes(self) -> None:
+        """Pick the class to merge away, then the class its labels go to."""
+        screen = self._class_change_screen()
+        if screen is None:
+            return
+        live = screen.session.classes.current.live
+        self.push_screen(PickClassScreen("Merge which class away?", live), lambda source: self._ask_target(screen, source))
+
+    def _ask_target(self, screen: LabellingScreen, source: int | None) -> None:
+        if source is None:
+            return
+        classes = screen.session.classes
+        name = classes.current[source].name
+        others = [c for c in classes.current.live if c.index != source]
+
+        def merge(target: int | None) -> None:
+            moved = None if target is None else self._changed(screen, classes.merge, source, target)
+            if moved is not None:
+                self.notify(f"Merged '{name}' into '{classes.current[target].name}': {moved} label(s) moved.")
+
+        self.push_screen(PickClassScreen(f"Merge '{name}' into which class?", others), merge)
+
+    def _changed(self, screen: LabellingScreen, change: Callable[..., T], *args: object) -> T | None:
+        """Make a class change (committed before it returns) and show it; a refusal or a
+        failed write is a notice, and None."""
+        try:
+            result = change(*args)
+        except (StoreError, OSError, sqlite3.Error, ValueError) as exc:
+            self.notify(f"Not saved: {exc}", severity="error", timeout=10)
+            return None
+        screen.show_classes()
+        return result
 
     def action_review(self) -> None:
         """The review screen over the labelling screen (for a command or the palette)."""

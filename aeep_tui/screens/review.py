@@ -21,7 +21,7 @@ from typing import cast
 
 import numpy as np
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingsMap
+from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Static
@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 
 from aeep_core.session import SKIPPED, ReviewItem, StoreError
 from aeep_core.session.review import by_round, disagreements_first, of_class
-from aeep_tui.keys import describe_keys
+from aeep_tui.screens.class_keys import with_class_keys
 from aeep_tui.screens.image_view import ImageViewScreen
 from aeep_tui.widgets.card_grid import GRID_MOVES, fit_grid
 from aeep_tui.widgets.cards import body_for, item_image
@@ -77,7 +77,8 @@ class ReviewScreen(Screen):
     def __init__(self, session) -> None:
         super().__init__()
         self.session = session
-        self.class_names: list[str] = session.settings.classes
+        classes = session.classes.current  # read once: class changes are made from the labelling screen
+        self.class_names: list[str] = classes.names
         self.items: list[ReviewItem] = []
         self.view: list[ReviewItem] = []  # the items in the current order (and class)
         self.order, self.shown_class = "disagree", 0  # C shows one answer: a class index or SKIPPED
@@ -87,12 +88,8 @@ class ReviewScreen(Screen):
         self.touched = False  # the person moved or answered: arriving predictions do not re-sort
         # (item, its answer before) per correction made here, newest last
         self.undoable: list[tuple[ReviewItem, int | None]] = []
-        keys = session.settings.keys
-        screen_bindings = self._bindings.key_to_bindings
-        self._bindings = BindingsMap()
-        for index, key in enumerate(keys):
-            self._bindings.bind(key, f"relabel({index})", "relabel", show=index == 0, key_display=describe_keys(keys))
-        self._bindings.key_to_bindings.update(screen_bindings)
+        self.class_keys = classes.keys
+        self._bindings = with_class_keys(self._bindings.key_to_bindings, classes.live, "relabel", "relabel")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -177,7 +174,7 @@ class ReviewScreen(Screen):
         grid.remove_children()
         first = self.cursor // self.page_size * self.page_size
         page = self.view[first : first + self.page_size]
-        self.cards = [ReviewCard(it, body_for(self.session, it), self.class_names, self.session.settings.keys) for it in page]
+        self.cards = [ReviewCard(it, body_for(self.session, it), self.class_names, self.class_keys) for it in page]
         grid.mount_all(self.cards)
         self._mark_cursor()
         self.call_after_refresh(self._fit)

@@ -44,4 +44,5 @@ def body_for(session, item) -> Widget:
 
 def card_for(session, item) -> ItemCard:
     """A card for one batch item, with the body its modality needs."""
-    return ItemCard(item, body_for(session, item), session.settings.classes, session.settings.keys)
+    classes = session.classes.current
+    return ItemCard(item, body_for(session, item), classes.names, classes.keys)

@@ -60,6 +60,13 @@ class ItemCard(Widget):
         self.border_title = self.item.name
         self.refresh_answer()
 
+    def show_classes(self, class_names: list[str], keys: list[str]) -> None:
+        """The project's classes changed (added, renamed, merged): name the answer and the
+        guess by the new list (indices keep their meaning)."""
+        self.class_names, self.keys = class_names, keys
+        self.query_one(".card-guess", Static).update(describe_guess(self.item, class_names))
+        self.refresh_answer()
+
     def refresh_answer(self) -> None:
         """Show the item's current answer (called after label, skip and undo)."""
         answer = self.item.answer
