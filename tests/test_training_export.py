@@ -217,3 +217,49 @@ def test_import_never_overwrites_what_the_project_holds(tmp_path, monkeypatch, c
     assert got == {"class0/000.png": "class0", "class1/000.png": "class1", "class2/000.png": "class2"}
     assert main([*base, "--labels", str(tmp_path / "none.csv")]) == 2
     assert "cannot read the labels file" in capsys.readouterr().err
+
+
+def test_exports_the_model_predict_and_import_speak_the_classes_as_they_are_now(tmp_path, capsys):
+    """Issue 26: a class added (then renamed) and one merged away while labelling."""
+    data = make_image_folder(tmp_path / "images", per_class=6, n_classes=4)
+    live = ["class0", "class1", "diagonal"]
+    with LabellingSession.open(data, _settings()) as s:
+        s.prepare_next_batch()
+        s.classes.add("class3", "4")
+        for pos, it in enumerate(s.batch.items):
+            s.label(pos, ["class0", "class1", "class2", "class3"].index(it.name.split("/")[0]))
+        s.label(0, 3)  # at least one answer of the new class, whatever the draw
+        s.confirm_batch()
+        s.classes.rename(3, "diagonal")
+        s.classes.merge(2, 1)  # class2's answers go to class1
+        s.prepare_next_batch()
+    assert main(["export", str(data), "--format", "jsonl"]) == 0
+    labels = [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()]
+    assert len(labels) == 6 and set(labels) <= set(live) and "diagonal" in labels
+
+    folders = tmp_path / "folders"
+    assert main(["export", str(data), "--format", "imagefolder", "--out", str(folders)]) == 0
+    assert json.loads((folders / "aeep-export.json").read_text())["classes"] == live
+    assert {p.name for p in folders.iterdir() if p.is_dir()} <= set(live)
+
+    model = tmp_path / "model.pt"
+    assert main(["model", "export", str(data), "--out", str(model)]) == 0
+    assert json.loads(Path(f"{model}.json").read_text())["classes"] == live  # class2 is gone, its output too
+    assert main(["predict", str(model), str(data), "--format", "jsonl"]) == 0
+    predicted = {json.loads(line)["class"] for line in capsys.readouterr().out.splitlines()}
+    assert predicted <= set(live)
+    assert main(["export", str(data), "--format", "csv", "--predictions"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["predicted"] for r in rows if r["kind"] == "prediction"} <= set(live)
+
+    # --labels: a class added before importing is known; a merged class's name means where it went
+    from aeep_core.session.label_import import LabelRow, import_label_file
+
+    with LabellingSession.open(data, _settings(), project_dir=tmp_path / "other") as s:
+        s.classes.add("diagonal", "4")
+        s.classes.merge(2, 1)
+        rows_in = [LabelRow(1, "class3/000.png", "diagonal"), LabelRow(2, "class2/000.png", "class2")]
+        report = import_label_file(s, tmp_path / "have.csv", rows_in)
+        assert report.imported == 2 and not report.problems
+        by_name = {s.pool.names[i]: y for i, y in s.learner.labels.items()}
+        assert by_name == {"class3/000.png": 3, "class2/000.png": 1}

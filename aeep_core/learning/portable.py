@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +84,36 @@ class PhotoModel(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """The network's class probabilities alone: what a trainer or a script wants to call."""
+    """The network's class probabilities alone: what a trainer or a script wants to call.
 
-    def __init__(self, model: nn.Module):
+    ``classes`` (default: every output) are the class indices to give, in that order: the
+    project's live classes, so a class merged away is left out and the probabilities are
+    shared among the others; a class added after the weights were saved, which the network
+    has no output for yet, gets probability 0."""
+
+    def __init__(self, model: nn.Module, classes: Sequence[int] | None = None):
         super().__init__()
         self.model = model
+        self.classes: torch.Tensor | None
+        self.register_buffer("classes", None if classes is None else torch.tensor(list(classes), dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits, _ = self.model(x)
-        return torch.softmax(logits.float(), 1)
+        logits = logits.float()
+        if self.classes is not None:
+            # one more column, -inf, stands in for every class the network has no output for
+            padded = torch.cat([logits, torch.full_like(logits[:, :1], -torch.inf)], 1)
+            logits = padded[:, self.classes.clamp(max=logits.shape[1])]
+        return torch.softmax(logits, 1)
 
 
-def save_model(model: nn.Module, example: torch.Tensor, meta: dict[str, Any], out: Path) -> None:
+def save_model(
+    model: nn.Module, example: torch.Tensor, meta: dict[str, Any], out: Path, classes: Sequence[int] | None = None
+) -> None:
     """Trace ``model`` (whatever its backbone) on ``example`` and write it to ``out`` with
-    ``meta`` inside and beside it; through a temp file, so never half a model."""
-    wrapped = Probabilities(model).eval()
+    ``meta`` inside and beside it; through a temp file, so never half a model. Its output
+    holds the probabilities of ``classes`` (:class:`Probabilities`)."""
+    wrapped = Probabilities(model, classes).eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer notes are not the user's business
         traced = torch.jit.trace(wrapped, example, check_trace=False)

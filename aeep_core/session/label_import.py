@@ -87,8 +87,8 @@ def import_label_file(session: LabellingSession, source: Path, rows: list[LabelR
     """Check ``source``'s rows against ``session`` and record the good ones as the starting
     set (:meth:`LabellingSession.import_labels`); every problem is one line of the report."""
     rows = read_label_file(source) if rows is None else rows
-    classes = session.settings.classes
-    index = {c: i for i, c in enumerate(classes)}
+    classes = session.classes.current
+    names = [c.name for c in classes.live]
     where = _locate(session)
     root = Path(session.pool.meta.get("root") or ".")
     current = session.current_answers()
@@ -108,10 +108,11 @@ def import_label_file(session: LabellingSession, source: Path, rows: list[LabelR
         if item is None:
             say(f"{at}: {path} is not an item of {root} (no such file, not an image, or undecodable); fix the path")
             continue
-        if r.label not in index:
-            say(f"{at}: class '{shown(r.label)}' is not one of this project's classes ({', '.join(classes)}); fix the label")
+        found = classes.find(r.label)  # a class merged since the file was written names where it went
+        if found is None:
+            say(f"{at}: class '{shown(r.label)}' is not one of this project's classes ({', '.join(names)}); fix the label")
             continue
-        y = index[r.label]
+        y = found.index
         if item in chosen and chosen[item][0] != y:
             first = chosen[item][1]
             say(f"{at}: {path} is '{r.label}' here but '{first.label}' on line {first.line}; neither is imported, keep one")
@@ -126,7 +127,7 @@ def import_label_file(session: LabellingSession, source: Path, rows: list[LabelR
         if had == y:
             report.already += 1
         elif had is not None:
-            kept = "skipped" if had == SKIPPED else f"'{classes[had]}'"
+            kept = "skipped" if had == SKIPPED else f"'{classes[had].name}'"
             say(f"{shown(source)}:{r.line}: {shown(r.path)} is already {kept} in the project; kept that (relabel it in the app)")
         else:
             answers.append((item, y))

@@ -34,6 +34,7 @@ from aeep_core.session.types import ProjectSettings
 from aeep_core.store import Store
 from aeep_core.store.catalog import resolve_project
 from aeep_core.store.checkpoints import read_checkpoint
+from aeep_core.store.classes import read_classes
 
 PREPROCESSING = (
     "decode with Pillow, apply EXIF orientation, convert to grey (1 channel) or RGB (3) with "
@@ -82,6 +83,7 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
     try:
         settings = ProjectSettings.from_dict(store.setting("project"))
         name, labelled = store.setting("name", project.name), store.counts()["labelled"]
+        classes = read_classes(store)
     finally:
         store.close()
     data = Path(data_path or "")
@@ -90,7 +92,7 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
             f"{target}: model export is for image projects; a sequence model needs the project's event "
             "embedding, which is not exported yet (export the labels with --format imagefolder instead)"
         )
-    pool = load_project_data(data, settings).pool
+    pool = load_project_data(data, settings, classes=classes.names).pool
     model = _network(pool, weights, project)
     if pool.modality == "features":  # the head alone would need features: export backbone + head
         backbone = load_backbone(pool.meta["backbone"])
@@ -105,7 +107,7 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
         preprocessing = PREPROCESSING
         inputs = {"channels": int(channels), "size": int(height), "dtype": "uint8", "layout": "NCHW"}
     meta = {
-        "classes": list(settings.classes),
+        "classes": [c.name for c in classes.live],
         "modality": pool.modality,
         "backbone": pool.meta.get("backbone", "cnn"),
         "input": inputs,
@@ -116,7 +118,7 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
         "labelled": labelled,
         "exported_at": time.time(),
     }
-    save_model(model, example, meta, Path(out))
+    save_model(model, example, meta, Path(out), classes=[c.index for c in classes.live])
     return meta
 
 
@@ -134,7 +136,10 @@ def unlabelled_predictions(target: str | Path) -> list[dict[str, Any]]:
             taken |= {it.item_id for it in session.batch.items if it.answer is not None and it.answer >= 0}
         ids = np.array([i for i in range(len(pool)) if i not in taken], dtype=np.int64)
         model = _network(pool, weights, project)
-        probs = predict_probabilities(Probabilities(model).eval(), pool.inputs[ids]) if len(ids) else None
+        live = session.classes.current.live
+        probs = (
+            predict_probabilities(Probabilities(model, [c.index for c in live]).eval(), pool.inputs[ids]) if len(ids) else None
+        )
         paths = pool.meta.get("paths")
     rows = []
     for n, i in enumerate(ids.tolist()):
@@ -144,7 +149,7 @@ def unlabelled_predictions(target: str | Path) -> list[dict[str, Any]]:
                 "path": paths[i] if paths is not None else pool.names[i],
                 "label": None,
                 "kind": "prediction",
-                "predicted": pool.class_names[int(probs[n].argmax())],
+                "predicted": live[int(probs[n].argmax())].name,
                 "confidence": round(float(probs[n].max()), 6),
                 "round": number,
             }

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from aeep_core.pool import DataError
+from aeep_core.store.classes import read_classes
 from aeep_core.store.db import Store
 
 LINKS = ("symlink", "hardlink", "copy")
@@ -130,9 +131,10 @@ def export_for_training(
         root, files = store.setting("data_path"), store.setting("items_are_files", True)
         labelled = store.labelled_items()
         skipped = store.skipped_items() if include_skipped else []
+        project_classes = read_classes(store)
     finally:
         store.close()
-    classes: list[str] = settings["classes"]
+    classes = project_classes.names  # by index: labels are indices; a merged class holds none
     seed = int(settings.get("seed", 0))
     by_class: dict[int, list[str]] = {}
     for r in labelled:
@@ -157,7 +159,7 @@ def export_for_training(
             tmp,
             out,
             {
-                "classes": classes,
+                "classes": [c.name for c in project_classes.live],
                 "labels_by": "a person, in aeep-tui (predictions are never exported as labels)",
                 "counts": result.counts,
                 "split": None if split is None else {"name": split[0], "fraction": split[1], "seed": seed},

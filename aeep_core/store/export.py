@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from aeep_core.store.classes import read_classes
 from aeep_core.store.db import Store
 
 EXPORT_FIELDS = ("path", "label", "labelled_at", "round", "exploration", "missing")
@@ -28,7 +29,7 @@ def export_rows(project: Path) -> list[dict[str, Any]]:
     has vanished from the data folder. Answers of an unconfirmed batch are included."""
     store = Store.open(project, read_only=True)
     try:
-        classes = store.setting("project")["classes"]
+        classes = read_classes(store).names  # by index: a label names its class as it is called now
         root = store.setting("data_path")
         files = store.setting("items_are_files", True)
         rows = store.labelled_items()
