@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,51 @@ class SimulationSettings:
     candidates: int = 10_000
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    # The project starts knowing only the classes of its initial labels and adds each
+    # other class the first time the oracle answers with it, as a person would (issue 26).
+    hidden_classes: bool = False
+
+
+class Discovery:
+    """The classes a simulated project knows, in the order it met them: the learner's class
+    ``j`` is the true class ``order[j]``. Each class the oracle names for the first time is
+    added to the learner's pool (so its model grows by one output) before the answer is
+    taught, and the labels given by then are recorded."""
+
+    def __init__(self, pool: Pool, initial: np.ndarray):
+        self.names = list(pool.class_names)
+        self.order: list[int] = sorted({int(c) for c in initial})
+        if len(self.order) < 2:
+            raise DataError(
+                f"--hidden-classes: the {len(initial)} initial labels hold one class; a project starts with two (raise --initial)"
+            )
+        self.found_at: dict[int, int] = {c: len(initial) for c in self.order}  # true class -> labels when known
+        # the learner's own pool: the same items, only the classes met so far, no ground truth
+        self.pool = replace(pool, class_names=[self.names[c] for c in self.order], labels=None)
+
+    def answers(self, truth: np.ndarray, labels_after: int) -> np.ndarray:
+        """The oracle's answers as the learner's class indices, adding every class not met
+        before (``labels_after``: how many labels the project holds once they are taught)."""
+        for c in truth.tolist():
+            if c not in self.found_at:
+                self.found_at[c] = labels_after
+                self.order.append(c)
+                self.pool.add_class(self.names[c])
+        index = {c: j for j, c in enumerate(self.order)}
+        return np.array([index[int(c)] for c in truth], dtype=np.int64)
+
+    @property
+    def true_classes(self) -> np.ndarray:
+        """The true class of each of the learner's classes."""
+        return np.array(self.order, dtype=np.int64)
+
+    def summary(self, pool_counts: list[int]) -> dict[str, Any]:
+        """What the JSON records: each class with the labels given when it became known (in
+        that order), and the labels until every class of the pool was known (None: never)."""
+        held = [c for c, n in enumerate(pool_counts) if n > 0]
+        found = [{"class": self.names[c], "labels": self.found_at[c]} for c in self.order]
+        every = all(c in self.found_at for c in held)
+        return {"discovered": found, "labels_to_all_known": max(self.found_at[c] for c in held) if every else None}
 
 
 @dataclass
@@ -71,12 +116,23 @@ def simulate(
         test=data.test,
     )
     first = learner.initial_ids(settings.initial)
-    learner.add_labels(first, truth[first])
+    discovery = Discovery(pool, truth[first]) if settings.hidden_classes else None
+    if discovery is not None:  # the same items, the same draws: only the learner's classes differ
+        learner.pool, learner.test = discovery.pool, None
+
+    def oracle(ids: np.ndarray) -> np.ndarray:
+        """The true classes of ``ids``, as the learner's class indices."""
+        if discovery is None:
+            return truth[ids]
+        return discovery.answers(truth[ids], len(learner.labels) + len(ids))
+
+    learner.add_labels(first, oracle(first))
     budget = min(settings.budget, len(pool))
     rounds: list[dict[str, Any]] = []
     while True:
         train_s = learner.train()
-        scores = evaluate(learner, data.test)
+        true_classes = None if discovery is None else discovery.true_classes
+        scores = evaluate(learner, data.test, true_classes, pool.n_classes)
         record = SimulatedRound(
             labelled=len(learner.labels),
             accuracy=scores["accuracy"],
@@ -90,46 +146,64 @@ def simulate(
             macro_f1=scores["macro_f1"],
             min_recall=scores["min_recall"],
         )
-        per_class = labels_per_class(learner)  # the labels this model was trained on
+        per_class = labels_per_class(learner, true_classes, pool.n_classes)  # the labels this model was trained on
         k = next_batch_size(settings.batch_size, len(learner.unlabelled_ids()), budget, len(learner.labels))
         if k > 0:
             proposal = learner.propose(k)
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
-            record.mp, record.batch_accuracy = learner.teach(proposal, truth[proposal.ids])
-        rounds.append({**record.as_dict(), "auroc": scores["auroc"], "per_class": per_class, "confusion": scores["confusion"]})
+            record.mp, record.batch_accuracy = learner.teach(proposal, oracle(proposal.ids))
+        known = {} if true_classes is None else {"classes_known": len(true_classes)}
+        rounds.append(
+            {**record.as_dict(), "auroc": scores["auroc"], "per_class": per_class, "confusion": scores["confusion"], **known}
+        )
         if on_round is not None:
             on_round(record)
         if k <= 0:
             break
+    counts = pool_counts(pool)
+    hidden = {} if discovery is None else {"hidden_classes": True, **discovery.summary(counts)}
     return {
         "strategy": settings.strategy,
         "batch_size": settings.batch_size,
         "seed": settings.seed,
         "device": str(learner.device),
-        "pool_counts": pool_counts(pool),
+        "pool_counts": counts,
         "rounds": rounds,
+        **hidden,
     }
 
 
-def labels_per_class(learner: ActiveLearner) -> list[int]:
-    """How many of the learner's labels each class has, in class order."""
+def labels_per_class(learner: ActiveLearner, true_classes: np.ndarray | None = None, n_classes: int = 0) -> list[int]:
+    """How many of the learner's labels each class has, in class order (``true_classes``:
+    the true class of each of the learner's classes, when it knows only some of the
+    ``n_classes``)."""
     given = np.fromiter(learner.labels.values(), dtype=np.int64, count=len(learner.labels))
+    if true_classes is not None:
+        return np.bincount(true_classes[given], minlength=n_classes).tolist()
     return np.bincount(given, minlength=learner.pool.n_classes).tolist()
 
 
-def evaluate(learner: ActiveLearner, test: Pool | None) -> dict[str, Any]:
+def evaluate(
+    learner: ActiveLearner, test: Pool | None, true_classes: np.ndarray | None = None, n_classes: int = 0
+) -> dict[str, Any]:
     """The test set's figures: ``accuracy``, ``balanced_accuracy``, ``macro_f1``,
     ``min_recall``, ``confusion`` (``[true, predicted]`` counts, as a list) and ``auroc`` of
     the class-1 probability when the task has two classes (None otherwise).
 
     Scores the test set once for every figure (the learner's own ``evaluate`` gives
-    accuracy only). Every figure is None without a labelled test set.
+    accuracy only). Every figure is None without a labelled test set. ``true_classes``
+    (the true class of each model output, for a learner that knows only some of the
+    ``n_classes``): the figures are over every class, one not yet known never predicted.
     """
     figures: dict[str, Any] = dict.fromkeys(("accuracy", "balanced_accuracy", "macro_f1", "min_recall", "auroc", "confusion"))
     if test is None or test.labels is None or learner.model is None:
         return figures
     probs, _ = score(learner.model, test.inputs, learner.device)
+    if true_classes is not None:
+        every = np.zeros((len(probs), n_classes), dtype=probs.dtype)
+        every[:, true_classes[: probs.shape[1]]] = probs
+        probs = every
     n = probs.shape[1]
     truth = np.asarray(test.labels, dtype=np.int64)
     known = (truth >= 0) & (truth < n)  # an item of unknown class counts nowhere
@@ -186,3 +260,12 @@ def summary_line(result: dict[str, Any]) -> str:
     se = [r["select_s"] for r in result["rounds"] if r["select_s"] is not None]
     med = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
     return f"median seconds per round: train {med(tr):.2f}, select {med(se):.2f} on {result['device']}"
+
+
+def discovery_line(result: dict[str, Any]) -> str:
+    """For ``hidden_classes``: how many classes were met, and the labels until every class
+    of the pool was known."""
+    found, every = result["discovered"], result["labels_to_all_known"]
+    held = sum(1 for n in result["pool_counts"] if n > 0)
+    end = f"every class known after {every} labels" if every is not None else "not every class was found"
+    return f"classes known: {len(found)} of {held}; {end}"

@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh-start", action="store_true", help="train a new network each round (default: continue the last one)")
     p.add_argument("--no-pair-loss", action="store_true", help="ablation: train with classification loss only")
     p.add_argument("--json", type=Path, help="write every round to this JSON file")
+    p.add_argument(
+        "--hidden-classes",
+        action="store_true",
+        help="start knowing only the classes of the initial labels and add each other class when the oracle first "
+        "answers with it, as a person would; the JSON records the labels until every class is known",
+    )
     from aeep_tui.cli.bench import add_imbalance_options
 
     add_imbalance_options(p)  # cut with --seed
@@ -44,7 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aeep_core.bench.simulate import SimulationSettings, format_header, format_row, simulate, summary_line
+    from aeep_core.bench.simulate import (
+        SimulationSettings,
+        discovery_line,
+        format_header,
+        format_row,
+        simulate,
+        summary_line,
+    )
     from aeep_core.data import load_dataset
     from aeep_core.learning.training import TrainConfig
 
@@ -73,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         candidates=args.candidates,
         train=config,
+        hidden_classes=args.hidden_classes,
     )
     print(
         f"{args.strategy}: pool {len(data.pool)}, test {len(data.test) if data.test else 0}, "
@@ -81,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_header())
     result = simulate(data, settings, on_round=lambda r: print(format_row(r.as_dict()), flush=True))
     print(summary_line(result))
+    if args.hidden_classes:
+        print(discovery_line(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))
