@@ -4,12 +4,20 @@ history kept; plain and pipelined engines, reopening, and a crash that resumes e
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 from aeep_core.store.checkpoints import read_checkpoint
+from aeep_core.store.classes import class_changes
 from tests.conftest import make_image_folder
 
 FAST = {"min_steps": 10, "max_steps": 10}
@@ -153,3 +161,43 @@ def test_class_changes_are_refused_cleanly(four_classes, tmp_path):
         with pytest.raises(Exception, match="read-only"):
             viewer.classes.add("new", "9")
         assert np.array_equal(viewer.pool.class_names, ["class0", "class1", "class2"])
+
+
+_ADD_THEN_WAIT = """
+import json, sys, time
+from aeep_core.session import LabellingSession, ProjectSettings
+settings = ProjectSettings(classes=["class0", "class1", "class2"], keys=["1", "2", "3"], batch_size=6, device="cpu",
+                           train={"min_steps": 10, "max_steps": 10})
+s = LabellingSession.open(sys.argv[1], settings, project_dir=sys.argv[2])
+s.prepare_next_batch()
+s.label(0, 2)
+added = s.classes.add("class3", "4")
+print(json.dumps({"index": added.index, "name": s.batch.items[0].name}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_right_after_adding_a_class_loses_nothing(four_classes, tmp_path):
+    project = tmp_path / "p"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _ADD_THEN_WAIT, str(four_classes), str(project)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        line = worker.stdout.readline()
+        os.kill(worker.pid, signal.SIGKILL)  # the moment the add returned: no close, no goodbye
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    told = json.loads(line)
+    with LabellingSession.open(four_classes, project_dir=project) as s:  # the lock of the dead writer blocks nobody
+        added = s.classes.current[told["index"]]
+        assert (added.name, added.key) == ("class3", "4") and s.pool.class_names[3] == "class3"
+        assert [r["change"] for r in class_changes(s._store)][-1] == "add"
+        assert s.batch.items[0].name == told["name"] and s.batch.items[0].answer == 2  # the answer before it too
+        s.label(1, 3)  # and the class is usable at once
+        answer_rest(s)
+        s.prepare_next_batch()
+        assert s.learner.model.head.out_features == 4
