@@ -82,7 +82,7 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
             batch = session.batch
             for position, item in enumerate(batch.items):
                 await asyncio.sleep(s.seconds_per_label)
-                key = session.settings.keys[int(session.pool.labels[item.item_id])]
+                key = session.classes.current.keys[int(session.pool.labels[item.item_id])]
                 took = await _send_key(app, key, lambda b=batch, p=position: b.items[p].answer is not None)
                 if mode == "pipelined":
                     keys_ms.append(took)  # the trainer runs all the while

@@ -306,13 +306,14 @@ class ActiveLearner:
         cand = (
             unlabelled if len(unlabelled) <= self.candidates else np.sort(rng.choice(unlabelled, self.candidates, replace=False))
         )
-        probs, emb = self._score(model, cand, progress)
+        merged = self.merged_classes  # read once: a merge made meanwhile (another thread) waits for the next round
+        probs, emb = score(model, self.pool.inputs[torch.from_numpy(cand)], self.device, progress=progress, without=merged)
         lab_ids = np.fromiter(self.labels, dtype=np.int64)
         lab_emb = np.zeros((0, emb.shape[1]), np.float32)
         if self.strategy.needs_labelled:
             _, lab_emb = self._score(model, lab_ids)
         head = cast(torch.nn.Linear, model.head)
-        live = LiveOutputs(probs.shape[1], self.merged_classes)  # the strategy never sees a merged class
+        live = LiveOutputs(probs.shape[1], merged)  # the strategy never sees a merged class
         ctx = QueryContext(
             candidates=cand,
             probs=live.columns(probs),

@@ -18,6 +18,8 @@ from aeep_core.strategies import STRATEGIES
 class ProjectSettings:
     """What a project is: its classes and keys, and how the engine runs."""
 
+    # The classes the project starts with; classes added, renamed or merged while labelling
+    # live in the store, and session.classes is the list as it is now.
     classes: list[str]
     keys: list[str]  # one key per class, e.g. ["1","2",...,"0","a","b"]
     strategy: str = "aeep"
