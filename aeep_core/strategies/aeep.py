@@ -123,7 +123,15 @@ class AEEP(ExplorationExploitation):
     hit rate per class among the picks; ``"rare"`` caps the pooled share by the model's
     estimated hit rate on every class that is rare in L (see :func:`rare_class_mp`), so on
     a rare-positive task a batch of easy negatives cannot tell AEEP that exploring is done
-    (the default: heart failure +0.078 AUROC-AULC over pooled, MNIST −0.11 AULC, 3–4 seeds)."""
+    (the default: heart failure +0.078 AUROC-AULC over pooled, MNIST −0.11 AULC, 3–4 seeds).
+
+    ``explore_rare`` = ``"farthest"``: while a class is rare in L, exploration is the
+    papers' farthest-first. Typical exploration takes the largest uncovered clusters, on
+    a long-tailed pool the head classes, and the rare-class mp keeps m near k / 2, so half
+    of every batch went to easy common items (issue 25). On MNIST-LT, tuning seeds 0-1
+    (k = 20, 20 -> 300 labels): AULC 83.7 -> 89.6 at rho = 100 and 91.7 -> 92.9 at
+    rho = 10 (BMAL 89.3 / 93.1; "novel" typical picks 88.8 / 93.6; pooled mp 89.3 / 92.9).
+    A balanced pool seldom has a rare class in L, so there the rule stays typical."""
 
     name = "aeep"
 
@@ -138,7 +146,7 @@ class AEEP(ExplorationExploitation):
         space: str = "learned",
         mp_average: str = "rare",
         exploit: str = "entropy",
-        explore_rare: str | None = None,
+        explore_rare: str | None = "farthest",
     ):
         if mp_average not in ("pooled", "macro", "rare"):
             raise ValueError(f"mp_average is pooled|macro|rare, got {mp_average!r}")
