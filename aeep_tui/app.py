@@ -49,7 +49,7 @@ INPUT_HOLD_S = 0.1
 #: own commands (Theme, Keys, Quit, ...) follow them.
 PALETTE: list[tuple[str, str, str]] = [
     ("Review", "Browse confirmed answers, likely mistakes first, and correct them (R on the labelling screen)", "review"),
-    ("Stats", "Labels per class, the model's accuracy and when to stop (S on the labelling screen)", "stats"),
+    ("Stats", "Labels and recall per class, the model's accuracy and when to stop (S on the labelling screen)", "stats"),
     ("Export labels", "Write the labels as CSV into the project folder (aeep-tui export for other formats)", "export_labels"),
     ("Add class", "A class nobody listed: give it a name; it gets a key at once (A on the labelling screen)", "new_class"),
     ("Rename class", "Give a class a new name; every label on it stays", "rename_class"),

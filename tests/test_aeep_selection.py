@@ -172,8 +172,19 @@ def test_novel_exploration_takes_the_unfamiliar_small_cluster_before_the_large_o
     assert 120 <= by_novelty[0] < 126  # the cluster least like anything known: the rare class
 
 
-@pytest.mark.parametrize("counts, rare", [([5, 5, 5], []), ([10, 10, 1], [2]), ([20, 0, 20], [1]), ([0, 0, 0], [])])
-def test_rare_classes_are_those_under_half_their_share_of_L(counts, rare):
+@pytest.mark.parametrize(
+    "counts, rare",
+    [
+        ([5, 5, 5], []),
+        ([10, 10, 1], [2]),
+        ([20, 0, 20], [1]),
+        ([0, 0, 0], []),
+        ([2, 1, 1, 4, 2, 2, 4, 2, 2, 0], []),  # 20 random labels of 10 balanced classes often miss one
+        ([8, 5, 3, 2, 1, 1, 0, 0, 0, 0], [6, 7, 8, 9]),  # 20 random labels of a long tail
+        ([31] * 9 + [21], []),  # under its share, not under half of it
+    ],
+)
+def test_rare_classes_are_under_half_their_share_of_an_L_skewed_beyond_chance(counts, rare):
     from aeep_core.strategies.aeep import rare_classes
 
     assert rare_classes(np.array(counts)).tolist() == rare
@@ -189,8 +200,8 @@ def test_explore_rare_switches_the_rule_only_while_a_class_is_rare_in_L():
         sel = make_strategy("aeep", explore="typical", explore_rare="novel", m_fraction=0.05).query(ctx, 2)  # m = 1
         return int(sel.positions[sel.exploration][0])
 
-    assert exploration_pick([0, 1, 2]) < 120  # balanced L: typical, the largest uncovered cluster
-    assert 120 <= exploration_pick([0, 0, 1]) < 126  # class 2 is rare in L: the novel rule finds the small cluster
+    assert exploration_pick([0, 1, 2] * 7) < 120  # balanced L: typical, the largest uncovered cluster
+    assert 120 <= exploration_pick([0, 1] * 10) < 126  # class 2 is rare in L: the novel rule finds the small cluster
 
 
 def test_unknown_exploration_rules_are_refused():

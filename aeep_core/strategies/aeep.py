@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import chisquare
 
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
 from aeep_core.strategies.greedy import farthest_first, fisher_greedy, informative_diverse, typical_unexplored
@@ -131,7 +132,9 @@ class AEEP(ExplorationExploitation):
     of every batch went to easy common items (issue 25). On MNIST-LT, tuning seeds 0-1
     (k = 20, 20 -> 300 labels): AULC 83.7 -> 89.6 at rho = 100 and 91.7 -> 92.9 at
     rho = 10 (BMAL 89.3 / 93.1; "novel" typical picks 88.8 / 93.6; pooled mp 89.3 / 92.9).
-    A balanced pool seldom has a rare class in L, so there the rule stays typical."""
+    A balanced pool seldom has a rare class in L (:func:`rare_classes` tests for it), so
+    there the rule stays typical: on the balanced paper preset (k = 20, seeds 0-2) seeds 0
+    and 2 run bit for bit as before and seed 1 moves +0.16, AULC +0.05 over the three."""
 
     name = "aeep"
 
@@ -189,12 +192,25 @@ class AEEP(ExplorationExploitation):
         self.history = [tuple(h) for h in state.get("history", [])]
 
 
-def rare_classes(class_counts: np.ndarray) -> np.ndarray:
-    """The classes rare in L: under half their uniform share of it (1 / 2C); none while L is empty."""
-    counts = np.asarray(class_counts, dtype=float)
-    if counts.sum() <= 0:
+def rare_classes(class_counts: np.ndarray, significance: float = 0.05) -> np.ndarray:
+    """The classes rare in L: under half their uniform share of it (1 / 2C), in an L whose
+    class counts depart from uniform beyond chance (chi-square goodness of fit, p <
+    ``significance``); none while L is empty or uniform.
+
+    The test keeps chance out: 20 random labels of 10 balanced classes leave one class
+    without a label more often than not, which says nothing about the pool; 20 random
+    labels of a long tail (8, 5, 3, 2, 1, 1, 0, 0, 0, 0) do. Without it, farthest-first
+    exploration (``explore_rare``) took the first round of balanced MNIST on every seed
+    of the paper preset (AULC -0.24, k = 20, 3 seeds); a per-class binomial test instead
+    waited for 40 labels and lost the long tail's first exploration batch (MNIST-LT
+    rho = 100, AULC -1.9 on tuning seeds 0-1)."""
+    counts = np.asarray(class_counts, dtype=np.float64)
+    n = counts.sum()
+    if n <= 0 or len(counts) < 2:
         return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero(counts / counts.sum() < 0.5 / len(counts))
+    if chisquare(counts).pvalue >= significance:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(counts < 0.5 * n / len(counts))
 
 
 def rare_class_mp(hits: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:

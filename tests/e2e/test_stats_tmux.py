@@ -40,7 +40,7 @@ def test_stats_view_after_three_batches_in_a_real_terminal(terminal, tmp_path): 
         r"Estimated accuracy on the strategy's picks, latest rounds: \d+%  \(95% interval \d+%–\d+%; \d+/8 right, rounds 2–3\)",
         r"Guesses before your answers",
         r"Test folder, model of round 4",
-        r"Labels per class",
+        r"Per class · classes seen: 3 of 3",
         r"labels the model had",
         r"When to stop  too early",
     )
