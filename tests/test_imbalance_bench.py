@@ -25,6 +25,7 @@ from aeep_core.learning.training import TrainConfig
 from aeep_core.pool import DataError, Dataset, Pool
 from aeep_tui.cli import build_parser, main
 from tests.conftest import make_idx_folder
+from tests.test_bench import _settings as bench_settings
 
 FAST = TrainConfig(min_steps=10, max_steps=10)
 CLASSES = ["across", "down", "checks", "square"]
@@ -189,17 +190,7 @@ def test_bench_on_a_long_tail_reports_the_skewed_class_figures():
         calls.append(seed)
         return balanced_data()
 
-    settings = BenchSettings(
-        strategies=["aeep", "random"],
-        seeds=[0, 1],
-        batch_sizes=[5],
-        budget=15,
-        initial=5,
-        candidates=100,
-        device="cpu",
-        train=FAST,
-        imbalance=10.0,
-    )
+    settings = bench_settings(budget=15, candidates=100, imbalance=10.0)
     report = run_bench(settings, loader=load)
     assert sorted(calls) == [0, 1]  # a tail per seed
     assert report["settings"]["imbalance"] == 10.0
