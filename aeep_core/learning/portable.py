@@ -3,9 +3,11 @@ shape, loadable with plain ``torch.jit.load`` and no aeep-tui installed.
 
 The exported network returns class probabilities for uint8 images ``[N, C, S, S]`` (it
 scales them itself, as in training); :func:`aeep_core.data.images.decode_image` turns a
-file into exactly that input. The description travels inside the file
-(``_extra_files["aeep.json"]``) and beside it (``<out>.json``) for tools that cannot read
-TorchScript extras.
+file into exactly that input. A sequence model takes patient matrices ``float32 [N, T, D]``
+instead, and its description carries the event vocabulary and vectors that build them
+(:func:`sequence_description`, :func:`model_events`). The description travels inside
+the file (``_extra_files["aeep.json"]``) and beside it (``<out>.json``) for tools that
+cannot read TorchScript extras.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ from torch import nn
 from aeep_core.data.backbones import Backbone
 from aeep_core.learning.class_outputs import head_size
 from aeep_core.learning.model import build_model
-from aeep_core.pool import DataError
+from aeep_core.pool import DataError, Pool
+from aeep_core.sequences.embedding import EventEmbedding
 
 EXTRA = "aeep.json"
 FORMAT = "aeep-tui model"
 FORMAT_VERSION = 1
+
+SEQUENCE_PREPROCESSING = (
+    "read each patient's time-ordered events (aeep_core.sequences.loading.read_records); take the last "
+    "'length' events as a float32 [length, channels] matrix, left-padded with zero rows "
+    "(aeep_core.sequences.matrix.patient_matrix): per event its vector from 'events' (token type:code; "
+    "zeros for a token not in the vocabulary), then 1.0 (an event is here), then "
+    "log1p(days before the last event) / log1p(36500)"
+)
 
 
 def choosing_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor] | None:
@@ -156,3 +167,24 @@ def predict_probabilities(
         for start in range(0, len(inputs), batch_size):
             out.append(module(inputs[start : start + batch_size]).float())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def sequence_description(pool: Pool) -> dict[str, Any]:
+    """The parts of a sequence model's description that rebuild its inputs: the input
+    shape, T, and the event embedding the pool's matrices were built with."""
+    embedding: EventEmbedding = pool.meta["embedding"]
+    _, length, channels = pool.inputs.shape
+    return {
+        "input": {"length": int(length), "channels": int(channels), "dtype": "float32", "layout": "NTD"},
+        "preprocessing": SEQUENCE_PREPROCESSING,
+        "events": {**embedding.as_dict(), "unknown": "zero vector"},
+    }
+
+
+def model_events(meta: dict[str, Any]) -> tuple[EventEmbedding, int]:
+    """The event embedding and T of an exported sequence model (``meta``, its description):
+    with :func:`aeep_core.sequences.matrix.patient_matrices` they build its inputs."""
+    try:
+        return EventEmbedding.from_dict(meta["events"]), int(meta["input"]["length"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"the model's event vocabulary is missing or damaged ({exc}); export the model again") from exc

@@ -12,8 +12,10 @@ scipy, and with one worker thread and a fixed seed its result is reproducible.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +55,27 @@ class EventEmbedding:
         if va is None or vb is None:
             raise KeyError(f"unknown event token {a if va is None else b!r}")
         return float(va @ vb)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The tokens and vectors as JSON-ready values, bit for bit: the vectors are the
+        base64 of their little-endian float32 bytes (``numpy.frombuffer(..., "<f4")``), so
+        a model taken away builds exactly the matrices the project trained on."""
+        vectors = np.ascontiguousarray(self.vectors, dtype="<f4")
+        return {
+            "tokens": list(self.tokens),
+            "dim": self.dim,
+            "vectors": base64.b64encode(vectors.tobytes()).decode("ascii"),
+            "vectors_dtype": "<f4",
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventEmbedding:
+        """The embedding :meth:`as_dict` described; ValueError when the parts disagree."""
+        tokens, dim = list(data["tokens"]), int(data["dim"])
+        flat = np.frombuffer(base64.b64decode(data["vectors"]), dtype="<f4")
+        if flat.size != len(tokens) * dim:
+            raise ValueError(f"{flat.size} vector values for {len(tokens)} tokens of dimension {dim}")
+        return cls(tokens, flat.reshape(len(tokens), dim).astype(np.float32))
 
 
 def train_event_embedding(

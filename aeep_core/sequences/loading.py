@@ -116,6 +116,8 @@ def records_to_pool(
     """A sequence :class:`Pool` of patient matrices; ``meta["events"]`` keeps each history for display.
 
     The events shown are the whole history; the matrix holds the last ``length`` of them.
+    ``meta["embedding"]`` is the event embedding the matrices were built with: a model
+    export carries it, so new patients get the same vectors.
     """
     index = {n: i for i, n in enumerate(class_names)}
     labels = np.array([index.get(r.label, UNKNOWN) if r.label is not None else UNKNOWN for r in records], dtype=np.int64)
@@ -132,6 +134,7 @@ def records_to_pool(
             "events": [r.events for r in records],
             "sources": [r.source for r in records],
             "length": length,
+            "embedding": embedding,
         },
     )
 

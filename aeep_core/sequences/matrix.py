@@ -1,7 +1,9 @@
 """Patient matrix: the last T events of a history as a fixed-size ``[T, D]`` float array.
 
 Row layout (D = embedding dim + 2):
-  ``[0:dim]``  the event's embedding vector (zeros for a code the embedding never saw),
+  ``[0:dim]``  the event's embedding vector (zeros for a code the embedding never saw:
+               not the mean vector, which would claim the event is like an average one;
+               zeros say "an event, nothing known about it", as the next channel shows),
   ``[dim]``    1.0 = "an event is here" (so an unknown-code event still differs from padding),
   ``[dim+1]``  time before the last event, ``log1p(days) / log1p(36500)`` (0 = most recent).
 Padding rows are all zeros and come first (left padding): the most recent event is always in
@@ -34,10 +36,26 @@ def choose_length(lengths: list[int] | np.ndarray, quantile: float = 0.75, lo: i
     return int(min(hi, max(lo, 8 * math.ceil(t / 8))))
 
 
+def recent_events(events: list[dict[str, str]], length: int) -> list[dict[str, str]]:
+    """The events a matrix of ``length`` rows holds: the last ``length`` of the history."""
+    return events[-length:] if length > 0 else []
+
+
+def unknown_events(histories: list[list[dict[str, str]]], embedding: EventEmbedding, length: int) -> tuple[int, int]:
+    """(events whose code ``embedding`` never saw, events in the matrices), counting only
+    the events the matrices hold: an older event, unknown or not, never reaches the model."""
+    unknown = total = 0
+    for events in histories:
+        recent = recent_events(events, length)
+        total += len(recent)
+        unknown += sum(event_token(ev) not in embedding for ev in recent)
+    return unknown, total
+
+
 def patient_matrix(events: list[dict[str, str]], embedding: EventEmbedding, length: int) -> np.ndarray:
     """The ``[length, dim + 2]`` matrix of the last ``length`` events (left-padded with zeros)."""
     out = np.zeros((length, embedding.dim + EXTRA_CHANNELS), dtype=np.float32)
-    recent = events[-length:] if length > 0 else []
+    recent = recent_events(events, length)
     if not recent:
         return out
     last = datetime.fromisoformat(recent[-1]["time"])

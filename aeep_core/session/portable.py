@@ -25,9 +25,9 @@ from aeep_core.learning.portable import (
     model_from_weights,
     predict_probabilities,
     save_model,
+    sequence_description,
 )
 from aeep_core.pool import DataError, Pool
-from aeep_core.sequences import looks_like_sequences
 from aeep_core.session.project_data import load_project_data
 from aeep_core.session.session import LabellingSession
 from aeep_core.session.types import ProjectSettings
@@ -70,7 +70,7 @@ def _current_weights(project: Path) -> tuple[dict[str, Any], int, str | None]:
 def _network(pool: Pool, weights: dict[str, Any], where: Path) -> nn.Module:
     model = model_from_weights(tuple(pool.inputs.shape[1:]), pool.modality, pool.n_classes, weights)
     if model is None:
-        raise DataError(f"{where}: the saved model does not fit the data any more (its image size changed); label one more batch")
+        raise DataError(f"{where}: the saved model does not fit the data any more (its input size changed); label one more batch")
     return model
 
 
@@ -86,37 +86,32 @@ def export_project_model(target: str | Path, out: Path) -> dict[str, Any]:
         classes = read_classes(store)
     finally:
         store.close()
-    data = Path(data_path or "")
-    if looks_like_sequences(data):
-        raise DataError(
-            f"{target}: model export is for image projects; a sequence model needs the project's event "
-            "embedding, which is not exported yet (export the labels with --format imagefolder instead)"
-        )
-    pool = load_project_data(data, settings, classes=classes.names).pool
+    pool = load_project_data(Path(data_path or ""), settings, classes=classes.names).pool
     model = _network(pool, weights, project)
-    if pool.modality == "features":  # the head alone would need features: export backbone + head
+    example = pool.inputs[: min(2, len(pool))].clone()  # what the network takes, for all but photos
+    if pool.modality == "sequence":  # the description carries the vectors and T that build its inputs
+        described = sequence_description(pool)
+    elif pool.modality == "features":  # the head alone would need features: export backbone + head
         backbone = load_backbone(pool.meta["backbone"])
         model = PhotoModel(backbone, model).eval()
         paths = pool.meta["paths"][:2]
         example = torch.from_numpy(np.stack([photo_array(Path(p), backbone.preprocessing) for p in paths]))
-        size, preprocessing = backbone.preprocessing.size, PHOTO_PREPROCESSING
-        inputs = {"channels": 3, "size": size, "dtype": "uint8", "layout": "NCHW", "fit": "centre-crop"}
+        inputs = {"channels": 3, "size": backbone.preprocessing.size, "dtype": "uint8", "layout": "NCHW", "fit": "centre-crop"}
+        described = {"input": inputs, "preprocessing": PHOTO_PREPROCESSING}
     else:
-        example = pool.inputs[: min(2, len(pool))].clone()
         _, channels, height, _ = pool.inputs.shape
-        preprocessing = PREPROCESSING
         inputs = {"channels": int(channels), "size": int(height), "dtype": "uint8", "layout": "NCHW"}
+        described = {"input": inputs, "preprocessing": PREPROCESSING}
     meta = {
         "classes": [c.name for c in classes.live],
         "modality": pool.modality,
         "backbone": pool.meta.get("backbone", "cnn"),
-        "input": inputs,
         "output": "class probabilities [N, classes], in the order of 'classes'",
-        "preprocessing": preprocessing,
         "project": name,
         "round": number,
         "labelled": labelled,
         "exported_at": time.time(),
+        **described,  # last: a sequence model's vocabulary is long
     }
     save_model(model, example, meta, Path(out), classes=[c.index for c in classes.live])
     return meta

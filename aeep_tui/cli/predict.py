@@ -1,4 +1,5 @@
-"""``aeep-tui predict MODEL FILES|DIR``: an exported model's class and confidence per file."""
+"""``aeep-tui predict MODEL DATA``: an exported model's class and confidence per image file,
+or per patient for a sequence model."""
 
 from __future__ import annotations
 
@@ -9,16 +10,30 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 BATCH = 256
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="classify image files with a model from 'aeep-tui model export'")
+    p = sub.add_parser("predict", help="classify image files or patients with a model from 'aeep-tui model export'")
     p.add_argument("model", type=Path, metavar="MODEL", help="a model file written by 'aeep-tui model export'")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="FILES|DIR", help="image files, or folders (searched recursively)")
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl, on standard output")
+    p.add_argument(
+        "inputs",
+        type=Path,
+        nargs="+",
+        metavar="DATA",
+        help="image files, or folders (searched recursively); for a sequence model, patient files or folders "
+        "(JSONL, long CSV, Synthea export, OMOP), one row per patient",
+    )
+    p.add_argument(
+        "--format",
+        choices=("csv", "jsonl"),
+        default="csv",
+        help="csv (default) or jsonl, on standard output; confidence is the probability of the class given",
+    )
     p.set_defaults(run=run)
 
 
@@ -41,8 +56,8 @@ class _Progress:
     """'predicted N/M' on standard error for large inputs: one updating line on a
     terminal, a line every tenth otherwise (logs stay short)."""
 
-    def __init__(self, total: int):
-        self.total, self.tty, self.shown = total, sys.stderr.isatty(), 0
+    def __init__(self, total: int, unit: str = "files"):
+        self.total, self.tty, self.shown, self.unit = total, sys.stderr.isatty(), 0, unit
         self.active = total > BATCH
         self.last = 0.0
 
@@ -53,10 +68,76 @@ class _Progress:
             if time.monotonic() - self.last > 0.2 or done == self.total:
                 self.last = time.monotonic()
                 end = "\n" if done == self.total else ""
-                print(f"\rpredicted {done}/{self.total} files", end=end, file=sys.stderr, flush=True)
+                print(f"\rpredicted {done}/{self.total} {self.unit}", end=end, file=sys.stderr, flush=True)
         elif done * 10 // self.total > self.shown or done == self.total:
             self.shown = done * 10 // self.total
-            print(f"predicted {done}/{self.total} files", file=sys.stderr, flush=True)
+            print(f"predicted {done}/{self.total} {self.unit}", file=sys.stderr, flush=True)
+
+
+def _writer(fmt: str, fields: tuple[str, ...]) -> Callable[[list[dict[str, Any]]], None]:
+    """A function that writes rows to standard output as they come (CSV after its header,
+    written now, or JSON lines)."""
+    out = sys.stdout.buffer
+
+    def emit(rows: list[dict[str, Any]], header: bool = False) -> None:
+        if fmt == "jsonl":
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        else:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+            if header:
+                w.writeheader()
+            w.writerows(rows)
+            text = buf.getvalue()
+        # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+
+    if fmt == "csv":
+        emit([], header=True)
+    return emit
+
+
+def _predict_patients(args: argparse.Namespace, module: Callable[[Any], Any], meta: dict[str, Any]) -> int:
+    """A sequence model on every patient of the inputs: a row each, then one line on
+    standard error saying how many of the events read the model never saw."""
+    import torch
+
+    from aeep_core.learning.portable import model_events, predict_probabilities
+    from aeep_core.pool import DataError
+    from aeep_core.sequences.loading import read_records
+    from aeep_core.sequences.matrix import patient_matrices, unknown_events
+
+    embedding, length = model_events(meta)
+    records = []
+    for p in args.inputs:
+        if not p.exists():
+            raise DataError(f"{p}: no such file or folder; check the path")
+        pool, test, skipped = read_records(p)
+        for skip in skipped:
+            print(f"aeep-tui: skipped {skip}", file=sys.stderr)
+        records += pool + test  # test*.jsonl patients are patients to classify too
+    classes, emit = meta["classes"], _writer(args.format, ("person", "class", "confidence"))
+    progress, unknown, total = _Progress(len(records), "patients"), 0, 0
+    for start in range(0, len(records), BATCH):
+        chunk = records[start : start + BATCH]
+        histories = [r.events for r in chunk]
+        counted = unknown_events(histories, embedding, length)
+        unknown, total = unknown + counted[0], total + counted[1]
+        probs = predict_probabilities(module, torch.from_numpy(patient_matrices(histories, embedding, length)))
+        emit(
+            [
+                {"person": r.id, "class": classes[int(prob.argmax())], "confidence": round(float(prob.max()), 6)}
+                for r, prob in zip(chunk, probs)
+            ]
+        )
+        progress(min(start + BATCH, len(records)))
+    print(
+        f"aeep-tui: {unknown} events of {total} unknown to the model (it reads the last {length} events of each of "
+        f"{len(records)} patients; an unknown event counts as an event whose code vector is zero)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     from aeep_core.learning.portable import load_model, predict_probabilities
 
     module, meta = load_model(args.model)
+    if meta.get("modality") == "sequence":
+        return _predict_patients(args, module, meta)
     shape = ModelShape(int(meta["input"]["channels"]), int(meta["input"]["size"]))
     # the exported photo model normalises itself: only the crop size matters here
     photo = Preprocessing(shape.size, (0, 0, 0), (1, 1, 1)) if meta["input"].get("fit") == "centre-crop" else None
@@ -79,28 +162,11 @@ def run(args: argparse.Namespace) -> int:
 
     classes = meta["classes"]
     files = _files(args.inputs)
-    out = sys.stdout.buffer
-
-    def emit(rows: list[dict], header: bool = False) -> None:
-        if args.format == "jsonl":
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        else:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=("item", "class", "confidence"), lineterminator="\n")
-            if header:
-                w.writeheader()
-            w.writerows(rows)
-            text = buf.getvalue()
-        # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes
-        out.write(text.encode("utf-8", "surrogateescape"))
-        out.flush()
-
     progress, bad = _Progress(len(files)), 0
     if not files:
         print("aeep-tui: no image files found in the given paths", file=sys.stderr)
         return 2
-    if args.format == "csv":
-        emit([], header=True)
+    emit = _writer(args.format, ("item", "class", "confidence"))
     for start in range(0, len(files), BATCH):
         chunk, arrays = [], []
         for f in files[start : start + BATCH]:
