@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aeep_core.pool import DataError, SkippedFile
 from aeep_core.sequences import tables
+from aeep_core.sequences.dbfolder import is_database_folder, read_database_folder
 from aeep_core.sequences.readers import _TYPE_ORDER, PatientRecord
 from aeep_core.sequences.tables import Progress, TableFile, find_table
 
@@ -107,18 +108,72 @@ OMOP_TABLES = (
 )
 
 
-def omop_event_tables(folder: Path) -> list[tuple[OmopTable, TableFile]]:
-    """The OMOP event tables present in ``folder`` (in :data:`OMOP_TABLES` order)."""
-    found = []
-    for spec in OMOP_TABLES:
-        table = find_table(folder, spec.name)
-        if table is not None:
-            found.append((spec, table))
-    return found
+class OmopSource(Protocol):
+    """Where OMOP tables come from: a folder of files (:class:`FolderTables`) or a database
+    (:class:`aeep_core.sequences.database.DatabaseTables`). The assembly below is one
+    DuckDB query over the temp tables a source loads, so both give the same records."""
+
+    where: str  # what messages call the source: the folder, or the URL (never a password)
+    header: str  # where a table's column names are, after its name: " line 1" for files
+
+    def has(self, name: str) -> bool:
+        """Whether table ``name`` (lower-case canonical name) is present."""
+        ...
+
+    def shown(self, name: str) -> str:
+        """What error messages call table ``name``."""
+        ...
+
+    def load(self, con: Any, name: str, types: dict[str, str], keep: list[str], view: str) -> list[str]:
+        """Load columns ``keep`` of ``name`` (``types`` cast) into DuckDB temp table ``view``; return all its columns."""
+        ...
+
+    def locate(self, con: Any, name: str, condition: str) -> str:
+        """Where the first row of ``name`` matching ``condition`` is ("line 5", "row 5"): errors only."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the source holds (a database connection)."""
+        ...
+
+
+class FolderTables:
+    """OMOP tables as files in one folder (CSV, gzipped CSV, Parquet; any name case)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.where, self.header = str(folder), " line 1"
+        self._files = {spec: find_table(folder, spec) for spec in ("person", "concept", *(t.name for t in OMOP_TABLES))}
+
+    def has(self, name: str) -> bool:
+        return self._files.get(name) is not None
+
+    def _file(self, name: str) -> TableFile:
+        table = self._files[name]
+        assert table is not None, name
+        return table
+
+    def shown(self, name: str) -> str:
+        return self._file(name).shown
+
+    def load(self, con: Any, name: str, types: dict[str, str], keep: list[str], view: str) -> list[str]:
+        return tables.scan(con, self._file(name), types, keep, view)
+
+    def locate(self, con: Any, name: str, condition: str) -> str:
+        return tables.where_first(con, self._file(name), condition)
+
+    def close(self) -> None:
+        pass
+
+
+def omop_event_tables(source: OmopSource) -> list[OmopTable]:
+    """The OMOP event tables present in ``source`` (in :data:`OMOP_TABLES` order)."""
+    return [spec for spec in OMOP_TABLES if source.has(spec.name)]
 
 
 def is_omop_folder(folder: Path | str) -> bool:
-    """Whether ``folder`` holds an OMOP ``person`` table or any OMOP event table (any case, CSV/Parquet).
+    """Whether ``folder`` holds an OMOP ``person`` table or any OMOP event table (any case, CSV/Parquet),
+    or is the folder that stands for a database (:func:`.database.database_folder`).
 
     Deliberately loose: a folder with ``condition_occurrence.csv`` but no ``person`` is still
     recognised as OMOP, so that reading it says "person is missing" instead of "no data".
@@ -126,26 +181,37 @@ def is_omop_folder(folder: Path | str) -> bool:
     folder = Path(folder)
     if not folder.is_dir():
         return False
-    return find_table(folder, "person") is not None or bool(omop_event_tables(folder))
+    if is_database_folder(folder):
+        return True
+    return find_table(folder, "person") is not None or any(find_table(folder, t.name) for t in OMOP_TABLES)
 
 
-def _need(table: TableFile, cols: list[str], wanted: list[str], fix: str) -> None:
+def omop_source(folder: Path | str) -> OmopSource:
+    """The table source of an OMOP folder: its files, or the database it stands for."""
+    folder = Path(folder)
+    if is_database_folder(folder):
+        from aeep_core.sequences.database import DatabaseTables  # lazy: the driver is optional
+
+        return DatabaseTables(read_database_folder(folder))
+    return FolderTables(folder)
+
+
+def _need(src: OmopSource, name: str, cols: list[str], wanted: list[str], fix: str) -> None:
     missing = [c for c in wanted if c not in cols]
     if missing:
-        raise DataError(f"{table.shown} line 1: no column {', '.join(missing)} (header: {','.join(cols)[:160]}); {fix}")
+        raise DataError(f"{src.shown(name)}{src.header}: no column {', '.join(missing)} (columns: {','.join(cols)[:160]}); {fix}")
 
 
-def _read_persons(con: Any, folder: Path) -> dict[str, PatientRecord]:
-    table = find_table(folder, "person")
-    if table is None:
+def _read_persons(con: Any, src: OmopSource) -> dict[str, PatientRecord]:
+    if not src.has("person"):
         raise DataError(
-            f"{folder}: no person table (person.csv or person.parquet); an OMOP folder needs it "
+            f"{src.where}: no person table (person.csv or person.parquet); an OMOP folder needs it "
             "to know its patients -- export it with the event tables"
         )
     types = {"year_of_birth": "BIGINT", "month_of_birth": "BIGINT", "day_of_birth": "BIGINT", "birth_datetime": _TIME}
     keep = ["person_id", *types]
-    cols = tables.scan(con, table, types, keep, "t_person")
-    _need(table, cols, ["person_id"], "the person table must have person_id")
+    cols = src.load(con, "person", types, keep, "t_person")
+    _need(src, "person", cols, ["person_id"], "the person table must have person_id")
     y = "year_of_birth" if "year_of_birth" in cols else "NULL"
     m = "month_of_birth" if "month_of_birth" in cols else "NULL"
     d = "day_of_birth" if "day_of_birth" in cols else "NULL"
@@ -157,41 +223,40 @@ def _read_persons(con: Any, folder: Path) -> dict[str, PatientRecord]:
         f"FROM t_person WHERE person_id IS NOT NULL ORDER BY TRY_CAST(pid AS BIGINT) NULLS LAST, pid"
     ).fetchall()
     if not rows:
-        raise DataError(f"{table.shown}: no person rows; the person table lists the patients to read")
+        raise DataError(f"{src.shown('person')}: no person rows; the person table lists the patients to read")
     con.execute("CREATE OR REPLACE TEMP TABLE persons AS SELECT trim(CAST(person_id AS VARCHAR)) AS pid FROM t_person")
-    return {pid: PatientRecord(pid, [], None, birthdate=birth, source=str(folder)) for pid, birth in rows if pid}
+    return {pid: PatientRecord(pid, [], None, birthdate=birth, source=src.where) for pid, birth in rows if pid}
 
 
-def _read_concepts(con: Any, folder: Path) -> tuple[bool, list[SkippedFile]]:
-    table = find_table(folder, "concept")
-    if table is None:
-        return False, [SkippedFile(str(folder / "concept"), "no concept table: events are named by their source values")]
-    cols = tables.scan(con, table, {"concept_id": "BIGINT"}, ["concept_id", "concept_name", "domain_id"], "t_concept")
-    _need(table, cols, ["concept_id", "concept_name"], "the concept table needs concept_id and concept_name")
+def _read_concepts(con: Any, src: OmopSource) -> tuple[bool, list[SkippedFile]]:
+    if not src.has("concept"):
+        return False, [SkippedFile(f"{src.where}/concept", "no concept table: events are named by their source values")]
+    cols = src.load(con, "concept", {"concept_id": "BIGINT"}, ["concept_id", "concept_name", "domain_id"], "t_concept")
+    _need(src, "concept", cols, ["concept_id", "concept_name"], "the concept table needs concept_id and concept_name")
     return True, []
 
 
-def _event_select(con: Any, spec: OmopTable, table: TableFile, view: str) -> tuple[str, int]:
+def _event_select(con: Any, spec: OmopTable, src: OmopSource, view: str) -> tuple[str, int]:
     """Load one event table; return its part of the events query and its row count."""
     types = {spec.concept: "BIGINT", spec.date: _TIME, spec.datetime: _TIME}
     if spec.value:
         types[spec.value] = "DOUBLE"
     keep = ["person_id", spec.concept, spec.date, spec.datetime, spec.source, spec.value, spec.unit]
-    cols = tables.scan(con, table, types, [c for c in keep if c], view)
-    _need(table, cols, ["person_id"], "every OMOP event table has person_id")
+    cols = src.load(con, spec.name, types, [c for c in keep if c], view)
+    _need(src, spec.name, cols, ["person_id"], "every OMOP event table has person_id")
     if spec.date not in cols and spec.datetime not in cols:
-        _need(table, cols, [spec.date], f"{spec.name} rows need a date")
+        _need(src, spec.name, cols, [spec.date], f"{spec.name} rows need a date")
     if spec.concept not in cols and spec.source not in cols:
-        _need(table, cols, [spec.concept], f"{spec.name} rows need a concept id or a source value")
+        _need(src, spec.name, cols, [spec.concept], f"{spec.name} rows need a concept id or a source value")
     dt = f"CAST({spec.datetime} AS TIMESTAMP)" if spec.datetime in cols else "NULL"
     d = f"CAST({spec.date} AS TIMESTAMP)" if spec.date in cols else "NULL"
     undated = con.execute(f"SELECT count(*) FROM {view} WHERE {dt} IS NULL AND {d} IS NULL").fetchone()[0]
     if undated:
         raw = [c for c in (spec.date, spec.datetime) if c in cols]
         cond = " AND ".join(f"NULLIF(trim(CAST({c} AS VARCHAR)), '') IS NULL" for c in raw)
-        where = tables.where_first(con, table, cond)
+        where = src.locate(con, spec.name, cond)
         raise DataError(
-            f"{table.shown} {where}, column {raw[0]}: no date ({undated} such rows); "
+            f"{src.shown(spec.name)} {where}, column {raw[0]}: no date ({undated} such rows); "
             "every event needs its date -- fill it in or remove those rows"
         )
     concept = spec.concept if spec.concept in cols else "NULL"
@@ -204,46 +269,59 @@ def _event_select(con: Any, spec: OmopTable, table: TableFile, view: str) -> tup
     sql = (
         f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE({dt}, {d}) AS ts, "
         f"CAST({concept} AS BIGINT) AS cid, {source} AS src, {value or repr('')} AS val, "
-        f"'{spec.type}' AS typ, '{table.shown}' AS tab, rowid AS rn FROM {view}"
+        f"'{spec.type}' AS typ, '{spec.name}' AS tab, rowid AS rn FROM {view}"
     )
     return sql, int(n)
 
 
 def read_omop(folder: Path | str, progress: Progress | None = None) -> tuple[list[PatientRecord], list[SkippedFile]]:
-    """Read an OMOP CDM folder into patient records (events time-ordered); return (records, skipped).
+    """Read an OMOP CDM folder (or the database a folder stands for) into patient records; return (records, skipped).
 
-    ``progress(done, total)`` is called as event rows are turned into records. Raises
-    :class:`DataError` for a missing ``person`` table or a malformed row (naming table,
-    line, column); rows that cannot become events are left out and reported in ``skipped``.
+    Events are time-ordered. ``progress(done, total)`` is called as event rows are turned
+    into records. Raises :class:`DataError` for a missing ``person`` table or a malformed
+    row (naming table, line, column); rows that cannot become events are left out and
+    reported in ``skipped``.
     """
-    folder = Path(folder)
-    present = omop_event_tables(folder)
+    return read_omop_source(omop_source(folder), progress)
+
+
+def read_omop_source(src: OmopSource, progress: Progress | None = None) -> tuple[list[PatientRecord], list[SkippedFile]]:
+    """:func:`read_omop` for any table source (a folder's files, a database's tables)."""
+    try:
+        return _assemble(src, progress)
+    finally:
+        src.close()
+
+
+def _assemble(src: OmopSource, progress: Progress | None) -> tuple[list[PatientRecord], list[SkippedFile]]:
+    present = omop_event_tables(src)
     if not present:
         raise DataError(
-            f"{folder}: no OMOP event table (condition_occurrence, drug_exposure, procedure_occurrence, "
-            "measurement, observation or visit_occurrence as .csv or .parquet)"
+            f"{src.where}: no OMOP event table (condition_occurrence, drug_exposure, procedure_occurrence, "
+            "measurement, observation or visit_occurrence as .csv or .parquet, or as database tables)"
         )
     con = tables.connect()
     try:
-        patients = _read_persons(con, folder)
-        has_concepts, skipped = _read_concepts(con, folder)
+        patients = _read_persons(con, src)
         parts, total = [], 0
-        for i, (spec, table) in enumerate(present):
-            sql, n = _event_select(con, spec, table, f"t_ev{i}")
+        for i, spec in enumerate(present):
+            sql, n = _event_select(con, spec, src, f"t_ev{i}")
             parts.append(sql)
             total += n
+        # After the events: a database source then sends only the concepts they use.
+        has_concepts, skipped = _read_concepts(con, src)
         con.execute("CREATE OR REPLACE TEMP TABLE ev AS " + " UNION ALL ".join(parts))
-        skipped += _left_out(con, folder)
+        skipped += _left_out(con, src)
         name = "c.concept_name" if has_concepts else "NULL"
         join = "LEFT JOIN t_concept c ON c.concept_id = ev.cid" if has_concepts else ""
         rank = "CASE typ " + " ".join(f"WHEN '{t}' THEN {r}" for t, r in _TYPE_ORDER.items()) + " ELSE 99 END"
         # Sorted here, in DuckDB, in the order sort_events() gives: Python only appends.
         sql = (
-            f"SELECT pid, strftime(ts, '%Y-%m-%dT%H:%M:%S') AS t, code, COALESCE({name}, src, '') || val, typ "
+            f"SELECT pid, strftime(ts, '%Y-%m-%dT%H:%M:%S') AS t, code, COALESCE({name}, src, '') || val AS text, typ "
             f"FROM (SELECT *, CASE WHEN cid IS NOT NULL AND cid <> 0 THEN CAST(cid AS VARCHAR) ELSE src END AS code "
             f"FROM ev WHERE pid IN (SELECT pid FROM persons)) ev {join} "
-            f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code, rn"
-        )  # rn: file order, for ties
+            f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code, text, rn"
+        )  # text, then file order (rn), for ties: a database has no file order, its rows come in any order
         current: str | None = None
         events: list[dict[str, str]] = []
         for rows in tables.fetch_chunks(con, sql, total, progress):
@@ -257,13 +335,13 @@ def read_omop(folder: Path | str, progress: Progress | None = None) -> tuple[lis
         con.close()
     records = [r for r in patients.values() if r.events]
     if len(records) < len(patients):
-        skipped.append(SkippedFile(str(folder / "person"), f"{len(patients) - len(records)} persons have no events; left out"))
+        skipped.append(SkippedFile(f"{src.where}/person", f"{len(patients) - len(records)} persons have no events; left out"))
     if not records:
-        raise DataError(f"{folder}: no person has an event; check that the event tables' person_id match person")
+        raise DataError(f"{src.where}: no person has an event; check that the event tables' person_id match person")
     return records, skipped
 
 
-def _left_out(con: Any, folder: Path) -> list[SkippedFile]:
+def _left_out(con: Any, src: OmopSource) -> list[SkippedFile]:
     """Per table: rows of unknown persons, and rows with neither concept nor source value."""
     rows = con.execute(
         "SELECT tab, count(*) FILTER (WHERE pid NOT IN (SELECT pid FROM persons)), "
@@ -271,8 +349,9 @@ def _left_out(con: Any, folder: Path) -> list[SkippedFile]:
     ).fetchall()
     out = []
     for tab, unknown, uncoded in rows:
+        where = f"{src.where}/{src.shown(tab)}"
         if unknown:
-            out.append(SkippedFile(str(folder / tab), f"{unknown} rows name persons not in person; left out"))
+            out.append(SkippedFile(where, f"{unknown} rows name persons not in person; left out"))
         if uncoded:
-            out.append(SkippedFile(str(folder / tab), f"{uncoded} rows have concept 0 and no source value; left out"))
+            out.append(SkippedFile(where, f"{uncoded} rows have concept 0 and no source value; left out"))
     return out

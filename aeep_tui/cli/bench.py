@@ -102,7 +102,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seconds-per-label", type=float, metavar="S", help="latency task: the simulated person's pace (quick: 1.0, paper: 2.0)"
     )
-    p.add_argument("--data", type=Path, help="data folder (default ../shared/data/mnist, or ehr for heart-failure)")
+    from aeep_tui.cli.cohort import add_schema_flag, data_path
+
+    p.add_argument(
+        "--data",
+        type=data_path,
+        help="data folder (default ../shared/data/mnist, or ehr for heart-failure); for the outcome task also an "
+        "OMOP CDM's postgresql:// URL with --schema",
+    )
+    add_schema_flag(p)
     p.add_argument(
         "--strategies",
         help="comma-separated: aeep, ee, random, em, kff, bmal, coreset, badge, "
@@ -165,7 +173,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--slowdown",
         type=float,
         metavar="F",
-        help="latency task: emulate a machine that trains F times slower (extra computation after every training step)",
+        help="latency task: run the replay in a machine F times slower than this one, every process and thread "
+        "of it slowed (a CPU quota per thread in a cgroup; needs a writable cgroup)",
+    )
+    p.add_argument(
+        "--emulate-steps",
+        type=float,
+        metavar="R",
+        help="latency task: run the replay in an emulated AVX2-only machine that trains R steps/s "
+        "(e.g. 24.6; AVX2 kernels and a per-thread CPU quota, calibrated; needs a writable cgroup)",
     )
     p.add_argument("--modes", help="latency task: plain,pipelined (default both)")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
@@ -195,6 +211,17 @@ def run_latency(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.emulate_steps is not None and (args.emulate_steps <= 0 or args.slowdown is not None):
+        print("aeep-tui: error: --emulate-steps takes a positive rate (steps/s), and not with --slowdown", file=sys.stderr)
+        return 2
+    if args.emulate_steps is not None or args.slowdown is not None:
+        from aeep_core.bench.slow_machine import NoCgroup, ThreadQuotas
+
+        try:
+            ThreadQuotas().close()  # fail now, in one line, rather than after loading anything
+        except (NoCgroup, OSError) as e:
+            print(f"aeep-tui: error: the slow-machine emulation cannot run here: {e}", file=sys.stderr)
+            return 2
     settings = preset(
         args.preset,
         args.data or TASKS["mnist"].default_data(),
@@ -205,6 +232,7 @@ def run_latency(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_sizes[0] if args.batch_sizes else None,
         slowdown=args.slowdown,
+        emulate_steps=args.emulate_steps,
         modes=modes,
     )
     out = args.json or Path(f"bench-latency-{args.preset}.json")
@@ -215,10 +243,11 @@ def run_latency(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     m = result["machine"]
+    e = m["emulation"]
     print(
         f"on {m['model']} ({' '.join(m['simd'])}; {m['cores']} cores), {m['training_threads']} training threads: "
-        f"{m['training_steps_per_s']} training steps/s"
-        + (f" (emulating a machine {m['emulated_slowdown']:g}× slower)" if m["emulated_slowdown"] > 1 else "")
+        f"{m['training_steps_per_s']} training steps/s with {m['cpu_capability']} kernels"
+        + (f" (emulated: every thread {e['factor']:g}× slower, {e['isa']} kernels)" if e else "")
     )
     print(format_table(result))
     print(f"wrote {out}")
@@ -226,6 +255,9 @@ def run_latency(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aeep_tui.cli.cohort import resolve_data
+
+    resolve_data(args)  # a database URL: the folder that stands for it
     if args.task == "latency":
         if args.ray is not None:
             print("aeep-tui bench: error: --ray runs the strategy benches, not --task latency", file=sys.stderr)

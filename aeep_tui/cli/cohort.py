@@ -8,6 +8,33 @@ import time
 from pathlib import Path
 
 
+def data_path(value: str) -> Path | str:
+    """argparse ``type`` of a DATA argument: a path, or a ``postgresql://`` URL kept as text
+    (``Path`` would fold its ``//``); :func:`resolve_data` turns it into a folder."""
+    return value if value.split("://", 1)[0].lower() in ("postgresql", "postgres") and "://" in value else Path(value)
+
+
+def add_schema_flag(p: argparse.ArgumentParser) -> None:
+    """``--schema``: the OMOP CDM's schema when DATA is a database URL."""
+    p.add_argument(
+        "--schema",
+        metavar="NAME",
+        help="with a postgresql://USER@HOST:PORT/DB URL as DATA: the schema of the OMOP CDM (default public). "
+        "The password comes from PGPASSWORD or ~/.pgpass, never the URL",
+    )
+
+
+def resolve_data(args: argparse.Namespace, attr: str = "data") -> None:
+    """Replace ``args.<attr>`` (a path or a database URL) by the folder the commands read;
+    a URL with a password, or --schema with a folder, is a one-line error (DataError)."""
+    value = getattr(args, attr)
+    if value is None:
+        return
+    from aeep_core.sequences.dbfolder import data_location
+
+    setattr(args, attr, data_location(value, getattr(args, "schema", None)))
+
+
 def add_outcome_options(p: argparse.ArgumentParser) -> None:
     """The options that define an outcome; shared by the commands that build cohorts."""
     p.add_argument(
@@ -45,7 +72,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Controls: the others, cut at an index date matched on the cases' ages. Writes DIR/patients.jsonl, "
         "DIR/test.jsonl and DIR/cohort.json (the summary), a folder label and simulate open directly.",
     )
-    p.add_argument("data", type=Path, metavar="DATA", help="OMOP CDM folder, Synthea export(s), or JSONL/long-CSV folder")
+    p.add_argument(
+        "data",
+        type=data_path,
+        metavar="DATA",
+        help="OMOP CDM folder or postgresql:// URL (with --schema), Synthea export(s), or JSONL/long-CSV folder",
+    )
+    add_schema_flag(p)
     add_outcome_options(p)
     p.add_argument("--name", help="the positive class's label (default: from --outcome, else 'outcome')")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the cohort to")
@@ -100,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.test_fraction < 1.0:
         print(f"aeep-tui cohort: error: --test-fraction must be in [0, 1), got {args.test_fraction}", file=sys.stderr)
         return 2
+    from aeep_core.sequences.dbfolder import is_database_url, parse_database
+
+    shown = str(parse_database(args.data, args.schema or "public")) if is_database_url(args.data) else None
+    resolve_data(args)
+    shown = shown or str(args.data)
     outcome = make_outcome(args.outcome, args.outcome_codes, args.outcome_types, args.name)
-    bar = ProgressBar(f"reading {args.data.name}")
+    bar = ProgressBar(f"reading {shown if shown.startswith('postgres') else args.data.name}")
     try:
         source = read_source(args.data, progress=bar)
     finally:
@@ -114,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     written = write_cohort(cohort, args.out.expanduser(), args.test_fraction, args.seed, summary)
     cases, controls = summary["case_histories"], summary["control_histories"]
     print(
-        f"{source.kind} {args.data}: {summary['patients_read']} patients; outcome {outcome.name} "
+        f"{source.kind} {shown}: {summary['patients_read']} patients; outcome {outcome.name} "
         f"({', '.join(outcome.describe()['codes']) or outcome.phrases[0]!r}), gap {args.gap_days:g} days"
     )
     print(

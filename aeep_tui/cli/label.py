@@ -9,7 +9,15 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("label", help="label a folder of images batch by batch while the model retrains")
-    p.add_argument("data", type=Path, metavar="DATA", help="folder of images (or MNIST IDX files) to label")
+    from aeep_tui.cli.cohort import add_schema_flag, data_path
+
+    p.add_argument(
+        "data",
+        type=data_path,
+        metavar="DATA",
+        help="folder of images (or MNIST IDX files) to label, a sequence folder, or an OMOP CDM's postgresql:// URL",
+    )
+    add_schema_flag(p)
     p.add_argument("--classes", help="class names, comma-separated (default: classes.txt in DATA, else asked)")
     add_config_flags(p)
     p.add_argument("--test", type=Path, metavar="DIR", help="labelled folder (class subfolders) for test accuracy")
@@ -179,6 +187,9 @@ def import_labels_first(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aeep_tui.cli.cohort import resolve_data
+
+    resolve_data(args)  # a database URL becomes the folder that stands for it (and keeps its project)
     read_config(args)
     check_folder(args.data, "data")
     if args.test is not None:

@@ -20,14 +20,17 @@ BATCH = 256
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify image files or patients with a model from 'aeep-tui model export'")
     p.add_argument("model", type=Path, metavar="MODEL", help="a model file written by 'aeep-tui model export'")
+    from aeep_tui.cli.cohort import add_schema_flag, data_path
+
     p.add_argument(
         "inputs",
-        type=Path,
+        type=data_path,
         nargs="+",
         metavar="DATA",
         help="image files, or folders (searched recursively); for a sequence model, patient files or folders "
-        "(JSONL, long CSV, Synthea export, OMOP), one row per patient",
+        "(JSONL, long CSV, Synthea export, OMOP) or an OMOP CDM's postgresql:// URL, one row per patient",
     )
+    add_schema_flag(p)
     p.add_argument(
         "--format",
         choices=("csv", "jsonl"),
@@ -105,12 +108,13 @@ def _predict_patients(args: argparse.Namespace, module: Callable[[Any], Any], me
 
     from aeep_core.learning.portable import model_events, predict_probabilities
     from aeep_core.pool import DataError
+    from aeep_core.sequences.dbfolder import data_location
     from aeep_core.sequences.loading import read_records
     from aeep_core.sequences.matrix import patient_matrices, unknown_events
 
     embedding, length = model_events(meta)
     records = []
-    for p in args.inputs:
+    for p in [data_location(p, args.schema) if isinstance(p, str) else p for p in args.inputs]:
         if not p.exists():
             raise DataError(f"{p}: no such file or folder; check the path")
         pool, test, skipped = read_records(p)
@@ -152,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     module, meta = load_model(args.model)
     if meta.get("modality") == "sequence":
         return _predict_patients(args, module, meta)
+    if any(isinstance(p, str) for p in args.inputs):
+        print("aeep-tui: error: a database URL holds patients; this model classifies images", file=sys.stderr)
+        return 2
     shape = ModelShape(int(meta["input"]["channels"]), int(meta["input"]["size"]))
     # the exported photo model normalises itself: only the crop size matters here
     photo = Preprocessing(shape.size, (0, 0, 0), (1, 1, 1)) if meta["input"].get("fit") == "centre-crop" else None

@@ -12,12 +12,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from aeep_core.strategies import STRATEGIES
 
     p = sub.add_parser("simulate", help="run active learning with the true labels as the oracle")
+    from aeep_tui.cli.cohort import add_schema_flag, data_path
+
     p.add_argument(
         "--data",
         required=True,
-        type=Path,
-        help="image folder (class subfolders), MNIST IDX folder, or labelled event-sequence folder",
+        type=data_path,
+        help="image folder (class subfolders), MNIST IDX folder, labelled event-sequence folder, or with an outcome "
+        "an OMOP CDM's postgresql:// URL",
     )
+    add_schema_flag(p)
     test = p.add_mutually_exclusive_group()
     test.add_argument("--test", type=Path, help="labelled test folder (default: t10k files of an IDX folder)")
     test.add_argument("--test-split", type=float, metavar="F", help="hold out this fraction of the pool as test set")
@@ -60,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from aeep_core.data import load_dataset
     from aeep_core.learning.training import TrainConfig
+    from aeep_tui.cli.cohort import resolve_data
 
+    resolve_data(args)  # a database URL: the folder that stands for it
     if args.outcome or args.outcome_codes:
         from aeep_core.sequences.outcomes import make_outcome, outcome_dataset
 
