@@ -11,6 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.postgres_fixture import omop_database, postgres_cluster  # noqa: F401 -- the PostgreSQL fixtures
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
