@@ -15,8 +15,10 @@ Each (mode, seed) runs in a fresh process: the real :class:`LabellingApp` under 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import multiprocessing
+import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -126,13 +128,17 @@ def run_one(s: LatencySettings, mode: str, seed: int) -> dict[str, Any]:
     """One replay in this process, with the torch threads ``aeep-tui label`` sets."""
     import torch
 
-    from aeep_core.learning.training import emulate_slower_machine
     from aeep_tui.app import training_threads
 
     torch.set_num_threads(training_threads())
-    emulate_slower_machine(s.slowdown)
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
+        result = asyncio.run(_replay(s, mode, seed, Path(tmp) / "project"))
+    # the kernels torch used (AVX2 inside an emulation) and how busy the machine was
+    result["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    result["loadavg_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+    result["cpu_cgroup"] = next((line for line in Path("/proc/self/cgroup").read_text().splitlines() if ":cpu:" in line), None)
+    return result
 
 
 def run_key(settings: LatencySettings, mode: str, seed: int) -> str:
@@ -145,56 +151,98 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
     """Every (seed, mode) in a fresh process; the per-mode summary and every run.
 
     With ``partial``, each finished replay is appended there and a later call with the same
-    settings reuses it, so ``--seeds 3`` after ``--seeds 1`` only runs seeds 1 and 2.
+    settings reuses it, so ``--seeds 3`` after ``--seeds 1`` only runs seeds 1 and 2. With
+    ``emulate_steps`` or ``slowdown``, each replay's process (and any it starts) runs in a
+    slow machine calibrated first (``aeep_core.bench.slow_machine``).
     """
     from aeep_core.bench.run import append_partial, read_partial
+    from aeep_core.bench.slow_machine import SlowMachine, calibrate
+    from aeep_tui.app import training_threads
 
     done = read_partial(partial) if partial is not None else {}
     runs = []
     ctx = multiprocessing.get_context("spawn")
-    for seed in range(settings.seeds):
-        for mode in settings.modes:
-            key = run_key(settings, mode, seed)
-            if key in done:
-                progress(f"latency: {mode}, seed {seed}: done before, reused")
-                runs.append(done[key])
-                continue
-            progress(f"latency: {mode}, seed {seed} …")
-            start = time.perf_counter()
-            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-                result = pool.submit(run_one, settings, mode, seed).result()
-            result["wall_s"] = time.perf_counter() - start
-            runs.append(result)
-            if partial is not None:
-                append_partial(partial, key, result)
+    emulated = settings.emulate_steps is not None or settings.slowdown is not None
+    slow = SlowMachine() if emulated else None
+    try:
+        if slow is not None:
+            isa = "avx2" if settings.emulate_steps is not None else "native"
+            calibrate(slow, settings.data, settings.emulate_steps, settings.slowdown, isa, training_threads(), progress=progress)
+        for seed in range(settings.seeds):
+            for mode in settings.modes:
+                key = run_key(settings, mode, seed)
+                if key in done:
+                    progress(f"latency: {mode}, seed {seed}: done before, reused")
+                    runs.append(done[key])
+                    continue
+                progress(f"latency: {mode}, seed {seed} …")
+                start = time.perf_counter()
+                result = _in_fresh_process(ctx, slow, run_one, settings, mode, seed)
+                result["wall_s"] = time.perf_counter() - start
+                runs.append(result)
+                if partial is not None:
+                    append_partial(partial, key, result)
+        described = machine(settings, slow)
+    finally:
+        if slow is not None:
+            slow.close()
     modes = {m: summarise([r for r in runs if r["mode"] == m], settings.lookahead) for m in settings.modes}
-    return {"task": "latency", "settings": asdict(settings), "machine": machine(settings), "modes": modes, "runs": runs}
+    return {"task": "latency", "settings": asdict(settings), "machine": described, "modes": modes, "runs": runs}
 
 
-def machine(settings: LatencySettings) -> dict[str, Any]:
-    """The CPU the latency was measured on and how fast it trains the app's network, with
-    the threads the app gives training (the same figures make two runs comparable)."""
+def _in_fresh_process(ctx, slow, fn, *args):
+    """``fn(*args)`` in a new spawned process: inside ``slow`` (its kernels in the
+    environment the process starts with, its quotas from the first thing it does) if given."""
+    from aeep_core.bench.slow_machine import enter
+
+    env = slow.emulation.env() if slow is not None and slow.emulation is not None else {}
+    initializer = functools.partial(enter, str(slow.quotas.path / "cgroup.procs")) if slow is not None else None
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # a spawned process takes this environment when it starts
+    try:
+        with ProcessPoolExecutor(1, mp_context=ctx, initializer=initializer) as pool:
+            return pool.submit(fn, *args).result()
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def measure_steps(data: str) -> dict[str, Any]:
+    """Training steps/s of the app's network on ``data`` in this process, with the
+    threads the app gives training, and the kernels torch chose."""
     import torch
 
-    from aeep_core.bench.report import cpu_description
     from aeep_core.data import load_dataset
-    from aeep_core.learning.training import emulate_slower_machine, training_steps_per_second
+    from aeep_core.learning.training import training_steps_per_second
     from aeep_tui.app import training_threads
 
     threads = torch.get_num_threads()
     torch.set_num_threads(training_threads())
-    emulate_slower_machine(settings.slowdown)
     try:
-        steps = training_steps_per_second(load_dataset(settings.data).pool)
+        steps = training_steps_per_second(load_dataset(data).pool, steps=60)
     finally:
         torch.set_num_threads(threads)
-        emulate_slower_machine(1.0)
-    return {
-        **cpu_description(),
-        "training_threads": training_threads(),
-        "training_steps_per_s": round(steps, 1),
-        "emulated_slowdown": settings.slowdown,
-    }
+    return {"training_steps_per_s": round(steps, 1), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def machine(settings: LatencySettings, slow=None) -> dict[str, Any]:
+    """The CPU the latency was measured on and how fast it trains the app's network, with
+    the threads the app gives training (the same figures make two runs comparable); in an
+    emulation, measured inside it, with the emulation's description."""
+    from aeep_core.bench.report import cpu_description
+    from aeep_core.bench.slow_machine import DESCRIPTION_ENV
+    from aeep_tui.app import training_threads
+
+    if slow is not None:
+        measured = _in_fresh_process(multiprocessing.get_context("spawn"), slow, measure_steps, settings.data)
+        emulation = asdict(slow.emulation) if slow.emulation is not None else None
+    else:
+        measured = measure_steps(settings.data)  # inside an outer emulation if run in one
+        emulation = json.loads(os.environ[DESCRIPTION_ENV]) if DESCRIPTION_ENV in os.environ else None
+    return {**cpu_description(), "training_threads": training_threads(), **measured, "emulation": emulation}
 
 
 def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:

@@ -37,8 +37,10 @@ class LatencySettings:
     lookahead: int = ProjectSettings.lookahead
     steps_per_label: int = ProjectSettings.steps_per_label
     modes: tuple[str, ...] = MODES
-    # > 1: emulate a machine that trains this many times slower (training.emulate_slower_machine)
-    slowdown: float = 1.0
+    # a slower machine, every process of the replay slowed (bench.slow_machine): one that
+    # trains this many steps/s with AVX2 kernels, or one this many times slower than this one
+    emulate_steps: float | None = None
+    slowdown: float | None = None
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides (tests train briefly)
 
 

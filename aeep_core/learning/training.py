@@ -106,24 +106,6 @@ def adamw(params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.01)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
-_slowdown = 1.0  # > 1: this process emulates a slower machine (see emulate_slower_machine)
-
-
-def emulate_slower_machine(factor: float) -> None:
-    """Make every :func:`training_step` of this process take ``factor`` times as long
-    (1: off), so the pipeline's promises can be tested at another machine's speed.
-
-    The extra time is spent computing (small matrix products, which hold and release
-    the GIL the way training does), not sleeping, so the UI thread meets the same
-    contention it would on the slower machine; results are unchanged, since the extra
-    work draws no random numbers and touches no weights.
-    """
-    global _slowdown
-    if factor < 1:
-        raise ValueError(f"a slowdown factor is at least 1, got {factor}")
-    _slowdown = float(factor)
-
-
 class ForegroundGate:
     """Lets the thread a person waits on (the UI) pause training in other threads between
     steps. Threads share one GIL: the Python between a step's kernels, run beside a
@@ -152,13 +134,6 @@ class ForegroundGate:
 foreground = ForegroundGate()
 
 
-def _burn(seconds: float) -> None:
-    work = torch.full((96, 96), 0.01)
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        work = torch.tanh(work @ work)
-
-
 def training_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -171,7 +146,6 @@ def training_step(
     """One gradient step of the joint objective (classification + pair loss) on a minibatch
     (once the UI holds no :data:`foreground` gate)."""
     foreground.wait()
-    start = time.perf_counter()
     if config.augment and modality == "image":
         x = augment_images(x, generator)
     logits, phi = model(x)
@@ -184,8 +158,6 @@ def training_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    if _slowdown > 1:
-        _burn((_slowdown - 1) * (time.perf_counter() - start))
     return {"loss": float(loss.detach()), "ce": float(ce.detach()), "pair": pair}
 
 

@@ -243,11 +243,11 @@ def run_latency(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     m = result["machine"]
-    e = m["emulation"]
+    emulated = m["emulation"]
     print(
         f"on {m['model']} ({' '.join(m['simd'])}; {m['cores']} cores), {m['training_threads']} training threads: "
         f"{m['training_steps_per_s']} training steps/s with {m['cpu_capability']} kernels"
-        + (f" (emulated: every thread {e['factor']:g}× slower, {e['isa']} kernels)" if e else "")
+        + (f" (emulated: every thread {emulated['factor']:g}× slower, {emulated['isa']} kernels)" if emulated else "")
     )
     print(format_table(result))
     print(f"wrote {out}")
