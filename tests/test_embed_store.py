@@ -49,7 +49,7 @@ def test_embedding_stops_between_chunks_and_resumes_where_it_stopped(tmp_path):
         second = embed_into_store(paths, store, embedder, chunk=4, progress=lambda d, t: calls.append((d, t)))
     assert not second.stopped and second.present == 7 and second.embedded == 3
     assert [s.path.endswith("bad.jpg") for s in second.skipped] == [True]
-    assert calls[0] == (7, 11) and calls[-1] == (11, 11)
+    assert calls[0] == (8, 11) and calls[-1] == (11, 11)  # the bad file is not retried
     # Chunked and resumed, the rows are the photos' own features (float16 in the store).
     store = open_store(tmp_path / "s")
     good = [p for p in paths if p.name != "bad.jpg"]

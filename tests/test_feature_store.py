@@ -96,3 +96,20 @@ def test_a_key_appended_again_points_to_its_newest_row(tmp_path):
         assert store.rows_for(["a", "b"]).tolist() == [2, 1]
     assert open_store(tmp_path / "s").rows_for(["a"]).tolist() == [2]
     assert os.path.getsize(tmp_path / "s.rows") == 3 * 6 * 2
+
+
+def test_store_rows_serve_a_learner_its_rows_as_float32_on_demand(tmp_path):
+    import torch
+
+    from aeep_core.data.feature_store import StoreRows
+
+    with open_store(tmp_path / "s", dim=6, writable=True) as store:
+        store.append(["a", "b", "c"], _rows(3))
+    store = open_store(tmp_path / "s")
+    inputs = StoreRows(store, store.rows_for(["c", "a"]))  # pool order: c, then a
+    assert len(inputs) == 2 and tuple(inputs.shape) == (2, 6)
+    picked = inputs[torch.tensor([1, 0])]
+    assert picked.dtype == torch.float32
+    np.testing.assert_allclose(picked.numpy(), _rows(3)[[0, 2]], atol=1e-2)
+    with pytest.raises(ValueError, match="embed those first"):
+        StoreRows(store, np.array([0, -1]))

@@ -16,6 +16,8 @@ Files of a store share one stem (so ``locations.image_caches`` finds them):
 - ``<stem>.index`` — one record per appended chunk: its rows' position, count, a CRC of
   their bytes, and their keys; each record ends with a CRC of itself.
 - ``<stem>.lock`` — held (``flock``) by the one process that may append.
+- ``<stem>.skipped`` — keys of files that could not be made into rows, one JSON line
+  each with the reason, so they are not retried at every open (a torn last line is ignored).
 
 Durability: a chunk's rows are written and fsynced *before* its index record, and the
 record is fsynced before :meth:`FeatureStore.append` returns. So a ``kill -9`` (or a
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-__all__ = ["FeatureStore", "StoreError", "open_store"]
+__all__ = ["FeatureStore", "StoreError", "StoreRows", "open_store"]
 
 _MAGIC = b"AFS1"
 _HEADER = struct.Struct("<4sQIII")  # magic, first row, rows, CRC of the rows' bytes, key bytes
@@ -61,6 +64,7 @@ class _Files:
         self.rows = Path(f"{self.stem}.rows")
         self.index = Path(f"{self.stem}.index")
         self.lock = Path(f"{self.stem}.lock")
+        self.skipped = Path(f"{self.stem}.skipped")
 
 
 @dataclass
@@ -180,6 +184,29 @@ class FeatureStore:
         self._index_end += len(record)
         self._add_keys(first, list(keys))
 
+    def skipped(self) -> dict[str, str]:
+        """Keys marked with :meth:`mark_skipped`, and why (read from disk each call)."""
+        out: dict[str, str] = {}
+        try:
+            lines = self.files.skipped.read_text().splitlines()
+        except FileNotFoundError:
+            return out
+        for line in lines:
+            try:
+                key, reason = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            out[key] = reason
+        return out
+
+    def mark_skipped(self, keys: Sequence[str], reasons: Sequence[str]) -> None:
+        """Record keys that have no row and should not be retried (undecodable files)."""
+        if not self.writable:
+            raise StoreError(f"{self.files.stem}: opened read-only; open it with writable=True to mark skipped files")
+        if keys:
+            with open(self.files.skipped, "a") as f:
+                f.writelines(json.dumps([k, r]) + "\n" for k, r in zip(keys, reasons))
+
     def close(self) -> None:
         """Release the writer's lock (readers hold nothing)."""
         self._view = None
@@ -296,3 +323,30 @@ def open_store(
     if writable:
         store._cut_torn_tail()
     return store
+
+
+class StoreRows:
+    """Store rows as a pool's ``inputs``: ``len``, ``shape`` and indexing by a tensor of
+    positions, each read from disk as float32 when asked (``rows[position]`` is the store
+    row of pool item ``position``). A learner then holds only the rows it trains on or
+    scores, never the whole pool: what keeps a pool of 10^6 photos in bounded memory."""
+
+    dtype = torch.float32
+
+    def __init__(self, store: FeatureStore, rows: np.ndarray | None = None):
+        self.store = store
+        self.rows = np.arange(len(store), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(self.rows) and (self.rows.min() < 0 or self.rows.max() >= len(store)):
+            raise ValueError("StoreRows: every position needs a stored row (rows_for gave -1: embed those first)")
+        self.shape = torch.Size((len(self.rows), store.dim))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: torch.Tensor | np.ndarray | slice | int) -> torch.Tensor:
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        picked = self.rows[index]
+        if np.ndim(picked) == 0:
+            return torch.from_numpy(self.store.read([int(picked)])[0])
+        return torch.from_numpy(self.store.read(picked))

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ def choose_backbone(paths: list[Path], sample: int = 64) -> str:
     return "cnn" if small and all(greys) else PHOTO_BACKBONE
 
 
-def photo_array(path: Path, prep: Preprocessing) -> np.ndarray:
+def photo_array(path: Path | IO[bytes], prep: Preprocessing) -> np.ndarray:
     """One photo as the backbone sees it: uint8 [3, S, S], EXIF orientation applied, any
     colour mode as RGB, the shorter side resized to S and the centre cropped."""
     with Image.open(path) as img:
@@ -133,6 +134,20 @@ class EmbedReport:
     stopped: bool = False  # should_stop asked to stop before the end
 
 
+def still_to_embed(paths: Sequence[Path], keys: Sequence[str], store: FeatureStore) -> tuple[np.ndarray, EmbedReport]:
+    """Positions of the ``paths`` the store lacks, and a report of what it has: rows, and
+    files found undecodable before and unchanged since (reported again, not retried)."""
+    missing = store.rows_for(keys) < 0
+    report = EmbedReport(present=int((~missing).sum()))
+    known_bad = store.skipped()
+    if known_bad:
+        for i in np.flatnonzero(missing).tolist():
+            if keys[i] in known_bad:
+                report.skipped.append(SkippedFile(str(paths[i]), known_bad[keys[i]]))
+                missing[i] = False
+    return np.flatnonzero(missing), report
+
+
 def embed_into_store(
     paths: Sequence[Path],
     store: FeatureStore,
@@ -151,10 +166,9 @@ def embed_into_store(
     ``keys``: the paths' :func:`file_key` when the caller has them already.
     """
     keys = [file_key(p) for p in paths] if keys is None else keys
-    todo = np.flatnonzero(store.rows_for(keys) < 0)
-    report = EmbedReport(present=len(paths) - len(todo))
+    todo, report = still_to_embed(paths, keys, store)
     embedder = backbone if not isinstance(backbone, str) else None
-    done = report.present
+    done = len(paths) - len(todo)
     if progress is not None:
         progress(done, len(paths))
     for start in range(0, len(todo), chunk):
@@ -166,6 +180,7 @@ def embed_into_store(
         part = todo[start : start + chunk]
         images, kept, skipped = decode_photos([paths[i] for i in part], embedder.preprocessing)
         report.skipped += skipped
+        store.mark_skipped([keys[part[j]] for j in sorted(set(range(len(part))) - set(kept))], [s.reason for s in skipped])
         if kept:
             store.append([keys[part[j]] for j in kept], embed_arrays(embedder, images))
         report.embedded += len(kept)
