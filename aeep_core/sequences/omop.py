@@ -202,7 +202,12 @@ def _need(src: OmopSource, name: str, cols: list[str], wanted: list[str], fix: s
         raise DataError(f"{src.shown(name)}{src.header}: no column {', '.join(missing)} (columns: {','.join(cols)[:160]}); {fix}")
 
 
-def _read_persons(con: Any, src: OmopSource) -> dict[str, PatientRecord]:
+def _pid(text: bool) -> str:
+    """The person id as the readers key it: its text (records), or the integer itself (columns)."""
+    return "trim(CAST(person_id AS VARCHAR))" if text else "person_id"
+
+
+def _read_persons(con: Any, src: OmopSource, records: bool = True) -> dict[str, PatientRecord]:
     if not src.has("person"):
         raise DataError(
             f"{src.where}: no person table (person.csv or person.parquet); an OMOP folder needs it "
@@ -210,12 +215,19 @@ def _read_persons(con: Any, src: OmopSource) -> dict[str, PatientRecord]:
         )
     types = {"year_of_birth": "BIGINT", "month_of_birth": "BIGINT", "day_of_birth": "BIGINT", "birth_datetime": _TIME}
     keep = ["person_id", *types]
+    if not records:
+        types = {"person_id": "BIGINT"}  # OMOP's person_id is an integer: numbers join and sort faster than text
     cols = src.load(con, "person", types, keep, "t_person")
     _need(src, "person", cols, ["person_id"], "the person table must have person_id")
     y = "year_of_birth" if "year_of_birth" in cols else "NULL"
     m = "month_of_birth" if "month_of_birth" in cols else "NULL"
     d = "day_of_birth" if "day_of_birth" in cols else "NULL"
     bdt = "CAST(birth_datetime AS TIMESTAMP)" if "birth_datetime" in cols else "NULL"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE persons AS SELECT {_pid(records)} AS pid FROM t_person")
+    if not records:  # the columnar reader numbers persons in SQL: no Python object per person
+        if not con.execute("SELECT count(*) FROM persons WHERE pid IS NOT NULL").fetchall()[0][0]:
+            raise DataError(f"{src.shown('person')}: no person rows; the person table lists the patients to read")
+        return {}
     # Birth date: birth_datetime, else year-month-day (a missing month or day counts as 1).
     rows = con.execute(
         f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE(strftime({bdt}, '%Y-%m-%d'), "
@@ -224,7 +236,6 @@ def _read_persons(con: Any, src: OmopSource) -> dict[str, PatientRecord]:
     ).fetchall()
     if not rows:
         raise DataError(f"{src.shown('person')}: no person rows; the person table lists the patients to read")
-    con.execute("CREATE OR REPLACE TEMP TABLE persons AS SELECT trim(CAST(person_id AS VARCHAR)) AS pid FROM t_person")
     return {pid: PatientRecord(pid, [], None, birthdate=birth, source=src.where) for pid, birth in rows if pid}
 
 
@@ -236,12 +247,14 @@ def _read_concepts(con: Any, src: OmopSource) -> tuple[bool, list[SkippedFile]]:
     return True, []
 
 
-def _event_select(con: Any, spec: OmopTable, src: OmopSource, view: str) -> tuple[str, int]:
-    """Load one event table; return its part of the events query and its row count."""
+def _event_select(con: Any, spec: OmopTable, src: OmopSource, view: str, text: bool = True) -> tuple[str, int]:
+    """Load one event table; return its part of the events query and its row count (``text``: values for the text too)."""
     types = {spec.concept: "BIGINT", spec.date: _TIME, spec.datetime: _TIME}
-    if spec.value:
+    if not text:
+        types["person_id"] = "BIGINT"
+    if spec.value and text:
         types[spec.value] = "DOUBLE"
-    keep = ["person_id", spec.concept, spec.date, spec.datetime, spec.source, spec.value, spec.unit]
+    keep = ["person_id", spec.concept, spec.date, spec.datetime, spec.source] + ([spec.value, spec.unit] if text else [])
     cols = src.load(con, spec.name, types, [c for c in keep if c], view)
     _need(src, spec.name, cols, ["person_id"], "every OMOP event table has person_id")
     if spec.date not in cols and spec.datetime not in cols:
@@ -262,12 +275,12 @@ def _event_select(con: Any, spec: OmopTable, src: OmopSource, view: str) -> tupl
     concept = spec.concept if spec.concept in cols else "NULL"
     source = f"NULLIF(trim(CAST({spec.source} AS VARCHAR)), '')" if spec.source in cols else "NULL"
     value = ""
-    if spec.value in cols:
+    if text and spec.value in cols:
         unit = f"COALESCE(' ' || NULLIF(trim({spec.unit}), ''), '')" if spec.unit in cols else "''"
         value = f"COALESCE(' = ' || CAST({spec.value} AS VARCHAR) || {unit}, '')"
     n = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
     sql = (
-        f"SELECT trim(CAST(person_id AS VARCHAR)) AS pid, COALESCE({dt}, {d}) AS ts, "
+        f"SELECT {_pid(text)} AS pid, COALESCE({dt}, {d}) AS ts, "
         f"CAST({concept} AS BIGINT) AS cid, {source} AS src, {value or repr('')} AS val, "
         f"'{spec.type}' AS typ, '{spec.name}' AS tab, rowid AS rn FROM {view}"
     )
@@ -293,34 +306,53 @@ def read_omop_source(src: OmopSource, progress: Progress | None = None) -> tuple
         src.close()
 
 
-def _assemble(src: OmopSource, progress: Progress | None) -> tuple[list[PatientRecord], list[SkippedFile]]:
+def stage_omop(con: Any, src: OmopSource, text: bool = True) -> tuple[dict[str, PatientRecord], list[SkippedFile], int, bool]:
+    """Load ``src`` into DuckDB ``con``: temp table ``persons`` (pid), view ``ev`` (pid, ts, cid, src, val, typ, tab, rn)
+    and, when present, ``t_concept``. Return (patients by id, in person order; skipped; event rows; has concepts).
+
+    Shared by the record reader below and the columnar one (:mod:`.columnar`), so both
+    read, check and report exactly the same rows. ``text=False`` (the columnar reader) skips
+    what only the shown text needs: measurement values, the concept names, and a record
+    per person (patients is then empty); and person ids are the integers OMOP makes them
+    (a person_id that is not a whole number is then an error naming its row).
+    """
     present = omop_event_tables(src)
     if not present:
         raise DataError(
             f"{src.where}: no OMOP event table (condition_occurrence, drug_exposure, procedure_occurrence, "
             "measurement, observation or visit_occurrence as .csv or .parquet, or as database tables)"
         )
+    patients = _read_persons(con, src, records=text)
+    parts, total = [], 0
+    for i, spec in enumerate(present):
+        sql, n = _event_select(con, spec, src, f"t_ev{i}", text)
+        parts.append(sql)
+        total += n
+    # After the events: a database source then sends only the concepts they use.
+    has_concepts, skipped = _read_concepts(con, src) if text else (False, [])
+    # A view, not a copy: at 10^8 rows the copy alone took a quarter of the time (and twice the memory).
+    con.execute("CREATE OR REPLACE TEMP VIEW ev AS " + " UNION ALL ".join(parts))
+    skipped += _left_out(con, src)
+    return patients, skipped, total, has_concepts
+
+
+#: SQL ranking the event types as sort_events() does (ties at one instant).
+TYPE_RANK = "CASE typ " + " ".join(f"WHEN '{t}' THEN {r}" for t, r in _TYPE_ORDER.items()) + " ELSE 99 END"
+#: An event's code: its concept, else its source value (concept 0 or none).
+CODE = "CASE WHEN cid IS NOT NULL AND cid <> 0 THEN CAST(cid AS VARCHAR) ELSE src END"
+
+
+def _assemble(src: OmopSource, progress: Progress | None) -> tuple[list[PatientRecord], list[SkippedFile]]:
     con = tables.connect()
     try:
-        patients = _read_persons(con, src)
-        parts, total = [], 0
-        for i, spec in enumerate(present):
-            sql, n = _event_select(con, spec, src, f"t_ev{i}")
-            parts.append(sql)
-            total += n
-        # After the events: a database source then sends only the concepts they use.
-        has_concepts, skipped = _read_concepts(con, src)
-        con.execute("CREATE OR REPLACE TEMP TABLE ev AS " + " UNION ALL ".join(parts))
-        skipped += _left_out(con, src)
+        patients, skipped, total, has_concepts = stage_omop(con, src)
         name = "c.concept_name" if has_concepts else "NULL"
         join = "LEFT JOIN t_concept c ON c.concept_id = ev.cid" if has_concepts else ""
-        rank = "CASE typ " + " ".join(f"WHEN '{t}' THEN {r}" for t, r in _TYPE_ORDER.items()) + " ELSE 99 END"
         # Sorted here, in DuckDB, in the order sort_events() gives: Python only appends.
         sql = (
             f"SELECT pid, strftime(ts, '%Y-%m-%dT%H:%M:%S') AS t, code, COALESCE({name}, src, '') || val AS text, typ "
-            f"FROM (SELECT *, CASE WHEN cid IS NOT NULL AND cid <> 0 THEN CAST(cid AS VARCHAR) ELSE src END AS code "
-            f"FROM ev WHERE pid IN (SELECT pid FROM persons)) ev {join} "
-            f"WHERE code IS NOT NULL ORDER BY pid, t, {rank}, typ, code, text, rn"
+            f"FROM (SELECT *, {CODE} AS code FROM ev WHERE pid IN (SELECT pid FROM persons)) ev {join} "
+            f"WHERE code IS NOT NULL ORDER BY pid, t, {TYPE_RANK}, typ, code, text, rn"
         )  # text, then file order (rn), for ties: a database has no file order, its rows come in any order
         current: str | None = None
         events: list[dict[str, str]] = []

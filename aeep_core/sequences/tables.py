@@ -182,12 +182,26 @@ _DATE_WORD = "date or datetime (YYYY-MM-DD[ HH:MM:SS])"
 _TYPE_WORDS = {"TIMESTAMP": _DATE_WORD, "TIMESTAMP WITH TIME ZONE": _DATE_WORD, "BIGINT": "whole number", "DOUBLE": "number"}
 
 
+_INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER")
+#: Parquet column types that always cast to our target type (the check re-reads the file otherwise).
+_SAFE = {
+    "BIGINT": lambda t: t in _INTS,
+    "DOUBLE": lambda t: t in (*_INTS, "FLOAT", "DOUBLE") or t.startswith("DECIMAL"),
+    "TIMESTAMP WITH TIME ZONE": lambda t: t == "DATE" or t.startswith("TIMESTAMP"),
+    "TIMESTAMP": lambda t: t == "DATE" or t.startswith("TIMESTAMP"),
+}
+
+
 def _raise_failed_casts(con: Any, table: TableFile, types: dict[str, str]) -> None:
     """Parquet: a typed column whose value did not cast is NULL now; find the first such row."""
     raw = {c.lower(): c for c in _raw_parquet_cols(con, table)}
+    stored = {
+        str(r[0]).lower(): str(r[1]).upper()
+        for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_parquet_glob(table)})").fetchall()
+    }
     for col, typ in types.items():
-        if col not in raw:
-            continue
+        if col not in raw or _SAFE.get(typ, lambda t: False)(stored.get(col, "")):
+            continue  # typed in the file already (an int64 id, a timestamp): no value can fail, no second read
         bad = con.execute(
             f"SELECT file_row_number, CAST({_ident(raw[col])} AS VARCHAR) FROM read_parquet({_parquet_glob(table)}, "
             f"file_row_number = true) WHERE {_ident(raw[col])} IS NOT NULL AND TRY_CAST({_ident(raw[col])} AS {typ}) IS NULL "
