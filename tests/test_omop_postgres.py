@@ -156,3 +156,11 @@ def test_a_password_on_the_command_line_is_refused_and_never_shown(tmp_path, cap
     assert not (tmp_path / "c").exists()
     with pytest.raises(DataError, match="--schema is for a postgresql:// URL"):
         data_location(Path("folder"), "cdm")
+
+
+def test_columnar_reader_reads_the_database_like_the_folder(omop_database):
+    from aeep_core.sequences.columnar import read_omop_columns
+
+    db, csv = read_omop_columns(data_location(omop_database.url(), "cdm")), read_omop_columns(SHARED_OMOP)
+    assert db.persons == csv.persons and db.tokens == csv.tokens and db.rows > 20_000
+    assert (db.offsets == csv.offsets).all() and (db.seconds == csv.seconds).all() and (db.token == csv.token).all()
