@@ -104,3 +104,20 @@ def test_kill_9_mid_embedding_loses_at_most_the_chunk_in_flight(tmp_path):
         report = embed_into_store(paths, store, BACKBONE, chunk=4)
         assert report.present == len(before) and report.embedded == 24 - len(before)
         assert len(store) == 24 and sorted(store.keys) == sorted(file_key(p) for p in paths)  # none twice
+
+
+def test_the_onnx_backend_gives_torchs_features_and_caches_its_export(tmp_path):
+    import pytest
+
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install 'aeep-tui[onnx]'")
+    from aeep_core import locations
+
+    paths = _photos(tmp_path / "p", 8)
+    torch_embedder = load_embedder(BACKBONE, backend="torch", device="cpu")
+    onnx_embedder = load_embedder(BACKBONE, backend="onnx", device="cpu")
+    assert locations.exported_backbone(BACKBONE, "onnx").is_file()
+    images, _, _ = decode_photos(paths, torch_embedder.preprocessing)
+    a, b = embed_arrays(torch_embedder, images), embed_arrays(onnx_embedder, images)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert onnx_embedder.feature_dim == a.shape[1] and cos.min() >= 0.999
+    np.testing.assert_allclose(b, a, atol=1e-3)

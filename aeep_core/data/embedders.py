@@ -7,6 +7,7 @@ The feature extractor (:mod:`aeep_core.data.features`) and the cluster path only
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Protocol
 
 import numpy as np
@@ -14,10 +15,18 @@ import torch
 
 from aeep_core.data.backbone_types import Backbone, Preprocessing
 from aeep_core.data.backbones import load_backbone
+from aeep_core.data.efficientnet_lite import VARIANTS
 
-#: what ``backend="auto"`` runs on a CPU (``torch`` on CUDA/MPS); see BENCHMARKS.md, scale
-CPU_BACKEND = "torch"
 BACKENDS = ("auto", "torch", "onnx")
+
+
+def cpu_backend(backbone: str) -> str:
+    """What ``backend="auto"`` runs on a CPU: ONNX Runtime for the shipped Lite networks
+    when it is installed (the ``onnx`` extra: 2-5x torch's images/s on 2 cores with the
+    same features, cosine >= 0.99999; BENCHMARKS.md, "Scale"), else torch."""
+    if backbone not in VARIANTS or importlib.util.find_spec("onnxruntime") is None:
+        return "torch"
+    return "onnx"
 
 
 class Embedder(Protocol):
@@ -68,13 +77,13 @@ def default_device() -> str:
 
 def load_embedder(backbone: str, backend: str = "auto", device: str | torch.device | None = None) -> Embedder:
     """The embedder of ``backbone`` (a name ``load_backbone`` knows). ``auto``: torch on
-    CUDA/MPS, :data:`CPU_BACKEND` on a CPU; ``onnx`` runs the network exported once from
+    CUDA/MPS, :func:`cpu_backend` on a CPU; ``onnx`` runs the network exported once from
     the shipped weights (CPU only)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown embedding backend {backend!r}; choose {', '.join(BACKENDS)}")
     device = torch.device(device or default_device())
     if backend == "auto":
-        backend = CPU_BACKEND if device.type == "cpu" else "torch"
+        backend = cpu_backend(backbone) if device.type == "cpu" else "torch"
     if backend == "onnx":
         from aeep_core.data.onnx_backend import OnnxEmbedder  # lazy: optional dependency
 

@@ -8,6 +8,7 @@ photos themselves and normalises inside, so a call is one runtime invocation.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from aeep_core import locations
 from aeep_core.data.backbone_types import Preprocessing
 from aeep_core.data.backbones import load_backbone
 from aeep_core.extras import require
+
+#: backbone -> the ONNX bytes this process exported (an export takes seconds; tests and
+#: benchmarks that change the cache folder need it only once)
+_EXPORTED: dict[str, bytes] = {}
 
 
 class _Uint8Features(torch.nn.Module):
@@ -43,13 +48,25 @@ def export_onnx(backbone: str, path: Path | None = None) -> Path:
     path = locations.exported_backbone(backbone, "onnx") if path is None else path
     if path.is_file():
         return path
+    if backbone in _EXPORTED:  # exported earlier in this process, to another cache folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_EXPORTED[backbone])
+        os.replace(tmp, path)
+        return path
     model = load_backbone(backbone)
     size = model.preprocessing.size
     wrapper = _Uint8Features(model).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     example = torch.zeros(2, 3, size, size, dtype=torch.uint8)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns about SamePadConv's Python arithmetic on shapes: the input size
+        # is fixed per variant, so the traced padding is the right one
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # dynamo=False: the TorchScript exporter (deprecated, still in torch 2.14) needs only
+        # the onnx package; the torch.export one would add onnxscript for the same graph
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             wrapper,
             (example,),
@@ -60,6 +77,7 @@ def export_onnx(backbone: str, path: Path | None = None) -> Path:
             opset_version=17,
             dynamo=False,
         )
+    _EXPORTED[backbone] = tmp.read_bytes()
     os.replace(tmp, path)
     return path
 
