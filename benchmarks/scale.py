@@ -91,11 +91,13 @@ def measure(stem: Path, n: int, rounds: int, candidates: int) -> dict:
     store = open_store(stem)
     rows = store.rows_for(keys)
     out["open_s"] = time.perf_counter() - t
+    out["rss_after_open_mib"] = _rss_mib()
     assert (rows >= 0).all()
     t = time.perf_counter()
     first = store.read(np.arange(min(2000, n)))
     _, picks = kmeans_plusplus(first, 10, random_state=0)
     out["first_batch_s"] = time.perf_counter() - t
+    out["rss_after_first_batch_mib"] = _rss_mib()
     truth = np.arange(n) % CLASSES
     pool = Pool(
         inputs=StoreRows(store, rows),  # type: ignore[arg-type]  # duck-typed tensor of rows
