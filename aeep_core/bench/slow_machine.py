@@ -55,9 +55,12 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def _writable_cgroup() -> tuple[int, Path]:
-    """(version, directory) under which a new cgroup with the cpu controller can be made."""
-    mounts = Path("/proc/mounts").read_text().splitlines() if Path("/proc/mounts").exists() else []
+def _writable_cgroup(mounts_text: str | None = None) -> tuple[int, Path]:
+    """(version, directory) under which a new cgroup with the cpu controller can be made,
+    from ``mounts_text`` (default: this machine's /proc/mounts)."""
+    if mounts_text is None:
+        mounts_text = Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else ""
+    mounts = mounts_text.splitlines()
     for line in mounts:
         _, point, kind, options, *_ = line.split()
         if kind == "cgroup" and "cpu" in options.split(",") and os.access(point, os.W_OK):
