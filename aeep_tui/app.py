@@ -29,6 +29,7 @@ from textual.worker import Worker, WorkerState
 import aeep_tui.widgets.terminal_image  # noqa: F401  (import for its side effect)
 from aeep_core import locations
 from aeep_core.learning.training import foreground, torch_threads
+from aeep_core.processes import warm_up
 from aeep_core.session import LabellingSession, ProjectSettings, StoreError
 from aeep_tui.config import Config, ConfigError, key_map_for, save_setting
 from aeep_tui.gc_schedule import defer_full_collections, restore_full_collections
@@ -75,8 +76,11 @@ class LabellingApp(App[None]):
         project_dir: Path | None = None,
         config: Config | None = None,
         review: bool = False,
+        separate_process: bool = True,
     ) -> None:
         super().__init__()
+        # Training in a child process (aeep_core.processes): this one renders and takes keys.
+        self.separate_process = separate_process
         self.config = config or Config()
         self.data = Path(data)
         self.start_in_review = review  # `aeep-tui review`: the review screen over the labelling one
@@ -102,6 +106,8 @@ class LabellingApp(App[None]):
         await super().on_event(event)
 
     def on_mount(self) -> None:
+        if self.separate_process:
+            warm_up()  # the trainer's forkserver imports torch while the data loads
         self._apply_theme()
         self.resuming = LabellingSession.find(self.data, self.project_dir) is not None
         if self.resuming:
@@ -143,7 +149,14 @@ class LabellingApp(App[None]):
             # progress bar, so it takes every core (training later leaves one to the UI):
             # 1,500 flowers took 56 s to the first batch on one of two cores.
             with torch_threads(os.cpu_count() or 1):
-                return LabellingSession.open(self.data, settings, project_dir=self.project_dir, progress=progress)
+                return LabellingSession.open(
+                    self.data,
+                    settings,
+                    project_dir=self.project_dir,
+                    progress=progress,
+                    separate_process=self.separate_process,
+                    trainer_threads=training_threads(),
+                )
 
         self.run_worker(open_in_thread, thread=True, group=OPEN_GROUP, exit_on_error=False)
 

@@ -48,6 +48,7 @@ def _settings(s: LatencySettings, pipelined: bool, seed: int):
         lookahead=s.lookahead,
         steps_per_label=s.steps_per_label,
         train=dict(s.train),
+        follow_pace=True,  # as the app's new projects (aeep-tui label, demo)
     )
 
 

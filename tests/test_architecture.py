@@ -16,6 +16,7 @@ LAYERS = {
     "pool": 0,
     "locations": 0,
     "extras": 0,
+    "processes": 0,  # a service object in a child process; imports nothing of the engine
     "sequences": 1,
     "data": 2,
     "strategies": 3,

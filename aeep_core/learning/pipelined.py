@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -75,10 +75,71 @@ def warmed_ema(decay: float) -> Callable[[torch.Tensor, torch.Tensor, torch.Tens
     return average
 
 
+class Pace:
+    """How far ahead to choose: the person's seconds per answer and the seconds from the
+    lookahead point to a chosen batch (training owed, scoring, the strategy), both
+    smoothed; the next batch is chosen that many answers ahead, plus one to spare, so it
+    is ready when the last card is answered, on a fast or a slow machine, at any pace."""
+
+    SMOOTHING = 0.3
+    BREAK_S = 30.0  # a gap this long is a pause, not the pace
+
+    def __init__(self) -> None:
+        self.seconds_per_answer: float | None = None
+        self.seconds_to_choose: float | None = None
+        self.due_at: float | None = None
+        self._last: tuple[int, float] | None = None  # (generation, arrival) of the last live answer
+
+    def answered(self, generation: int, arrived: float) -> None:
+        """A live answer (replayed ones arrive at infinity and are not the pace)."""
+        if math.isinf(arrived):
+            return
+        if self._last is not None and self._last[0] == generation and 0 < arrived - self._last[1] < self.BREAK_S:
+            self.seconds_per_answer = self._smooth(self.seconds_per_answer, arrived - self._last[1])
+        self._last = (generation, arrived)
+
+    def due(self) -> None:
+        """The lookahead point of the batch on screen was reached (first call counts)."""
+        if self.due_at is None:
+            self.due_at = time.monotonic()
+
+    def lookahead(self, due: float | None, chosen: float, least: int, k: int) -> int:
+        """Record a choice that took ``chosen - due`` seconds; the next batch's lookahead."""
+        if due is not None:
+            self.seconds_to_choose = self._smooth(self.seconds_to_choose, chosen - due)
+        self.due_at = None
+        if self.seconds_per_answer is None or self.seconds_to_choose is None:
+            return least
+        ahead = math.ceil(self.seconds_to_choose / max(self.seconds_per_answer, 0.05)) + 1
+        return int(min(max(least, ahead), max(least, k - 1)))
+
+    def _smooth(self, old: float | None, new: float) -> float:
+        return new if old is None else (1 - self.SMOOTHING) * old + self.SMOOTHING * new
+
+    def state_dict(self) -> dict[str, float | None]:
+        return {"seconds_per_answer": self.seconds_per_answer, "seconds_to_choose": self.seconds_to_choose}
+
+    def load_state_dict(self, state: dict[str, float | None]) -> None:
+        self.seconds_per_answer, self.seconds_to_choose = state.get("seconds_per_answer"), state.get("seconds_to_choose")
+
+
 def _arrival(replayed: bool) -> float:
     """When an answer reached the queue; replayed history is never "late" (see
     :meth:`PipelinedLearner._absorb_one`): it is absorbed step for step as it first was."""
     return math.inf if replayed else time.monotonic()
+
+
+class PipelineListener(Protocol):
+    """Told what the trainer did, from its thread (the process running it forwards it)."""
+
+    def chosen(self, generation: int, proposal: Proposal | None, snapshot: dict[str, Any] | None) -> None:
+        """The batch after batch ``generation`` was chosen (None: the pool is exhausted)."""
+
+    def evaluated(self, labels: int, accuracy: float | None, confusion: np.ndarray | None) -> None:
+        """The model that chose was tested: trained on ``labels`` labels."""
+
+    def failed(self, error: BaseException) -> None:
+        """Training stopped on ``error``."""
 
 
 @dataclass
@@ -108,7 +169,15 @@ class PipelinedLearner:
         budget: int | None = None,
         average: float = 0.995,
         choose_within: float | None = None,
+        listener: PipelineListener | None = None,
+        follow_pace: bool = False,
     ):
+        self.listener = listener
+        # follow_pace: ``lookahead`` is the least; each batch's lookahead is then set, when
+        # the batch is chosen, from the measured time to choose and the person's pace
+        # (see Pace), and kept in the snapshot so a replay chooses at the same answer.
+        self.pace = Pace() if follow_pace else None
+        self._batch_lookahead = max(0, lookahead)
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
         self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
         self.average = average  # EMA decay per step of the weights that choose (0: the latest weights)
@@ -270,7 +339,9 @@ class PipelinedLearner:
             # replay): choosing earlier could pick an item the replay labels.
             due = self._requested == self._generation and self._inbox.empty() and self._waiting is None
         else:
-            due = self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self.lookahead
+            due = self._seen_generation == self._generation and len(self._seen) >= len(self.current.ids) - self._batch_lookahead
+        if due and self.pace is not None:
+            self.pace.due()
         if not due or self._owed <= 0:
             self._due_since = None
             return due
@@ -305,6 +376,8 @@ class PipelinedLearner:
         except BaseException as exc:  # surfaced to the caller by _take_ready
             self._error = exc
             self._ready_event.set()
+            if self.listener is not None:
+                self.listener.failed(exc)
 
     def _absorb_one(self) -> bool:
         """Take the next answer into L (and owe its training steps); False if none is due.
@@ -322,6 +395,8 @@ class PipelinedLearner:
                 self._busy = False
                 return False
         generation, position, item, label, arrived = self._waiting
+        if self.pace is not None and generation >= 0 and label != RETRACT:
+            self.pace.answered(generation, arrived)
         late = self.choose_within is not None and time.monotonic() - arrived >= self.choose_within
         if self._owed > 0 and not late:
             self._busy = False
@@ -340,7 +415,7 @@ class PipelinedLearner:
                 self.stats.fed.append(item)
             self._owed += self._steps_for_answer()
             self._grow(label + 1)
-        elif item in learner.labels:
+        elif item in self.stats.fed:  # an item fed before a resume is not in this trainer's list
             self.stats.fed.remove(item)
         learner.add_labels([item], [label])
         self._absorbed += 1
@@ -420,13 +495,21 @@ class PipelinedLearner:
         if k > 0:
             self._ready = learner.propose(k, exclude=exclude, model=self._choosing_model())
             learner.chose()
+            if self.pace is not None:
+                due = self.pace.due_at if current is not None else None
+                self._batch_lookahead = self.pace.lookahead(due, time.monotonic(), self.lookahead, k)
             self._ready_snapshot = self.snapshot()
         self.stats.selections += 1
         self.stats.select_s.append(time.perf_counter() - start)
+        chosen, snapshot = self._ready, self._ready_snapshot if k > 0 else None
         self._ready_event.set()
+        if self.listener is not None:
+            self.listener.chosen(self._selected, chosen, snapshot)
         if self.evaluate and k > 0:
             self.stats.confusion = learner.test_confusion(model=self._choosing_model())
             self.stats.accuracy.append((len(learner.labels), confusion_accuracy(self.stats.confusion)))
+            if self.listener is not None:
+                self.listener.evaluated(*self.stats.accuracy[-1], self.stats.confusion)
 
     def _average_model(self, model: torch.nn.Module) -> AveragedModel:
         if self._averaged is None:
@@ -453,6 +536,8 @@ class PipelinedLearner:
             "absorbed": self._absorbed,
             "owed": self._owed,  # steps not yet trained when this batch was chosen
             "steps_per_label": self.steps_per_label,
+            "batch_lookahead": self._batch_lookahead,  # the batch it chose is chosen ahead by this many answers
+            "pace": None if self.pace is None else self.pace.state_dict(),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -471,3 +556,6 @@ class PipelinedLearner:
         self._global_rng = state["global_rng"].clone()
         self._absorbed = int(state["absorbed"])
         self._owed = int(state.get("owed", 0))
+        self._batch_lookahead = int(state.get("batch_lookahead", self.lookahead))
+        if self.pace is not None and state.get("pace"):
+            self.pace.load_state_dict(state["pace"])

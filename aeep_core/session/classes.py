@@ -45,6 +45,7 @@ class ProjectClasses:
         for pool in self._pools:
             pool.add_class(added.name)
         self.current = read_classes(self._store)
+        self._engine.classes_changed()
         return added
 
     def rename(self, index: int, name: str) -> None:
@@ -68,6 +69,7 @@ class ProjectClasses:
         self._engine.correct_many(save)
         self.current = read_classes(self._store)
         self._engine.learner.merged_classes = self.current.merged
+        self._engine.classes_changed()
         for m in moved:
             if not m.confirmed:
                 self._reanswer(m, target)

@@ -65,9 +65,52 @@ class Engine(Protocol):
 
     def correct_many(self, save: SaveCorrections) -> None: ...
 
+    def classes_changed(self) -> None: ...
+
+    def check(self) -> bool:
+        """Whether the trainer is alive (one that died in its process is restarted)."""
+        ...
+
+    @property
+    def restarts(self) -> int:
+        """How many times a trainer process died and was started again."""
+        ...
+
+    @property
+    def last_failure(self) -> str | None:
+        """How the last one died."""
+        ...
+
+    @property
+    def trainer_pid(self) -> int | None:
+        """The trainer's process id (None: training runs in this process)."""
+        ...
+
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
 
     def close(self) -> None: ...
+
+
+class Retrainer(Protocol):
+    """Runs :func:`retrain_and_choose` for a learner somewhere else (a trainer process)
+    and leaves the learner as if it had run here."""
+
+    def choose(
+        self,
+        learner: ActiveLearner,
+        batch_size: int,
+        budget: int | None,
+        progress: StageProgress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Choice | None: ...
+
+    def close(self) -> None: ...
+
+    restarts: int
+    last_failure: str | None
+
+    @property
+    def pid(self) -> int | None: ...
 
 
 def batch_arrays(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -92,8 +135,9 @@ class PlainEngine:
 
     training = False  # nothing runs in the background
 
-    def __init__(self, learner: ActiveLearner, settings: ProjectSettings):
+    def __init__(self, learner: ActiveLearner, settings: ProjectSettings, retrainer: Retrainer | None = None):
         self.learner, self.settings = learner, settings
+        self.retrainer = retrainer  # None: retrain in this process
         # A correction made while choose() trains (in a worker) waits here: L must not change
         # under a running retrain. It is taken when the retrain ends, as reopening replays it.
         self._lock = threading.Lock()
@@ -105,6 +149,26 @@ class PlainEngine:
 
     def answer(self, position: int, label: int) -> None:
         """Nothing to do until the batch is confirmed."""
+
+    def classes_changed(self) -> None:
+        """Nothing to do: each retrain reads the classes as they are then."""
+
+    def check(self) -> bool:
+        """Nothing to check between retrains: a retrainer process that died is restarted by the next one."""
+        return True
+
+    @property
+    def trainer_pid(self) -> int | None:
+        """The retrainer's process id (None: retraining runs in this process)."""
+        return None if self.retrainer is None else self.retrainer.pid
+
+    @property
+    def restarts(self) -> int:
+        return 0 if self.retrainer is None else self.retrainer.restarts
+
+    @property
+    def last_failure(self) -> str | None:
+        return None if self.retrainer is None else self.retrainer.last_failure
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None:
         """Teach the learner the batch (mp and batch accuracy when it was chosen by a
@@ -158,33 +222,50 @@ class PlainEngine:
                 self._pending = []
 
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
-        learner, s = self.learner, self.settings
-        report = (lambda stage: lambda d, t: progress(stage, d, t)) if progress else (lambda stage: None)
-        k = next_batch_size(s.batch_size, len(learner.unlabelled_ids()), s.budget, len(learner.labels))
-        last_good = learner.state_dict(labels=False)["model"]
-        train_s = learner.train(progress=report("train"), should_stop=should_stop)
-        if should_stop is not None and should_stop():
-            # Half-trained: go back to the model that chose the last batch.
-            learner.forget_model()
-            learner.load_state_dict({"model": last_good})
-            return None
-        if progress:
-            progress("evaluate", 0, 1)
-        confusion = learner.test_confusion()
-        accuracy = confusion_accuracy(confusion)
-        if progress:
-            progress("evaluate", 1, 1)
-        prop = learner.propose(k, progress=report("score"))
-        stats = {
-            "m": prop.m,
-            "entropy_batch": prop.entropy_batch,
-            "entropy_pool": prop.entropy_pool,
-            "test_accuracy": accuracy,
-            "train_s": train_s,
-            "select_s": prop.select_s,
-            "test_confusion": None if confusion is None else confusion.tolist(),
-        }
-        return Choice(prop, learner.state_dict(), engine_state(learner, False), stats)
+        s = self.settings
+        if self.retrainer is not None:
+            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop)
+        return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
 
     def close(self) -> None:
-        """Nothing runs in the background."""
+        """Stop the retrainer's process, if there is one."""
+        if self.retrainer is not None:
+            self.retrainer.close()
+
+
+def retrain_and_choose(
+    learner: ActiveLearner,
+    batch_size: int,
+    budget: int | None,
+    progress: StageProgress | None,
+    should_stop: Callable[[], bool] | None,
+) -> Choice | None:
+    """The plain loop's turn: train on L, evaluate, score and choose; None when stopped
+    (the learner then keeps the model that chose the last batch). The same code runs in
+    the app's process or in a trainer process (:mod:`aeep_core.session.trainer_process`)."""
+    report = (lambda stage: lambda d, t: progress(stage, d, t)) if progress else (lambda stage: None)
+    k = next_batch_size(batch_size, len(learner.unlabelled_ids()), budget, len(learner.labels))
+    last_good = learner.state_dict(labels=False)["model"]
+    train_s = learner.train(progress=report("train"), should_stop=should_stop)
+    if should_stop is not None and should_stop():
+        # Half-trained: go back to the model that chose the last batch.
+        learner.forget_model()
+        learner.load_state_dict({"model": last_good})
+        return None
+    if progress:
+        progress("evaluate", 0, 1)
+    confusion = learner.test_confusion()
+    accuracy = confusion_accuracy(confusion)
+    if progress:
+        progress("evaluate", 1, 1)
+    prop = learner.propose(k, progress=report("score"))
+    stats = {
+        "m": prop.m,
+        "entropy_batch": prop.entropy_batch,
+        "entropy_pool": prop.entropy_pool,
+        "test_accuracy": accuracy,
+        "train_s": train_s,
+        "select_s": prop.select_s,
+        "test_confusion": None if confusion is None else confusion.tolist(),
+    }
+    return Choice(prop, learner.state_dict(), engine_state(learner, False), stats)

@@ -23,7 +23,9 @@ import numpy as np
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner
 from aeep_core.learning.training import steps_for_pace, training_steps_per_second
+from aeep_core.processes import ServiceCrashed
 from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, SaveCorrections, StageProgress, batch_arrays
+from aeep_core.session.trainer_process import RemotePipeline
 from aeep_core.session.types import Batch, ProjectSettings
 
 
@@ -44,11 +46,31 @@ History = Callable[[], tuple[dict[str, Any] | None, list[LoggedAnswer]]]
 
 
 class PipelinedEngine:
-    """Hand each answer to a background trainer that chooses the next batch ahead."""
+    """Hand each answer to a background trainer that chooses the next batch ahead.
 
-    def __init__(self, learner: ActiveLearner, settings: ProjectSettings, history: History, evaluate: bool):
+    ``separate_process``: the trainer runs in a child process
+    (:class:`~aeep_core.session.trainer_process.RemotePipeline`), else in a thread of this
+    one. A child that dies is replaced by one started from the store (``history`` and the
+    batch on screen, ``shown``), which holds every answer; ``restarts`` counts them.
+    """
+
+    def __init__(
+        self,
+        learner: ActiveLearner,
+        settings: ProjectSettings,
+        history: History,
+        evaluate: bool,
+        shown: Callable[[], Batch | None] = lambda: None,
+        separate_process: bool = False,
+        trainer_threads: int | None = None,
+    ):
         self.learner, self.settings, self._history, self._evaluate = learner, settings, history, evaluate
-        self._pipe: PipelinedLearner | None = None
+        self._shown, self.separate_process, self._threads = shown, separate_process, trainer_threads
+        self._pipe: PipelinedLearner | RemotePipeline | None = None
+        self._m: int | None = None  # the exploration count of the batch on screen, for a restart
+        self.restarts = 0
+        self.last_failure: str | None = None
+        self._restarting: threading.Thread | None = None
         # Held while a trainer is set up from the stored log, and while a correction is saved
         # and handed over: every stored answer then reaches the learner exactly once, in order.
         self._lock = threading.Lock()
@@ -66,11 +88,45 @@ class PipelinedEngine:
             if self._pipe is not None:
                 self._pipe.close()
                 self._pipe = None
+        self._m = m
         self._start(batch, m)
 
     def answer(self, position: int, label: int) -> None:
-        if self._pipe is not None:
-            self._pipe.answer(position, label)
+        with self._lock:  # not into a trainer half set up by a restart
+            pipe = self._pipe
+            try:
+                if pipe is not None:
+                    pipe.answer(position, label)
+                return
+            except ServiceCrashed as crash:
+                failed = crash  # the new trainer replays the store, this answer included
+        self._restart_soon(failed, pipe)
+
+    def classes_changed(self) -> None:
+        """The classes were added to or merged: a trainer in another process hears it, in
+        order with the answers (one in this process shares the pools)."""
+        if isinstance(self._pipe, RemotePipeline):
+            try:
+                self._pipe.set_classes()
+            except ServiceCrashed as crash:
+                self._restart_soon(crash, self._pipe)
+
+    @property
+    def trainer_pid(self) -> int | None:
+        """The trainer's process id (None: it runs in this process, or not at all)."""
+        return self._pipe.pid if isinstance(self._pipe, RemotePipeline) else None
+
+    def check(self) -> bool:
+        """Whether the trainer is alive; one in a process that died is replaced in the
+        background (the app calls this on a timer, so a crash shows without a key)."""
+        pipe = self._pipe
+        if isinstance(pipe, RemotePipeline) and self._shown() is not None:  # else choose() is waiting: it restarts
+            try:
+                pipe.check()
+            except ServiceCrashed as crash:
+                self._restart_soon(crash, pipe)
+                return False
+        return True
 
     def correct(self, item: int, label: int, save: SaveCorrection) -> None:
         """Queued to the trainer behind the answers given before it (or into L when no
@@ -84,12 +140,18 @@ class PipelinedEngine:
 
     def correct_many(self, save: SaveCorrections) -> None:
         """:meth:`correct` for every correction ``save`` commits, in its order."""
+        crashed = None
         with self._lock:
             for item, label in save():
-                if self._pipe is not None:
-                    self._pipe.correct(item, label)
-                else:
+                if self._pipe is not None and crashed is None:
+                    try:
+                        self._pipe.correct(item, label)
+                    except ServiceCrashed as crash:
+                        crashed = crash  # the store has it: the new trainer replays it
+                elif self._pipe is None:
                     self.learner.correct(item, label)
+        if crashed is not None:
+            self._restart_soon(crashed, self._pipe)
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None:
         """Record the batch's outcome; the trainer already has every answer, and the state
@@ -105,6 +167,8 @@ class PipelinedEngine:
         if progress:
             progress("train", 0, 1)
         start = time.perf_counter()
+        if self._restarting is not None:
+            self._restarting.join()  # a trainer restarted while the batch was on screen
         pipe, proposal = self._pipe, None
         if pipe is not None and pipe.current is not None:
             proposal = self._wait(should_stop)
@@ -119,6 +183,7 @@ class PipelinedEngine:
             proposal = self._start(None, None)
         if proposal is None or self._pipe is None:
             return None
+        self._m = proposal.m
         if progress:
             progress("train", 1, 1)
         pipe = self._pipe
@@ -138,6 +203,8 @@ class PipelinedEngine:
             "strategy": snapshot.get("strategy", {}),
             "cold": False,
             "pipelined": True,
+            "lookahead": snapshot.get("batch_lookahead"),
+            "pace": snapshot.get("pace"),
         }
         return Choice(proposal, snapshot, engine, stats)
 
@@ -182,15 +249,20 @@ class PipelinedEngine:
                 steps = s.steps_per_label
             else:  # a trainer's first start (no review yet to wait on the lock): a second or so
                 steps = steps_for_pace(training_steps_per_second(self.learner.pool))
-            pipe = PipelinedLearner(
-                self.learner,
-                s.batch_size,
+            options: dict[str, Any] = dict(
+                batch_size=s.batch_size,
                 lookahead=s.lookahead,
                 steps_per_label=steps,
                 evaluate=self._evaluate,
                 resume=snapshot,
                 budget=s.budget,
                 choose_within=s.choose_within,
+                follow_pace=s.follow_pace,
+            )
+            pipe: PipelinedLearner | RemotePipeline = (
+                RemotePipeline(self.learner, self._threads, **options)
+                if self.separate_process
+                else PipelinedLearner(self.learner, **options)
             )
             pipe.queue(current=None if batch is None else _shown_proposal(batch, m), replay=replay)
             self._pipe = pipe
@@ -205,6 +277,27 @@ class PipelinedEngine:
             except TimeoutError:
                 if should_stop is not None and should_stop():
                     return None
+            except ServiceCrashed as crash:
+                # Every answer is in the store: a new trainer replays them and chooses.
+                return self._restart(crash, self._pipe)
+
+    def _restart(self, crash: ServiceCrashed, dead: object) -> Proposal | None:
+        """Replace the trainer ``dead`` (a process that died) by one started from the store;
+        return the batch it chose when none is on screen."""
+        with self._lock:
+            if self._pipe is not dead or dead is None:
+                return None  # replaced already
+            self._pipe = None
+            self.restarts, self.last_failure = self.restarts + 1, str(crash).splitlines()[0]
+        assert isinstance(dead, RemotePipeline)
+        dead.close()
+        return self._start(self._shown(), self._m)
+
+    def _restart_soon(self, crash: ServiceCrashed, dead: object) -> None:
+        """:meth:`_restart` in a thread of its own: starting a process is no work for a key."""
+        thread = threading.Thread(target=self._restart, args=(crash, dead), name="aeep-restart", daemon=True)
+        self._restarting = thread
+        thread.start()
 
 
 def _shown_proposal(batch: Batch, m: int | None) -> Proposal:

@@ -33,6 +33,7 @@ from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
 from aeep_core.session.project_data import load_project_data
 from aeep_core.session.review import Review, taught_labels
 from aeep_core.session.stats import StatsReport, StopSet, build_report
+from aeep_core.session.trainer_process import RemoteRetrainer
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
 from aeep_core.store import RoundPredictions, Store, StoreError
 from aeep_core.store.checkpoints import prune_checkpoints, read_checkpoint, write_checkpoint
@@ -41,10 +42,30 @@ from aeep_core.store.items import Drift, sync_items
 from aeep_core.strategies import make_strategy
 
 
+def _pace(round_row: sqlite3.Row | None) -> dict[str, Any]:
+    """The pipelined trainer's pace figures stored with a round (none for the plain loop)."""
+    engine = json.loads(round_row["engine"]) if round_row is not None and round_row["engine"] else {}
+    pace = engine.get("pace") or {}
+    return {
+        "seconds_per_answer": pace.get("seconds_per_answer"),
+        "seconds_to_choose": pace.get("seconds_to_choose"),
+        "lookahead": engine.get("lookahead"),
+    }
+
+
 class LabellingSession:
     """A project opened for labelling (or read-only viewing). Use :meth:`open`."""
 
-    def __init__(self, store: Store, settings: ProjectSettings, loaded: Dataset, item_ids: list[int | None], drift: Drift):
+    def __init__(
+        self,
+        store: Store,
+        settings: ProjectSettings,
+        loaded: Dataset,
+        item_ids: list[int | None],
+        drift: Drift,
+        separate_process: bool = False,
+        trainer_threads: int | None = None,
+    ):
         self._store, self.settings, self.drift = store, settings, drift
         self.pool, self.test = loaded.pool, loaded.test
         self.project_path, self.read_only = store.project, store.read_only
@@ -61,10 +82,24 @@ class LabellingSession:
             test=self.test,
             stop_set=None if self._stop_set is None else self._stop_set.positions,
         )
+        # separate_process: training runs in a child process (session.trainer_process), so
+        # this one only renders, takes keys and writes the store.
         self.engine: Engine = (
-            PipelinedEngine(learner, settings, self._history, evaluate=self.test is not None)
+            PipelinedEngine(
+                learner,
+                settings,
+                self._history,
+                evaluate=self.test is not None,
+                shown=lambda: self.batch,
+                separate_process=separate_process,
+                trainer_threads=trainer_threads,
+            )
             if settings.pipelined
-            else PlainEngine(learner, settings)
+            else PlainEngine(
+                learner,
+                settings,
+                RemoteRetrainer(learner, trainer_threads) if separate_process and not store.read_only else None,
+            )
         )
         self.batch: Batch | None = None
         self._batch_db_items: list[int] = []  # stored item id per batch position
@@ -98,6 +133,8 @@ class LabellingSession:
         project_dir: Path | None = None,
         read_only: bool = False,
         progress: StageProgress | None = None,
+        separate_process: bool = False,
+        trainer_threads: int | None = None,
     ) -> LabellingSession:
         """Open the project of ``data``, creating it (``settings`` required) when there is none.
 
@@ -105,6 +142,8 @@ class LabellingSession:
         reports "load" (decoding the data) and "hash" (identifying items). Raises :class:`ProjectLocked` when
         another process has it open (unless ``read_only``), :class:`StoreError` for an
         unusable database, ``DataError`` for unusable data, ValueError for bad settings.
+        ``separate_process``: train in a child process (what the app does), with
+        ``trainer_threads`` torch threads (None: as many as this process has then).
         """
         data = Path(data).expanduser().resolve()
         project = cls.find(data, project_dir)
@@ -145,7 +184,7 @@ class LabellingSession:
             )
         try:
             item_ids, drift = sync_items(store, loaded.pool, progress)
-            return cls(store, settings, loaded, item_ids, drift)
+            return cls(store, settings, loaded, item_ids, drift, separate_process, trainer_threads)
         except BaseException:
             store.close()
             raise
@@ -392,7 +431,15 @@ class LabellingSession:
             model=f"head on {self.pool.meta['backbone']}" if self.pool.modality == "features" else "cnn",
             train_s=get(last, "train_s"),
             select_s=get(last, "select_s"),
+            trainer_restarts=self.engine.restarts,
+            trainer_failure=self.engine.last_failure,
+            **_pace(last),
         )
+
+    def check_trainer(self) -> bool:
+        """Whether the trainer is alive; one whose process died is started again from the
+        store in the background (cheap: the app calls it on a timer)."""
+        return self.engine.check()
 
     def report(self) -> StatsReport:
         """The stats view's figures (:mod:`aeep_core.session.stats`); reads the store

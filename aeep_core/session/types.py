@@ -51,6 +51,11 @@ class ProjectSettings:
     # Seconds the choice of the next batch may wait for training still owed once the
     # lookahead point comes (None: for all of it); then the current model chooses.
     choose_within: float | None = 1.0
+    # Pipelined: choose each batch as far ahead as the measured time to choose and the
+    # person's pace need (at least ``lookahead`` answers; learning.pipelined.Pace). Off in
+    # the engine (then the choice point is fixed by the answers alone, as tests of exact
+    # replay need); the app's new projects turn it on.
+    follow_pace: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProjectSettings:
@@ -121,3 +126,10 @@ class SessionStats:
     model: str  # what is trained: the CNN, or the pairwise head on a pretrained backbone
     train_s: float | None
     select_s: float | None
+    # a trainer in its own process that died and was started again from the store
+    trainer_restarts: int = 0
+    trainer_failure: str | None = None
+    # the pipelined trainer's measurements when it chose the batch on screen
+    seconds_per_answer: float | None = None
+    seconds_to_choose: float | None = None
+    lookahead: int | None = None

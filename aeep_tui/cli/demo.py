@@ -47,6 +47,7 @@ def prepare_demo(args: argparse.Namespace, quiet: bool = False):
         device=args.device,
         test_dir=str(demo.test),
         pipelined=args.pipelined,
+        follow_pace=True,  # choose as far ahead as this machine and this person need
     )
     return demo.train, settings
 

@@ -108,6 +108,7 @@ def settings_from_args(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         test_dir=str(args.test.expanduser().resolve()) if args.test else None,
+        follow_pace=True,  # choose as far ahead as this machine and this person need
         train={"min_steps": args.train_steps, "max_steps": args.train_steps} if args.train_steps else {},
         pipelined=args.pipelined,
         backbone=args.backbone,

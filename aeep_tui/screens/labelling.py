@@ -116,6 +116,8 @@ class LabellingScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_stats()
+        # A trainer process that died is noticed (and restarted) without waiting for a key.
+        self.set_interval(1.0, self._check_trainer)
         if self.session.batch is not None:
             self.show_batch()
         elif self.session.finished:
@@ -132,9 +134,16 @@ class LabellingScreen(Screen):
         """Size the grid so the whole batch fits the terminal when it can."""
         self.columns = fit_grid(self.query_one("#card-grid"), len(self.cards)) or self.columns
 
+    def _check_trainer(self) -> None:
+        alive = self.session.check_trainer()
+        if not alive or self.session.engine.restarts != self._restarts_shown:
+            self.refresh_stats()
+
     # --- showing state ----------------------------------------------------------
     def refresh_stats(self) -> None:
-        self.query_one(StatsPanel).update_stats(self.session.stats)
+        stats = self.session.stats
+        self._restarts_shown = stats.trainer_restarts
+        self.query_one(StatsPanel).update_stats(stats)
         self._refresh_title()
 
     def _refresh_title(self) -> None:

@@ -81,9 +81,20 @@ class StatsPanel(VerticalScroll, can_focus=False):
             f"last batch [b]{fmt_percent(stats.batch_accuracy)}[/b] · test [b]{fmt_percent(stats.test_accuracy)}[/b]",
         )
         self._plot("#spark-accuracy", known(stats.accuracy_history))
+        restarted = (
+            f"\n[b]trainer restarted {stats.trainer_restarts}×[/b]: {stats.trainer_failure}" if stats.trainer_restarts else ""
+        )
+        pace = (
+            f"\nyou [b]{fmt_seconds(stats.seconds_per_answer)}[/b]/answer · choosing [b]{fmt_seconds(stats.seconds_to_choose)}[/b]"
+            f" · {stats.lookahead} ahead"
+            if stats.lookahead is not None and stats.seconds_per_answer is not None
+            else ""
+        )
         self._show(
             "#stat-model",
-            f"device [b]{stats.device}[/b] · {stats.model}\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}",
+            f"device [b]{stats.device}[/b] · {stats.model}\nretrain [b]{fmt_seconds(stats.train_s)}[/b] · select {fmt_seconds(stats.select_s)}"
+            + pace
+            + restarted,
         )
 
     # The panel is refreshed after every answer, when only a count changes. A repeated

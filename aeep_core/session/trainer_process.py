@@ -1,0 +1,305 @@
+"""Training out of the UI's process: the engines' trainers behind a process boundary.
+
+Both engines can hand their training to a child process (:mod:`aeep_core.processes`), so
+the app's process only renders, takes keys and writes the store:
+
+* :class:`RemoteRetrainer` runs the plain loop's turn (:func:`retrain_and_choose`) in a
+  child: the learner's state goes in, the trained learner's state and the chosen batch
+  come back, and the app's learner is left exactly as if it had trained itself (the same
+  seeded steps: the same choices, bit for bit);
+* :class:`RemotePipeline` stands for a :class:`PipelinedLearner` that runs in a child:
+  answers, corrections and undos cross one queue in the order given, and each batch it
+  chooses ahead is pushed back as soon as it is chosen, so Enter finds it waiting.
+
+The pool's tensors go to shared memory once, when the child starts. A child that dies
+raises :class:`~aeep_core.processes.ServiceCrashed`; the engines then start a new one
+from the store, which holds every answer already.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
+from aeep_core.learning.pipelined import PipelinedLearner, PipelineStats
+from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
+from aeep_core.session.engines import Choice, StageProgress, retrain_and_choose
+
+_POLL = 0.05  # seconds between looks at the child's events and at should_stop
+
+
+def pack(state: dict[str, Any] | None) -> bytes | None:
+    """A state with tensors as bytes: one message, no shared-memory handle left behind."""
+    if state is None:
+        return None
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes | None) -> dict[str, Any] | None:
+    return None if data is None else torch.load(io.BytesIO(data), weights_only=False)
+
+
+def _set_classes(learner: ActiveLearner, names: list[str], test_names: list[str] | None, merged: frozenset[int]) -> None:
+    """The app's class list, as it is now, in the child's copy of the pools."""
+    learner.pool.class_names = list(names)
+    if learner.test is not None and test_names is not None:
+        learner.test.class_names = list(test_names)
+    learner.merged_classes = merged
+
+
+def _classes_of(learner: ActiveLearner) -> tuple[list[str], list[str] | None, frozenset[int]]:
+    test = None if learner.test is None else list(learner.test.class_names)
+    return list(learner.pool.class_names), test, learner.merged_classes
+
+
+# --- the plain loop ----------------------------------------------------------------------
+class _RetrainService:
+    """In the child: one learner, retrained and asked to choose on demand."""
+
+    def __init__(self, emit: Emit, learner: ActiveLearner, threads: int, stop: Any):
+        child_torch_threads(threads)
+        self.emit, self.learner, self.stop = emit, learner, stop
+
+    def choose(self, state: bytes, classes: tuple[Any, ...], batch_size: int, budget: int | None) -> None:
+        learner = self.learner
+        learner.forget_model()
+        learner.load_state_dict(unpack(state) or {})
+        _set_classes(learner, *classes)
+        choice = retrain_and_choose(
+            learner,
+            batch_size,
+            budget,
+            lambda stage, done, total: self.emit(("progress", stage, done, total)),
+            self.stop.is_set,
+        )
+        if choice is None:
+            self.emit(("chosen", None))
+        else:
+            self.emit(("chosen", (choice.proposal, pack(choice.checkpoint), choice.engine, choice.stats)))
+
+
+class RemoteRetrainer:
+    """The plain engine's retrain in a child process (see the module doc)."""
+
+    def __init__(self, learner: ActiveLearner, threads: int | None = None):
+        self._threads = threads or torch.get_num_threads()
+        self._process: ServiceProcess | None = None
+        self.restarts = 0
+        self.last_failure: str | None = None
+        self._start(learner)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def _start(self, learner: ActiveLearner) -> None:
+        import torch.multiprocessing as torch_mp
+
+        self._stop = torch_mp.get_context("spawn").Event()
+        self._process = ServiceProcess(_RetrainService, learner, self._threads, self._stop, name="aeep-trainer").start()
+
+    def choose(
+        self,
+        learner: ActiveLearner,
+        batch_size: int,
+        budget: int | None,
+        progress: StageProgress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Choice | None:
+        """:func:`retrain_and_choose` in the child; one crash starts a new child and tries again."""
+        try:
+            result = self._choose(learner, batch_size, budget, progress, should_stop)
+        except ServiceCrashed as crash:
+            self.restarts, self.last_failure = self.restarts + 1, str(crash)
+            self.close()
+            self._start(learner)
+            result = self._choose(learner, batch_size, budget, progress, should_stop)
+        if result is None:
+            return None
+        proposal, checkpoint, engine, stats = result
+        state = unpack(checkpoint) or {}
+        learner.load_state_dict(state)  # the app's learner, as if it had trained itself
+        return Choice(proposal, state, engine, stats)
+
+    def _choose(
+        self,
+        learner: ActiveLearner,
+        batch_size: int,
+        budget: int | None,
+        progress: StageProgress | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Any:
+        assert self._process is not None
+        self._stop.clear()
+        self._process.send("choose", pack(learner.state_dict()), _classes_of(learner), batch_size, budget)
+        while True:
+            if should_stop is not None and should_stop():
+                self._stop.set()
+            for event in self._process.events(timeout=_POLL):
+                if event[0] == "progress" and progress is not None:
+                    progress(*event[1:])
+                elif event[0] == "chosen":
+                    return event[1]
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+
+# --- the pipelined trainer -------------------------------------------------------------
+class _PipelineService:
+    """In the child: a :class:`PipelinedLearner`, whose choices are pushed to the parent."""
+
+    def __init__(self, emit: Emit, learner: ActiveLearner, options: dict[str, Any], threads: int):
+        child_torch_threads(threads)
+        self.emit = emit
+        self.pipe = PipelinedLearner(learner, listener=self, **options)
+
+    # the listener: called from the trainer's thread
+    def chosen(self, generation: int, proposal: Proposal | None, snapshot: dict[str, Any] | None) -> None:
+        self.emit(("chosen", generation, proposal, pack(snapshot)))
+
+    def evaluated(self, labels: int, accuracy: float | None, confusion: np.ndarray | None) -> None:
+        self.emit(("evaluated", labels, accuracy, confusion))
+
+    def failed(self, error: BaseException) -> None:
+        self.emit(("training failed", f"{type(error).__name__}: {error}"))
+
+    # calls from the parent, in order
+    def queue(self, current: Proposal | None, replay: list[tuple[int | None, int, int]]) -> Proposal | None:
+        self.pipe.queue(current=current, replay=replay)
+        return self.pipe.current
+
+    def launch(self) -> None:
+        self.pipe.launch()
+
+    def answer(self, position: int, label: int) -> None:
+        self.pipe.answer(position, label)
+
+    def correct(self, item: int, label: int) -> None:
+        self.pipe.correct(item, label)
+
+    def classes(self, names: list[str], test_names: list[str] | None, merged: frozenset[int]) -> None:
+        _set_classes(self.pipe.learner, names, test_names, merged)
+
+    def take(self) -> None:
+        self.pipe.next_batch()
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self.pipe.wait_idle(timeout)
+
+    def close(self) -> None:
+        self.pipe.close()
+
+
+class RemotePipeline:
+    """A :class:`PipelinedLearner` in a child process, used as one (the methods the
+    pipelined engine calls). The app's learner mirrors every answer, so its L is the
+    trainer's once the trainer has absorbed them."""
+
+    def __init__(self, learner: ActiveLearner, threads: int | None = None, **options: Any):
+        self.learner = learner
+        self.stats = PipelineStats()
+        self.current: Proposal | None = None
+        self.last_snapshot: dict[str, Any] | None = None
+        self._answers: dict[int, int] = {}
+        self._generation = 0
+        self._chosen: dict[int, tuple[Proposal | None, bytes | None]] = {}
+        self._process = ServiceProcess(
+            _PipelineService, learner, options, threads or torch.get_num_threads(), name="aeep-trainer"
+        ).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def queue(self, current: Proposal | None = None, replay: Sequence[tuple[int | None, int, int]] = ()) -> None:
+        """Set the batch on screen and the stored answers to replay (see PipelinedLearner.queue)."""
+        self.current = self._process.call("queue", current, list(replay))
+        for where, item, label in replay:
+            self._mirror(where, item, label)
+
+    def launch(self) -> Proposal | None:
+        """Start training; return the batch on screen, waiting for a first choice if none."""
+        first = self.current is None
+        self._process.send("launch")
+        if first:
+            self.current = self._wait(0, None)
+            self._generation = 1
+        return self.current
+
+    def answer(self, position: int, label: int) -> None:
+        assert self.current is not None
+        self._process.send("answer", position, label)
+        self._mirror(position, int(self.current.ids[position]), label)
+
+    def correct(self, item: int, label: int) -> None:
+        self._process.send("correct", item, label)
+        self._mirror(None, item, label)
+
+    def set_classes(self) -> None:
+        """The app's classes changed (added, merged): the trainer's copy follows, in order."""
+        self._process.send("classes", *_classes_of(self.learner))
+
+    def next_batch(self, timeout: float | None = None) -> Proposal | None:
+        """The batch chosen after the current one (TimeoutError after ``timeout`` s)."""
+        assert self.current is not None and len(self._answers) == len(self.current.ids), "answer every card first"
+        proposal = self._wait(self._generation, timeout)
+        self._process.send("take")
+        self._generation += 1
+        self._answers = {}
+        self.current = proposal
+        return proposal
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        return bool(self._process.call("wait_idle", timeout, timeout=timeout + 10))
+
+    def close(self) -> None:
+        self._process.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.alive
+
+    def check(self) -> None:
+        """Raise ServiceCrashed if the trainer died (reads what it reported meanwhile)."""
+        self._drain(0.0)
+
+    # --- internals ------------------------------------------------------------------
+    def _mirror(self, position: int | None, item: int, label: int) -> None:
+        if position is not None:
+            if label == RETRACT:
+                self._answers.pop(position, None)
+            else:
+                self._answers[position] = label
+        self.learner.add_labels([item], [label])
+
+    def _wait(self, generation: int, timeout: float | None) -> Proposal | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while generation not in self._chosen:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError("the next batch was not ready in time")
+            self._drain(_POLL if left is None else min(_POLL, left))
+        proposal, snapshot = self._chosen.pop(generation)
+        self.last_snapshot = unpack(snapshot)
+        return proposal
+
+    def _drain(self, timeout: float) -> None:
+        for event in self._process.events(timeout=timeout):
+            if event[0] == "chosen":
+                self._chosen[event[1]] = (event[2], event[3])
+            elif event[0] == "evaluated":
+                self.stats.accuracy.append((event[1], event[2]))
+                self.stats.confusion = event[3]
+            elif event[0] == "training failed":
+                raise ServiceCrashed(f"the trainer stopped: {event[1]}")

@@ -1,0 +1,163 @@
+"""Training out of the UI's process (aeep_core.session.trainer_process): the same choices
+as in the app's own process, answers and corrections in order across the boundary, and a
+trainer process killed mid-batch replaced from the store with nothing lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
+from aeep_core.store.checkpoints import read_checkpoint
+from tests.conftest import make_image_folder
+
+
+def settings(**kw) -> ProjectSettings:
+    base = dict(
+        classes=["class0", "class1", "class2"],
+        keys=["1", "2", "3"],
+        batch_size=5,
+        device="cpu",
+        seed=4,
+        train={"min_steps": 20, "max_steps": 20},
+        steps_per_label=4,
+        lookahead=2,
+        choose_within=None,  # the choice waits for every step owed: replays are exact
+    )
+    return ProjectSettings(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("images") / "img", per_class=16)
+
+
+def truth(s: LabellingSession, position: int) -> int:
+    return int(s.pool.labels[s.batch.items[position].item_id])
+
+
+def last_weights(s: LabellingSession) -> dict[str, torch.Tensor]:
+    row = s._store.last_checkpoint()
+    state = read_checkpoint(s.project_path, row["file"], row["sha256"])
+    return state.get("average") or state["model"]
+
+
+def label_with_slips(s: LabellingSession, correct_item: int | None = None) -> None:
+    """Answer the batch on screen with a slip taken back, a skip, and (optionally) a
+    correction of an earlier item between two answers: everything that must keep its order."""
+    s.label(0, (truth(s, 0) + 1) % 3)
+    s.undo()
+    for pos in range(len(s.batch.items)):
+        s.label(pos, SKIPPED if pos == 3 else truth(s, pos))
+        if pos == 1 and correct_item is not None:
+            s.review.correct(correct_item, SKIPPED)
+
+
+def run(folder: Path, project: Path, separate_process: bool, pipelined: bool, rounds: int = 4, kill_at: int | None = None):
+    """Label ``rounds`` batches; return every batch's items and the last model's weights.
+    ``kill_at``: SIGKILL the trainer process after the first answer of that round."""
+    batches = []
+    with LabellingSession.open(
+        folder, settings(pipelined=pipelined), project_dir=project, separate_process=separate_process, trainer_threads=1
+    ) as s:
+        first_item = None
+        for r in range(rounds):
+            batch = s.prepare_next_batch()
+            batches.append([it.item_id for it in batch.items])
+            first_item = first_item if first_item is not None else batch.items[0].item_id
+            if r == 2:
+                s.label(0, truth(s, 0))
+            if r == kill_at:
+                os.kill(s.engine.trainer_pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while s.engine.restarts == 0 and time.monotonic() < deadline:
+                    s.check_trainer()  # what the app's timer does
+                    time.sleep(0.05)
+                assert s.engine.restarts == 1 and "killed by signal 9" in (s.engine.last_failure or "")
+            label_with_slips(s, correct_item=first_item if r == 2 else None)
+            s.confirm_batch()
+        return batches, last_weights(s), s.stats
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["plain", "pipelined"])
+def test_a_trainer_process_chooses_exactly_what_this_process_would(folder, tmp_path, pipelined):
+    here, weights_here, _ = run(folder, tmp_path / "here", separate_process=False, pipelined=pipelined)
+    there, weights_there, _ = run(folder, tmp_path / "there", separate_process=True, pipelined=pipelined)
+    # Answers, a slip and its undo, skips and a review correction crossed the process
+    # boundary in the order given: the same batches, and the same weights bit for bit.
+    assert there == here
+    assert weights_there.keys() == weights_here.keys()
+    assert all(torch.equal(weights_there[k], weights_here[k]) for k in weights_here)
+
+
+def test_a_trainer_killed_mid_batch_is_restarted_from_the_store_and_loses_nothing(folder, tmp_path):
+    reference, weights_ref, _ = run(folder, tmp_path / "ref", separate_process=True, pipelined=True)
+    killed, weights_killed, stats = run(folder, tmp_path / "killed", separate_process=True, pipelined=True, kill_at=2)
+    # The new trainer resumed from round 2's checkpoint and replayed every stored answer:
+    # it chose what the trainer never killed chose.
+    assert killed == reference
+    assert all(torch.equal(weights_killed[k], weights_ref[k]) for k in weights_ref)
+    assert stats.trainer_restarts == 1 and stats.labelled == len(reference) * 5 - len(reference) - 1
+
+
+def test_a_plain_retrainer_killed_between_batches_retrains_in_a_new_process(folder, tmp_path):
+    reference, weights_ref, _ = run(folder, tmp_path / "ref", separate_process=True, pipelined=False, rounds=3)
+    with LabellingSession.open(
+        folder, settings(pipelined=False), project_dir=tmp_path / "killed", separate_process=True, trainer_threads=1
+    ) as s:
+        batches = []
+        for r in range(3):
+            if r == 2:
+                os.kill(s.engine.trainer_pid, signal.SIGKILL)
+            batches.append([it.item_id for it in s.prepare_next_batch().items])
+            label_with_slips(s, correct_item=batches[0][0] if r == 2 else None)
+            s.confirm_batch()
+        assert batches == reference and s.engine.restarts == 1
+        assert all(torch.equal(last_weights(s)[k], weights_ref[k]) for k in weights_ref)
+
+
+async def test_the_app_carries_on_when_its_trainer_process_is_killed(image_folder):
+    from aeep_tui.app import LabellingApp
+    from tests.test_app import SIZE, batch_ready, panel_text, quick_settings, until
+
+    app = LabellingApp(image_folder, quick_settings(pipelined=True, steps_per_label=2), confirm_setup=False)
+    assert app.separate_process  # what the app does by default
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        session = app.session
+        trainer = session.engine.trainer_pid
+        assert trainer is not None and trainer != os.getpid()
+        await pilot.press("1", "2")
+        os.kill(trainer, signal.SIGKILL)  # mid-batch
+        await pilot.press("3", "1")  # keys keep answering; each answer is stored at once
+        assert [it.answer for it in session.batch.items] == [0, 1, 2, 0]
+        await until(pilot, lambda: session.engine.restarts == 1, what="the trainer's restart")
+        await until(pilot, lambda: "trainer restarted 1×" in panel_text(app, "#stat-model"), what="the panel saying so")
+        assert session.engine.trainer_pid not in (None, trainer)
+        await pilot.press("enter")
+        await until(pilot, batch_ready(app, 2), what="the batch the new trainer chose")
+        assert session.stats.labelled == 4 and all(it.predicted is not None for it in session.batch.items)
+        await pilot.press("q")
+
+
+def test_the_lookahead_follows_the_time_to_choose_and_the_persons_pace():
+    from aeep_core.learning.pipelined import Pace
+
+    pace = Pace()
+    assert pace.lookahead(None, 0.0, least=2, k=12) == 2  # nothing measured yet: the least
+    for t in (0.0, 1.0, 2.0, 3.0, 100.0, 101.0):  # one answer a second; a pause of 97 s is no pace
+        pace.answered(generation=0, arrived=t)
+    pace.answered(generation=-1, arrived=float("inf"))  # replayed history is not the pace
+    assert pace.seconds_per_answer == pytest.approx(1.0)
+    # a choice that took 2.5 s from the lookahead point: 3 answers' time, plus one to spare
+    assert pace.lookahead(due=10.0, chosen=12.5, least=2, k=12) == 4
+    # a slower machine (choosing takes 9 s) chooses further ahead, never past the batch
+    assert pace.lookahead(due=0.0, chosen=30.0, least=2, k=12) == 11
+    restored = Pace()
+    restored.load_state_dict(pace.state_dict())
+    assert restored.state_dict() == pace.state_dict()
