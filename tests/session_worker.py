@@ -9,11 +9,15 @@ JSON line per event, *after* the call that stored it returned.
   kills it with SIGKILL in the middle).
 - ``resume``: once a line arrives on stdin, reopen PROJECT, print the restored batch,
   finish it, print the next one.
+
+With ``AEEP_SEPARATE_PROCESS=1`` in the environment, sessions train in a child process
+(as the app does) and each batch event names the trainer's pid.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,6 +35,13 @@ SETTINGS = ProjectSettings(
     device="cpu",
     train={"min_steps": 10, "max_steps": 10},
 )
+
+
+SEPARATE = os.environ.get("AEEP_SEPARATE_PROCESS") == "1"
+
+
+def open_session(data: Path, project: Path, settings: ProjectSettings | None = None) -> LabellingSession:
+    return LabellingSession.open(data, settings, project_dir=project, separate_process=SEPARATE, trainer_threads=1)
 
 
 def say(**event) -> None:
@@ -59,6 +70,7 @@ def next_batch(session: LabellingSession) -> None:
         names=[it.name for it in batch.items],
         exploration=[it.exploration for it in batch.items],
         strategy=session.learner.strategy.state_dict(),
+        trainer=session.engine.trainer_pid,
     )
 
 
@@ -66,7 +78,7 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
     torch.set_num_threads(1)
     if mode == "resume":
         sys.stdin.readline()  # started early so the imports overlap the other run; go on cue
-        session = LabellingSession.open(data, project_dir=project)
+        session = open_session(data, project)
         b = session.batch
         say(event="restored", round=b.round, names=[it.name for it in b.items], answers=[it.answer for it in b.items])
         finish_batch(session)
@@ -74,7 +86,7 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
         return
     # The reference shares this process (one import of torch, not two); it cannot leak
     # into the run below: every random choice is seeded from (seed, round).
-    with LabellingSession.open(data, SETTINGS, project_dir=project.with_name(project.name + "-reference")) as ref:
+    with open_session(data, project.with_name(project.name + "-reference"), SETTINGS) as ref:
         for _ in range(stop):
             ref.prepare_next_batch()
             finish_batch(ref, quiet=True)
@@ -86,7 +98,7 @@ def main(mode: str, data: Path, project: Path, stop: int) -> None:
             exploration=[it.exploration for it in b.items],
             strategy=ref.learner.strategy.state_dict(),
         )
-    session = LabellingSession.open(data, SETTINGS, project_dir=project)
+    session = open_session(data, project, SETTINGS)
     for _ in range(stop - 1):
         next_batch(session)
         finish_batch(session)

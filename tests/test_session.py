@@ -179,10 +179,25 @@ def _events(proc: subprocess.Popen, until) -> list[dict]:
     raise AssertionError(f"worker ended early (rc {proc.wait()}): {proc.stderr.read()[-2000:]}")
 
 
+def _gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` ends (or is only a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if "State:\tZ" in Path(f"/proc/{pid}/status").read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.mark.slow
-def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("separate", [False, True], ids=["trainer-in-process", "trainer-process"])
+def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run(tmp_path, separate):
     data = make_image_folder(tmp_path / "images", per_class=12)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[1])}
+    env["AEEP_SEPARATE_PROCESS"] = "1" if separate else "0"
 
     def worker(mode: str, project: Path) -> subprocess.Popen:
         return subprocess.Popen(
@@ -206,6 +221,10 @@ def test_sigkill_mid_batch_loses_nothing_and_continues_like_an_uninterrupted_run
         os.kill(crash.pid, signal.SIGKILL)
         assert crash.wait(timeout=30) == -signal.SIGKILL
         ev += [json.loads(line) for line in crash.stdout]  # anything printed before the kill landed
+        trainer = [e["trainer"] for e in ev if e["event"] == "batch"][-1]
+        assert (trainer is not None) == separate and trainer != crash.pid
+        if separate:  # the UI's process is gone: its trainer process ends by itself
+            assert _gone(trainer, within=15), f"trainer {trainer} outlived the killed app"
         given = [e for e in ev if e["event"] == "label"]
         batch3 = next(e for e in ev if e["event"] == "batch" and e["round"] == 3)
         assert 2 <= sum(e["round"] == 3 for e in given) < 6  # killed in the middle of batch 3
