@@ -80,3 +80,15 @@ def test_ray_embedding_gives_the_local_features(ray_local, tmp_path, capsys, mon
     keys = [file_key(p) for p in sorted(folder.rglob("[0-9].jpg"))]
     assert (remote.rows_for(keys) >= 0).all()
     np.testing.assert_allclose(remote.read(remote.rows_for(keys)), local.read(local.rows_for(keys)), rtol=1e-3, atol=1e-3)
+
+
+def test_a_second_writer_gets_one_line_naming_the_store(tmp_path, capsys):
+    from aeep_core.data.embedders import load_embedder
+    from aeep_core.data.features import open_feature_store
+
+    folder = _folder(tmp_path / "photos", n=2)
+    stem = locations.feature_store(folder, BACKBONE)
+    with open_feature_store(stem, BACKBONE, load_embedder(BACKBONE, device="cpu")):  # e.g. the app embedding
+        assert main(["embed", str(folder), "--backbone", BACKBONE]) == 2
+    err = capsys.readouterr().err
+    assert "another process is writing this feature store" in err and str(stem) in err and "\n" not in err.strip()

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from aeep_core.pool import DataError
+
 __all__ = ["FeatureStore", "StoreError", "StoreRows", "open_store"]
 
 _MAGIC = b"AFS1"
@@ -51,8 +53,9 @@ _FORMAT = "aeep-feature-store"
 _VERSION = 1
 
 
-class StoreError(ValueError):
-    """A store that cannot be opened as asked (another writer, another width or backbone)."""
+class StoreError(DataError, ValueError):
+    """A store that cannot be opened as asked (another writer, another width or backbone):
+    a :class:`DataError`, so commands print its one line."""
 
 
 @dataclass

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from aeep_core import locations
     from aeep_core.data.backbones import is_backbone, unknown_backbone
     from aeep_core.data.embedders import load_embedder
-    from aeep_core.data.feature_store import StoreError
     from aeep_core.data.features import choose_backbone, embed_into_store, open_feature_store
     from aeep_core.data.images import list_image_files
     from aeep_core.pool import DataError
@@ -63,10 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--chunk must be at least 1 and --task-gpus not negative")
     stem = locations.feature_store(folder, backbone)
     embedder = load_embedder(backbone, backend=args.backend) if args.ray is None else None
-    try:
-        store = open_feature_store(stem, backbone, embedder or load_embedder(backbone, backend="torch", device="cpu"))
-    except StoreError as exc:
-        raise DataError(str(exc)) from exc
+    store = open_feature_store(stem, backbone, embedder or load_embedder(backbone, backend="torch", device="cpu"))
     bar = _Progress(len(paths))
     try:
         if args.ray is None:
