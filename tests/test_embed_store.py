@@ -121,3 +121,24 @@ def test_the_onnx_backend_gives_torchs_features_and_caches_its_export(tmp_path):
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert onnx_embedder.feature_dim == a.shape[1] and cos.min() >= 0.999
     np.testing.assert_allclose(b, a, atol=1e-3)
+
+
+def test_an_old_one_file_cache_is_taken_in_without_embedding_again(tmp_path, monkeypatch):
+    import json
+    import os
+
+    from aeep_core.data import features
+
+    paths = _photos(tmp_path / "p", 4)
+    old = np.random.default_rng(3).random((4, 1600)).astype(np.float32)
+    stem = tmp_path / "cache"
+    stamps = [[os.fsencode(p).hex(), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    np.save(stem.with_suffix(".npy"), old[[0, 1, 3]])
+    stem.with_suffix(".json").write_text(json.dumps([stamps[0], stamps[1], stamps[3]]))  # one file new since
+    decoded: list[Path] = []
+    real = features.photo_array
+    monkeypatch.setattr(features, "photo_array", lambda p, prep: decoded.append(p) or real(p, prep))
+    feats, kept, _ = embed_photos(paths, BACKBONE, stem)
+    assert decoded == [paths[2]] and kept == paths  # only the new file was embedded
+    np.testing.assert_allclose(feats[[0, 1, 3]], old[[0, 1, 3]], atol=1e-3)
+    assert not stem.with_suffix(".npy").exists() and not stem.with_suffix(".json").exists()
