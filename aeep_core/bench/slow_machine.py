@@ -281,12 +281,21 @@ def calibrate(
         if free < target:
             progress(f"slow machine: {free:.1f} steps/s unthrottled, below the target {target:.1f}: no quota")
         factor, rate = max(1.0, free / target), free
-        for attempt in range(6):
+        too_slow, too_fast = math.inf, 1.0  # factors known to give less / more than the target
+        for attempt in range(8):
             rate = measure(factor)
             progress(f"slow machine: factor {factor:.2f} -> {rate:.1f} steps/s (target {target:.1f})")
-            if abs(rate / target - 1) <= tolerance or (factor == 1.0 and rate < target) or attempt == 5:
+            if abs(rate / target - 1) <= tolerance or (factor == 1.0 and rate < target) or attempt == 7:
                 break  # the quota stays at the factor just measured
+            # the rate is not proportional to 1/factor (throttling costs, more at higher
+            # factors) and is noisy: scale, but stay inside the bracket found so far
+            if rate < target:
+                too_slow = min(too_slow, factor)
+            else:
+                too_fast = max(too_fast, factor)
             factor = max(1.0, factor * rate / target)
+            if not too_fast < factor < too_slow:
+                factor = math.sqrt(too_fast * too_slow)
     q = machine.quotas
     machine.emulation = Emulation(
         isa,
