@@ -123,13 +123,11 @@ def measure(args: argparse.Namespace) -> dict:
             late.append(seen - sent + args.pace)  # from the last card's key
             print(f"round {round_}: wait {waits[-1]:.2f} s", file=sys.stderr, flush=True)
         load.append(os.getloadavg()[0])
-        emulation = None
-        if emulate:
-            for line in term.tmux("capture-pane", "-p", "-t", "w", "-S", "-2000").splitlines():
-                if line.startswith("slow machine: {"):
-                    emulation = line
         term.key("q")
         term.wait_for(lambda t: "EXIT=" in t, timeout=120)
+        # the emulation's calibration lines are on the terminal's main screen, back once the app has left
+        history = term.tmux("capture-pane", "-p", "-J", "-t", "w", "-S", "-2000").splitlines()
+        calibration = [line for line in history if line.startswith("slow machine:")]
     finally:
         term.close()
     return {
@@ -144,7 +142,7 @@ def measure(args: argparse.Namespace) -> dict:
         "emulate": emulate,
         "loadavg_1min": [round(x, 2) for x in load],
         "repo": str(args.repo),
-        "emulation_log": emulation,
+        "emulation_log": calibration,
     }
 
 
