@@ -41,6 +41,10 @@ def truth(s: LabellingSession, position: int) -> int:
     return int(s.pool.labels[s.batch.items[position].item_id])
 
 
+def truth_of(s: LabellingSession, item: int) -> int:
+    return int(s.pool.labels[item])
+
+
 def last_weights(s: LabellingSession) -> dict[str, torch.Tensor]:
     row = s._store.last_checkpoint()
     state = read_checkpoint(s.project_path, row["file"], row["sha256"])
@@ -80,6 +84,11 @@ def run(folder: Path, project: Path, separate_process: bool, pipelined: bool, ro
                     time.sleep(0.05)
                 assert s.engine.restarts == 1 and "killed by signal 9" in (s.engine.last_failure or "")
             label_with_slips(s, correct_item=first_item if r == 2 else None)
+            if r == 1:  # changed after the last card: the batch being chosen ahead is stale
+                s.label(2, (truth(s, 2) + 1) % 3)
+                s.label(2, truth(s, 2))
+            if r == 3:  # a correction between the last card and Enter: stale too
+                s.review.correct(first_item, truth_of(s, first_item))
             s.confirm_batch()
         return batches, last_weights(s), s.stats
 
@@ -102,7 +111,7 @@ def test_a_trainer_killed_mid_batch_is_restarted_from_the_store_and_loses_nothin
     # it chose what the trainer never killed chose.
     assert killed == reference
     assert all(torch.equal(weights_killed[k], weights_ref[k]) for k in weights_ref)
-    assert stats.trainer_restarts == 1 and stats.labelled == len(reference) * 5 - len(reference) - 1
+    assert stats.trainer_restarts == 1 and stats.labelled == len(reference) * 5 - len(reference)  # one skip a batch
 
 
 def test_a_plain_retrainer_killed_between_batches_retrains_in_a_new_process(folder, tmp_path):

@@ -59,6 +59,8 @@ class Engine(Protocol):
 
     def answer(self, position: int, label: int) -> None: ...
 
+    def complete(self, batch: Batch) -> None: ...
+
     def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
 
     def correct(self, item: int, label: int, save: SaveCorrection) -> None: ...
@@ -102,7 +104,11 @@ class Retrainer(Protocol):
         budget: int | None,
         progress: StageProgress | None,
         should_stop: Callable[[], bool] | None,
+        ahead: Any = None,
     ) -> Choice | None: ...
+
+    def speculate(self, key: Any, learner: ActiveLearner, arrays: BatchArrays, batch_size: int, budget: int | None) -> None:
+        """Start on the batch after ``arrays`` (complete) now; ``choose(ahead=key)`` takes it."""
 
     def close(self) -> None: ...
 
@@ -125,6 +131,22 @@ def batch_arrays(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     )
 
 
+BatchArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def learn_from(learner: ActiveLearner, arrays: BatchArrays) -> tuple[float | None, float | None, bool]:
+    """Teach the learner a complete batch (:func:`batch_arrays`): (mp, batch accuracy,
+    whether it was a cold batch, chosen without a model). One definition for the plain
+    engine and for a retrainer that starts on the next batch before Enter."""
+    ids, exploration, predicted, answers = arrays
+    if bool((predicted < 0).all()):
+        learner.add_labels(ids, answers)
+        return None, None, True
+    proposal = Proposal(ids, exploration, predicted, np.zeros(len(ids)), 0.0, 0.0, None, 0.0)
+    mp, accuracy = learner.teach(proposal, answers)
+    return mp, accuracy, False
+
+
 def engine_state(learner: ActiveLearner, cold: bool) -> dict[str, Any]:
     """The JSON part of the learner's state stored with a round; L is in the store itself."""
     return {**learner.state_dict(model=False, labels=False), "cold": cold}
@@ -143,12 +165,28 @@ class PlainEngine:
         self._lock = threading.Lock()
         self._choosing = False
         self._pending: list[tuple[int, int]] = []
+        self._corrections = 0  # corrections taken so far: a batch chosen ahead of one is stale
+        self._confirmed: tuple[Any, ...] | None = None  # the last confirmed batch, as _ahead_key sees it
 
     def adopt(self, batch: Batch, m: int | None) -> None:
         """Nothing to do: the plain engine learns only from confirmed batches."""
 
     def answer(self, position: int, label: int) -> None:
         """Nothing to do until the batch is confirmed."""
+
+    def complete(self, batch: Batch) -> None:
+        """Every card is answered: a retrainer process starts on the next batch now, on L
+        as confirming this batch will make it, so Enter finds it (nearly) chosen. Anything
+        that changes before Enter (an answer, a correction, a class) makes it start again."""
+        if self.retrainer is not None:
+            arrays = batch_arrays(batch)
+            s = self.settings
+            self.retrainer.speculate(self._ahead_key(batch, arrays), self.learner, arrays, s.batch_size, s.budget)
+
+    def _ahead_key(self, batch: Batch, arrays: BatchArrays) -> tuple[Any, ...]:
+        """What a batch chosen ahead depends on beyond the learner's last confirmed state."""
+        learner = self.learner
+        return (batch.round, arrays[3].tobytes(), self._corrections, tuple(learner.pool.class_names), learner.merged_classes)
 
     def classes_changed(self) -> None:
         """Nothing to do: each retrain reads the classes as they are then."""
@@ -174,16 +212,11 @@ class PlainEngine:
         """Teach the learner the batch (mp and batch accuracy when it was chosen by a
         model); if recording fails the learner is put back, so confirming again is safe."""
         learner = self.learner
-        ids, exploration, predicted, answers = batch_arrays(batch)
+        arrays = batch_arrays(batch)
+        self._confirmed = self._ahead_key(batch, arrays)
         before = learner.state_dict(model=False)
-        cold = bool((predicted < 0).all())
         try:
-            if cold:
-                learner.add_labels(ids, answers)
-                mp = accuracy = None
-            else:
-                proposal = Proposal(ids, exploration, predicted, np.zeros(len(ids)), 0.0, 0.0, None, 0.0)
-                mp, accuracy = learner.teach(proposal, answers)
+            mp, accuracy, cold = learn_from(learner, arrays)
             record(mp, accuracy, engine_state(learner, cold))
         except BaseException:
             learner.load_state_dict(before)
@@ -202,6 +235,7 @@ class PlainEngine:
         """:meth:`correct` for every correction ``save`` commits, in its order."""
         with self._lock:
             corrections = save()
+            self._corrections += 1
             if self._choosing:
                 self._pending.extend(corrections)
             else:
@@ -224,7 +258,7 @@ class PlainEngine:
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         s = self.settings
         if self.retrainer is not None:
-            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop)
+            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._confirmed)
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
 
     def close(self) -> None:

@@ -102,6 +102,9 @@ class PipelinedEngine:
                 failed = crash  # the new trainer replays the store, this answer included
         self._restart_soon(failed, pipe)
 
+    def complete(self, batch: Batch) -> None:
+        """Nothing to do: the trainer has chosen ahead already."""
+
     def classes_changed(self) -> None:
         """The classes were added to or merged: a trainer in another process hears it, in
         order with the answers (one in this process shares the pools)."""

@@ -261,6 +261,8 @@ class LabellingSession:
         self._answer_seq[position] = self._store.add_label(self._batch_db_items[position], batch.round, int(answer))
         batch.items[position].answer = int(answer)
         self.engine.answer(position, int(answer))
+        if batch.complete:
+            self.engine.complete(batch)
 
     def _reanswered(self, moved: Repointed, label: int) -> None:
         """An answer of the open batch that a merge re-pointed (already stored): the card
@@ -271,6 +273,8 @@ class LabellingSession:
         self._answer_seq[position] = moved.row_id
         self.batch.items[position].answer = label
         self.engine.answer(position, label)
+        if self.batch.complete:
+            self.engine.complete(self.batch)
 
     def undo(self) -> int | None:
         """Take back the latest answer in the open batch (a new row); return its position."""

@@ -29,7 +29,7 @@ import torch
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner, PipelineStats
 from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
-from aeep_core.session.engines import Choice, StageProgress, retrain_and_choose
+from aeep_core.session.engines import BatchArrays, Choice, StageProgress, learn_from, retrain_and_choose
 
 _POLL = 0.05  # seconds between looks at the child's events and at should_stop
 
@@ -62,36 +62,49 @@ def _classes_of(learner: ActiveLearner) -> tuple[list[str], list[str] | None, fr
 
 # --- the plain loop ----------------------------------------------------------------------
 class _RetrainService:
-    """In the child: one learner, retrained and asked to choose on demand."""
+    """In the child: one learner, retrained and asked to choose on demand; job ``j`` stops
+    as soon as the parent has cancelled every job up to ``j``."""
 
-    def __init__(self, emit: Emit, learner: ActiveLearner, threads: int, stop: Any):
+    def __init__(self, emit: Emit, learner: ActiveLearner, threads: int, cancelled: Any):
         child_torch_threads(threads)
-        self.emit, self.learner, self.stop = emit, learner, stop
+        self.emit, self.learner, self.cancelled = emit, learner, cancelled
 
-    def choose(self, state: bytes, classes: tuple[Any, ...], batch_size: int, budget: int | None) -> None:
+    def choose(
+        self,
+        job: int,
+        state: bytes,
+        classes: tuple[Any, ...],
+        batch: BatchArrays | None,
+        batch_size: int,
+        budget: int | None,
+    ) -> None:
         learner = self.learner
         learner.forget_model()
         learner.load_state_dict(unpack(state) or {})
         _set_classes(learner, *classes)
+        if batch is not None:  # chosen ahead: learn the complete batch as confirming it will
+            learn_from(learner, batch)
         choice = retrain_and_choose(
             learner,
             batch_size,
             budget,
-            lambda stage, done, total: self.emit(("progress", stage, done, total)),
-            self.stop.is_set,
+            lambda stage, done, total: self.emit(("progress", job, stage, done, total)),
+            lambda: self.cancelled.value >= job,
         )
-        if choice is None:
-            self.emit(("chosen", None))
-        else:
-            self.emit(("chosen", (choice.proposal, pack(choice.checkpoint), choice.engine, choice.stats)))
+        payload = None if choice is None else (choice.proposal, pack(choice.checkpoint), choice.engine, choice.stats)
+        self.emit(("chosen", job, payload))
 
 
 class RemoteRetrainer:
-    """The plain engine's retrain in a child process (see the module doc)."""
+    """The plain engine's retrain in a child process (see the module doc). It may start on
+    the next batch before Enter (:meth:`speculate`); :meth:`choose` takes that one when
+    nothing changed since, else cancels it and retrains."""
 
     def __init__(self, learner: ActiveLearner, threads: int | None = None):
         self._threads = threads or torch.get_num_threads()
         self._process: ServiceProcess | None = None
+        self._jobs = 0
+        self._ahead: tuple[Any, int] | None = None  # (key, job) of the batch being chosen ahead
         self.restarts = 0
         self.last_failure: str | None = None
         self._start(learner)
@@ -103,8 +116,19 @@ class RemoteRetrainer:
     def _start(self, learner: ActiveLearner) -> None:
         import torch.multiprocessing as torch_mp
 
-        self._stop = torch_mp.get_context("spawn").Event()
-        self._process = ServiceProcess(_RetrainService, learner, self._threads, self._stop, name="aeep-trainer").start()
+        self._cancelled = torch_mp.get_context("spawn").Value("q", -1)
+        self._process = ServiceProcess(_RetrainService, learner, self._threads, self._cancelled, name="aeep-trainer").start()
+        self._ahead = None
+
+    def speculate(self, key: Any, learner: ActiveLearner, batch: BatchArrays, batch_size: int, budget: int | None) -> None:
+        """Start choosing the batch after ``batch`` (complete, not yet confirmed) now."""
+        if self._ahead is not None and self._ahead[0] == key:
+            return
+        self._cancel_ahead()
+        try:
+            self._ahead = (key, self._send(learner, batch, batch_size, budget))
+        except ServiceCrashed:
+            self._ahead = None  # choose() restarts the process
 
     def choose(
         self,
@@ -113,15 +137,22 @@ class RemoteRetrainer:
         budget: int | None,
         progress: StageProgress | None,
         should_stop: Callable[[], bool] | None,
+        ahead: Any = None,
     ) -> Choice | None:
-        """:func:`retrain_and_choose` in the child; one crash starts a new child and tries again."""
+        """:func:`retrain_and_choose` in the child (or the batch chosen ahead for ``ahead``,
+        the confirmed batch's key); one crash starts a new child and tries again."""
         try:
-            result = self._choose(learner, batch_size, budget, progress, should_stop)
+            if ahead is not None and self._ahead is not None and self._ahead[0] == ahead:
+                job, self._ahead = self._ahead[1], None
+            else:
+                self._cancel_ahead()
+                job = self._send(learner, None, batch_size, budget)
+            result = self._collect(job, progress, should_stop)
         except ServiceCrashed as crash:
-            self.restarts, self.last_failure = self.restarts + 1, str(crash)
+            self.restarts, self.last_failure = self.restarts + 1, str(crash).splitlines()[0]
             self.close()
             self._start(learner)
-            result = self._choose(learner, batch_size, budget, progress, should_stop)
+            result = self._collect(self._send(learner, None, batch_size, budget), progress, should_stop)
         if result is None:
             return None
         proposal, checkpoint, engine, stats = result
@@ -129,25 +160,28 @@ class RemoteRetrainer:
         learner.load_state_dict(state)  # the app's learner, as if it had trained itself
         return Choice(proposal, state, engine, stats)
 
-    def _choose(
-        self,
-        learner: ActiveLearner,
-        batch_size: int,
-        budget: int | None,
-        progress: StageProgress | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> Any:
+    def _send(self, learner: ActiveLearner, batch: BatchArrays | None, batch_size: int, budget: int | None) -> int:
         assert self._process is not None
-        self._stop.clear()
-        self._process.send("choose", pack(learner.state_dict()), _classes_of(learner), batch_size, budget)
+        self._jobs += 1
+        self._process.send("choose", self._jobs, pack(learner.state_dict()), _classes_of(learner), batch, batch_size, budget)
+        return self._jobs
+
+    def _cancel_ahead(self) -> None:
+        """Stop the batch being chosen ahead; its result is dropped when it comes."""
+        if self._ahead is not None:
+            self._cancelled.value = max(self._cancelled.value, self._ahead[1])
+            self._ahead = None
+
+    def _collect(self, job: int, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Any:
+        assert self._process is not None
         while True:
             if should_stop is not None and should_stop():
-                self._stop.set()
+                self._cancelled.value = max(self._cancelled.value, job)
             for event in self._process.events(timeout=_POLL):
-                if event[0] == "progress" and progress is not None:
-                    progress(*event[1:])
-                elif event[0] == "chosen":
-                    return event[1]
+                if event[0] == "progress" and event[1] == job and progress is not None:
+                    progress(*event[2:])
+                elif event[0] == "chosen" and event[1] == job:
+                    return event[2]
 
     def close(self) -> None:
         if self._process is not None:
