@@ -62,6 +62,12 @@ def image_caches(folder: Path) -> list[Path]:
     return sorted(p for p in root.glob(f"*-{digest}-*") if p.is_file()) if root.is_dir() else []
 
 
+def database_folder(name: str) -> Path:
+    """The folder that stands for a database source (its URL and schema, no password) so
+    that projects find it again like a data folder."""
+    return data_dir() / "databases" / name
+
+
 def projects_dir() -> Path:
     """Where one folder per labelling project lives."""
     return data_dir() / "projects"

@@ -86,7 +86,7 @@ def database_folder(db: Database) -> Path:
     key = json.dumps({"url": db.url, "schema": db.schema}, sort_keys=True)
     parts = urlsplit(db.url)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{parts.path.strip('/')}-{db.schema}@{parts.hostname}")
-    folder = locations.data_dir() / "databases" / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    folder = locations.database_folder(f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / DATABASE_FILE
     if not target.is_file():
