@@ -187,7 +187,9 @@ def run(settings: LatencySettings, progress=print, partial: Path | None = None) 
     finally:
         if slow is not None:
             slow.close()
-    modes = {m: summarise([r for r in runs if r["mode"] == m], settings.lookahead) for m in settings.modes}
+    # a pipelined batch is chosen some answers before the last one (follow_pace: up to k - 1),
+    # so acc@n is the model that chose the batch after n labels, trained on n - k + 1 to n
+    modes = {m: summarise([r for r in runs if r["mode"] == m], settings.batch_size - 1) for m in settings.modes}
     return {"task": "latency", "settings": asdict(settings), "machine": described, "modes": modes, "runs": runs}
 
 

@@ -72,7 +72,9 @@ def summarise(runs: list[dict[str, Any]], tolerance: int = 0) -> dict[str, Any]:
         found = [accuracy_at(r["acc_at"], n, tolerance) for r in runs]
         values = [v for v in found if v is not None]
         if values and len(values) == len(found):
-            acc[str(n)] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+            # the labels each model was trained on: fewer than n when it chose ahead
+            trained = [max(m for m, a in r["acc_at"] if m <= n and a is not None) for r in runs]
+            acc[str(n)] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values), "labels": trained}
     return {
         "wait_s": {"median": _percentile(waits, 50), "p95": _percentile(waits, 95), "n": len(waits)},
         "keystroke_ms": {"median": _percentile(keys, 50), "p99": _percentile(keys, 99), "n": len(keys)},
