@@ -166,7 +166,7 @@ class PlainEngine:
         self._choosing = False
         self._pending: list[tuple[int, int]] = []
         self._corrections = 0  # corrections taken so far: a batch chosen ahead of one is stale
-        self._confirmed: tuple[Any, ...] | None = None  # the last confirmed batch, as _ahead_key sees it
+        self._confirmed: tuple[int, bytes] | None = None  # the last confirmed batch: (round, answers)
 
     def adopt(self, batch: Batch, m: int | None) -> None:
         """Nothing to do: the plain engine learns only from confirmed batches."""
@@ -181,12 +181,16 @@ class PlainEngine:
         if self.retrainer is not None:
             arrays = batch_arrays(batch)
             s = self.settings
-            self.retrainer.speculate(self._ahead_key(batch, arrays), self.learner, arrays, s.batch_size, s.budget)
+            key = self._ahead_key((batch.round, arrays[3].tobytes()))
+            self.retrainer.speculate(key, self.learner, arrays, s.batch_size, s.budget)
 
-    def _ahead_key(self, batch: Batch, arrays: BatchArrays) -> tuple[Any, ...]:
-        """What a batch chosen ahead depends on beyond the learner's last confirmed state."""
+    def _ahead_key(self, batch: tuple[int, bytes] | None) -> tuple[Any, ...] | None:
+        """What a batch chosen ahead depends on beyond the learner's last confirmed state:
+        the batch (round, answers), and, as they are now, the corrections and the classes."""
+        if batch is None:
+            return None
         learner = self.learner
-        return (batch.round, arrays[3].tobytes(), self._corrections, tuple(learner.pool.class_names), learner.merged_classes)
+        return (*batch, self._corrections, tuple(learner.pool.class_names), learner.merged_classes)
 
     def classes_changed(self) -> None:
         """Nothing to do: each retrain reads the classes as they are then."""
@@ -213,7 +217,7 @@ class PlainEngine:
         model); if recording fails the learner is put back, so confirming again is safe."""
         learner = self.learner
         arrays = batch_arrays(batch)
-        self._confirmed = self._ahead_key(batch, arrays)
+        self._confirmed = (batch.round, arrays[3].tobytes())
         before = learner.state_dict(model=False)
         try:
             mp, accuracy, cold = learn_from(learner, arrays)
@@ -258,7 +262,9 @@ class PlainEngine:
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         s = self.settings
         if self.retrainer is not None:
-            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._confirmed)
+            return self.retrainer.choose(
+                self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._ahead_key(self._confirmed)
+            )
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
 
     def close(self) -> None:
