@@ -51,9 +51,13 @@ def test_replay_through_the_app_measures_every_batch(tmp_path, mode):
     assert result["labelled"] == 12  # every label reached the store through the keys
     assert result["rss_mib"] > 50
     # accuracy is filed under the labels its model was trained on: after each batch in
-    # plain, one answer short (the lookahead) in pipelined; none trained on the last batch
+    # plain; in pipelined up to k - 1 answers short (the lookahead follows the pace: here
+    # choosing is slow against 0.01 s a label); none trained on the last batch
     counts = [n for n, _ in result["acc_at"]]
-    assert counts == ([4, 8] if mode == "plain" else [3, 7])
+    if mode == "plain":
+        assert counts == [4, 8]
+    else:
+        assert len(counts) == 2 and all(b - 3 <= n <= b for n, b in zip(counts, (4, 8), strict=True)), counts
     assert all(0 <= a <= 1 for _, a in result["acc_at"])
     if mode == "pipelined":
         assert len(result["keystroke_ms"]) == 12
