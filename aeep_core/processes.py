@@ -9,7 +9,8 @@ slow machine the UI thread lost to the trainer (BENCHMARKS.md, issue 27). A
   ``call``: wait for the return value), so an answer, a correction and an undo reach the
   service in the order the person gave them;
 * the service pushes events back (a chosen batch, progress) through the ``emit`` function
-  its factory receives; :meth:`ServiceProcess.events` hands them over.
+  its factory receives; :meth:`ServiceProcess.events` hands them over. A service whose own
+  thread fails sets ``broken`` to the exception: the child reports it and exits.
 
 Tensors sent either way go through ``torch.multiprocessing``: their storage moves to shared
 memory once, so a pool of images is not copied per message. A child whose parent dies
@@ -102,6 +103,9 @@ def _serve(factory: Factory, args: tuple[Any, ...], inbox: Any, outbox: Any) -> 
     try:
         service = factory(outbox.put, *args)
         while True:
+            broken = getattr(service, "broken", None)
+            if broken is not None:  # a thread of the service failed: report it and exit
+                raise broken
             try:
                 ident, method, call_args = inbox.get(timeout=0.5)
             except queue.Empty:
@@ -146,6 +150,11 @@ class ServiceProcess:
     @property
     def alive(self) -> bool:
         return self._failure is None and self._process.is_alive()
+
+    def check(self) -> None:
+        """Raise ServiceCrashed if the child is gone; reads nothing while it lives, so a
+        caller that must not wait (the UI's thread) never reads a message half written."""
+        self._check()
 
     def send(self, method: str, *args: Any) -> None:
         """Call ``method(*args)`` in the child, after every call sent before; no reply."""

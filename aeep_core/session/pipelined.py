@@ -215,7 +215,10 @@ class PipelinedEngine:
     def evaluations(self) -> list[tuple[int, float | None]]:
         """(labels the model was trained on, its test accuracy) each time the trainer chose
         a batch since the engine started: the model that chose is ``lookahead`` answers
-        behind the screen."""
+        behind the screen. Reads what a trainer process sent meanwhile (not for the UI's
+        thread: it may wait for a message being written)."""
+        if isinstance(self._pipe, RemotePipeline):
+            self._pipe.receive()
         return [] if self._pipe is None else list(self._pipe.stats.accuracy)
 
     def close(self) -> None:

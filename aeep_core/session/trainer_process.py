@@ -196,6 +196,7 @@ class _PipelineService:
     def __init__(self, emit: Emit, learner: ActiveLearner, options: dict[str, Any], threads: int):
         child_torch_threads(threads)
         self.emit = emit
+        self.broken: BaseException | None = None
         self.pipe = PipelinedLearner(learner, listener=self, **options)
 
     # the listener: called from the trainer's thread
@@ -206,7 +207,7 @@ class _PipelineService:
         self.emit(("evaluated", labels, accuracy, confusion))
 
     def failed(self, error: BaseException) -> None:
-        self.emit(("training failed", f"{type(error).__name__}: {error}"))
+        self.broken = error  # the child's main loop reports it and exits: the parent restarts it
 
     # calls from the parent, in order
     def queue(self, current: Proposal | None, replay: list[tuple[int | None, int, int]]) -> Proposal | None:
@@ -304,9 +305,14 @@ class RemotePipeline:
     def alive(self) -> bool:
         return self._process.alive
 
+    def receive(self, timeout: float = 0.1) -> None:
+        """Take in what the trainer sent so far (chosen batches, evaluations)."""
+        self._drain(timeout)
+
     def check(self) -> None:
-        """Raise ServiceCrashed if the trainer died (reads what it reported meanwhile)."""
-        self._drain(0.0)
+        """Raise ServiceCrashed if the trainer died. Reads no message: the UI's thread calls
+        this, and a chosen batch (megabytes of weights) is read by the thread that waits for it."""
+        self._process.check()
 
     # --- internals ------------------------------------------------------------------
     def _mirror(self, position: int | None, item: int, label: int) -> None:
@@ -335,5 +341,3 @@ class RemotePipeline:
             elif event[0] == "evaluated":
                 self.stats.accuracy.append((event[1], event[2]))
                 self.stats.confusion = event[3]
-            elif event[0] == "training failed":
-                raise ServiceCrashed(f"the trainer stopped: {event[1]}")
