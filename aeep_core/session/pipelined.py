@@ -191,7 +191,7 @@ class PipelinedEngine:
             progress("train", 1, 1)
         pipe = self._pipe
         snapshot = pipe.last_snapshot or {}
-        accuracy = pipe.stats.accuracy[-1][1] if pipe.stats.accuracy else None
+        accuracy = self._evaluation(pipe, len(snapshot.get("labels", [])))
         stats = {
             "m": proposal.m,
             "entropy_batch": proposal.entropy_batch,
@@ -286,6 +286,21 @@ class PipelinedEngine:
             except ServiceCrashed as crash:
                 # Every answer is in the store: a new trainer replays them and chooses.
                 return self._restart(crash, self._pipe)
+
+    def _evaluation(self, pipe: PipelinedLearner | RemotePipeline, labels: int, within: float = 2.0) -> float | None:
+        """The test accuracy of the model that chose the batch (trained on ``labels``
+        labels): the trainer tests it right after choosing, so it may still be on its way;
+        waited for at most ``within`` seconds, then the newest there is."""
+        if not self._evaluate:
+            return None
+        deadline = time.monotonic() + within
+        while not any(n == labels for n, _ in pipe.stats.accuracy) and time.monotonic() < deadline:
+            if isinstance(pipe, RemotePipeline):
+                pipe.receive(0.05)
+            else:
+                time.sleep(0.01)
+        mine = [a for n, a in pipe.stats.accuracy if n == labels]
+        return mine[-1] if mine else (pipe.stats.accuracy[-1][1] if pipe.stats.accuracy else None)
 
     def _restart(self, crash: ServiceCrashed, dead: object) -> Proposal | None:
         """Replace the trainer ``dead`` (a process that died) by one started from the store;
