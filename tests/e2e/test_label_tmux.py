@@ -41,7 +41,16 @@ class Terminal:
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         # pytest exports COLUMNS=80 LINES=24, which would override the pane's real size.
         shell = f"cd {REPO} && env -u COLUMNS -u LINES {exports} {command}; echo EXIT=$?; sleep 60"
-        self.tmux("new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT), shell)
+        for attempt in range(20):
+            try:
+                self.tmux("new-session", "-d", "-s", "e2e", "-x", str(WIDTH), "-y", str(HEIGHT), shell)
+                return
+            except subprocess.CalledProcessError:
+                # A server whose last session was just killed may still be exiting on this
+                # socket (seen in a CI run): wait for it, then start a fresh one.
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
 
     def keys(self, *keys: str) -> None:
         for key in keys:
