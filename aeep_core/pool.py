@@ -82,6 +82,25 @@ class Pool:
             meta={k: ([v[i] for i in index] if isinstance(v, list) and len(v) == len(self) else v) for k, v in self.meta.items()},
         )
 
+    def extend(self, more: Pool) -> None:
+        """Append ``more``'s items (a photo pool grows as its photos are embedded): every
+        position already handed out keeps its item. ``more`` has the same classes and
+        inputs of the same kind (a tensor, or rows of the same feature store)."""
+        if len(more) == 0:
+            return
+        n = len(self)
+        extended = getattr(self.inputs, "extended", None)  # feature-store rows read from disk
+        self.inputs = extended(more.inputs) if extended is not None else torch.cat([self.inputs, more.inputs])
+        if self.labels is not None or more.labels is not None:
+            mine = self.labels if self.labels is not None else np.full(n, UNKNOWN, np.int64)
+            theirs = more.labels if more.labels is not None else np.full(len(more), UNKNOWN, np.int64)
+            self.labels = np.concatenate([mine, theirs])
+        self.names.extend(more.names)
+        self.skipped.extend(more.skipped)
+        for key, value in self.meta.items():
+            if isinstance(value, list) and len(value) == n:
+                value.extend(more.meta.get(key, []))
+
     def flat_inputs(self, index: np.ndarray) -> np.ndarray:
         """Raw inputs of ``index`` as float32 rows, for input-space distances."""
         x = self.inputs[torch.from_numpy(np.asarray(index, dtype=np.int64))]
@@ -114,3 +133,6 @@ class Dataset:
 
     pool: Pool
     test: Pool | None = None
+    #: what of the data is still to come: photos of the folder not yet embedded
+    #: (``data.progressive.Unembedded``), joining the pool while the person labels
+    pending: Any = None

@@ -99,6 +99,9 @@ def warm_up() -> None:
 def _serve(factory: Factory, args: tuple[Any, ...], inbox: Any, outbox: Any) -> None:
     """The child's main loop: build the service, then make each call in order."""
     parent = multiprocessing.parent_process()
+    if parent is not None:
+        # Also mid-call (a retrain, a chunk of photos): nobody is left to work for.
+        threading.Thread(target=_exit_with, args=(parent,), name="aeep-parent-watch", daemon=True).start()
     service = None
     try:
         service = factory(outbox.put, *args)
@@ -124,6 +127,14 @@ def _serve(factory: Factory, args: tuple[Any, ...], inbox: Any, outbox: Any) -> 
         close = getattr(service, "close", None)
         if close is not None:
             close()
+
+
+def _exit_with(parent: Any) -> None:
+    """Exit this child as soon as its parent process is gone (a ``kill -9`` of the app):
+    what it was doing is lost, and what it wrote is made safe by its own format (the
+    feature store cuts a torn chunk)."""
+    parent.join()
+    os._exit(0)
 
 
 class ServiceProcess:

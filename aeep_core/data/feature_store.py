@@ -243,7 +243,9 @@ class FeatureStore:
         """Read good records from ``offset``; stop at the first torn one (and before a
         last chunk whose rows fail their CRC)."""
         try:
-            raw = self.files.index.read_bytes()[offset:]
+            with open(self.files.index, "rb") as f:  # only what is new: a refresh at 10^6 rows reads kilobytes
+                f.seek(offset)
+                raw = f.read()
         except FileNotFoundError:
             return
         try:
@@ -357,6 +359,19 @@ class StoreRows:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # To another process: the store's path and the rows, reopened read-only there
+        # (never the writer's lock, nor a copy of 10^6 keys).
+        return (_store_rows, (str(self.store.files.stem), self.rows))
+
+    def extended(self, more: StoreRows) -> StoreRows:
+        """These positions followed by ``more``'s (rows of the same store, which takes in
+        what another process committed meanwhile)."""
+        rows = more.rows
+        if len(rows) and rows.max() >= len(self.store):
+            self.store.refresh()
+        return StoreRows(self.store, np.concatenate([self.rows, rows]))
+
     def __getitem__(self, index: torch.Tensor | np.ndarray | slice | int) -> torch.Tensor:
         if isinstance(index, torch.Tensor):
             index = index.numpy()
@@ -364,3 +379,17 @@ class StoreRows:
         if np.ndim(picked) == 0:
             return torch.from_numpy(self.store.read([int(picked)])[0])
         return torch.from_numpy(self.store.read(picked))
+
+
+_READERS: dict[str, FeatureStore] = {}  # stores opened to unpickle rows, one per stem and process
+
+
+def _store_rows(stem: str, rows: np.ndarray) -> StoreRows:
+    """Rows unpickled in another process: one read-only store per stem there, so a pool
+    that grows by parts reads its index once, then only what is new."""
+    store = _READERS.get(stem)
+    if store is None:
+        store = _READERS[stem] = open_store(stem)
+    elif len(rows) and rows.max() >= len(store):
+        store.refresh()
+    return StoreRows(store, rows)

@@ -219,7 +219,7 @@ def embed_photos(
                 progress(min(start + CHUNK, len(paths)), len(paths))
         return np.concatenate(out) if out else np.zeros((0, embedder.feature_dim), np.float32), kept_paths, skipped
     keys = [file_key(p) for p in paths]
-    store, embedder = _open_or_migrate(cache, backbone, keys, paths, device)
+    store, embedder = open_or_create_store(cache, backbone, keys, paths, device)
     try:
         report = embed_into_store(paths, store, embedder or backbone, progress=progress, keys=keys)
         rows = store.rows_for(keys)
@@ -229,7 +229,7 @@ def embed_photos(
         store.close()
 
 
-def _open_or_migrate(
+def open_or_create_store(
     stem: Path, backbone: str, keys: list[str], paths: Sequence[Path], device: str | torch.device
 ) -> tuple[FeatureStore, Embedder | None]:
     """The store at ``stem``, and the embedder when it had to be loaded: a new store needs

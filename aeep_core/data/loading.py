@@ -12,6 +12,7 @@ from aeep_core.data.backbones import BackboneUnavailable, is_backbone, unknown_b
 from aeep_core.data.features import choose_backbone, embed_photos
 from aeep_core.data.idx import find_idx_pairs, read_idx
 from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
+from aeep_core.data.progressive import load_growing_photos
 from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, split_holdout
 
 _TEST_SPLITS = ("t10k", "test")
@@ -54,9 +55,12 @@ def _load_idx_folder(folder: Path) -> Dataset:
     return Dataset(pool, test)
 
 
-def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> Pool:
+def _load_image_folder(
+    folder: Path, backbone: str = "auto", progress=None, grow_seed: int | None = None, embed: bool = True
+) -> Dataset:
     """Decoded images at the CNN's size (``cnn``), or a pretrained backbone's features of
-    each photo (modality ``features``); ``auto`` chooses from the images."""
+    each photo (modality ``features``); ``auto`` chooses from the images. ``grow_seed``:
+    a photo pool that grows as it is embedded, in that seed's order (data.progressive)."""
     paths = list_image_files(folder)
     if not paths:
         raise DataError(
@@ -67,6 +71,12 @@ def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> P
     if backbone == "cnn":
         inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
         modality = "image"
+    elif is_backbone(backbone) and grow_seed is not None:
+        try:
+            pool, pending = load_growing_photos(folder, paths, backbone, grow_seed, progress, embed)
+        except BackboneUnavailable as exc:
+            raise DataError(str(exc)) from exc
+        return Dataset(pool, pending=pending)
     elif is_backbone(backbone):
         try:
             features, kept, skipped = embed_photos(paths, backbone, locations.feature_cache(folder, backbone), progress)
@@ -82,7 +92,7 @@ def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> P
     names = sorted({f for f in folders if f is not None})
     index = {n: i for i, n in enumerate(names)}
     labels = np.array([index.get(f, UNKNOWN) if f else UNKNOWN for f in folders], dtype=np.int64)
-    return Pool(
+    pool = Pool(
         inputs=inputs,
         names=[str(p.relative_to(folder)) for p in kept],
         class_names=names,
@@ -91,6 +101,7 @@ def _load_image_folder(folder: Path, backbone: str = "auto", progress=None) -> P
         modality=modality,
         meta={"root": str(folder.resolve()), "paths": [str(p.resolve()) for p in kept], "backbone": backbone},
     )
+    return Dataset(pool)
 
 
 def load_pool(folder: Path | str, progress=None, backbone: str = "auto") -> Pool:
@@ -105,11 +116,15 @@ def load_dataset(
     seed: int = 0,
     progress=None,
     backbone: str = "auto",
+    grow_seed: int | None = None,
+    embed: bool = True,
 ) -> Dataset:
     """Load ``data`` and its test set: ``test`` folder, else IDX t10k files, else a
     stratified ``test_split`` fraction held out of the pool. ``backbone`` applies to image
     folders: ``cnn`` (decoded pixels), a pretrained backbone's name, or ``auto``; the test
-    folder goes through the pool's choice."""
+    folder goes through the pool's choice. ``grow_seed`` (a labelling project's seed): a
+    photo folder's pool holds the photos embedded so far (the first slice embedded now
+    when ``embed``), and ``Dataset.pending`` the rest, to embed in the background."""
     folder = Path(data).expanduser()
     if not folder.exists():
         raise DataError(f"{folder}: no such folder; check the path")
@@ -123,7 +138,7 @@ def load_dataset(
     if find_idx_pairs(folder):
         ds = _load_idx_folder(folder)
     else:
-        ds = Dataset(_load_image_folder(folder, backbone, progress=progress))
+        ds = _load_image_folder(folder, backbone, progress=progress, grow_seed=grow_seed, embed=embed)
     if test is not None:
         test_ds = load_dataset(test, backbone=ds.pool.meta.get("backbone", "cnn"))
         t = test_ds.pool

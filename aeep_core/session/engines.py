@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, confusion_accuracy, next_batch_size
+from aeep_core.pool import Pool
 from aeep_core.session.types import Batch, ProjectSettings
 
 StageProgress = Callable[[str, int, int], None]
@@ -69,6 +70,10 @@ class Engine(Protocol):
 
     def classes_changed(self) -> None: ...
 
+    def grew(self, part: Pool) -> None:
+        """``part`` joined the end of the pool (photos embedded meanwhile), between batches."""
+        ...
+
     def check(self) -> bool:
         """Whether the trainer is alive (one that died in its process is restarted)."""
         ...
@@ -109,6 +114,9 @@ class Retrainer(Protocol):
 
     def speculate(self, key: Any, learner: ActiveLearner, arrays: BatchArrays, batch_size: int, budget: int | None) -> None:
         """Start on the batch after ``arrays`` (complete) now; ``choose(ahead=key)`` takes it."""
+
+    def grew(self, part: Pool) -> None:
+        """``part`` joined the end of the learner's pool."""
 
     def close(self) -> None: ...
 
@@ -190,10 +198,15 @@ class PlainEngine:
         if batch is None:
             return None
         learner = self.learner
-        return (*batch, self._corrections, tuple(learner.pool.class_names), learner.merged_classes)
+        return (*batch, self._corrections, tuple(learner.pool.class_names), learner.merged_classes, len(learner.pool))
 
     def classes_changed(self) -> None:
         """Nothing to do: each retrain reads the classes as they are then."""
+
+    def grew(self, part: Pool) -> None:
+        """The learner shares the session's pool; a retrainer's process hears of ``part``."""
+        if self.retrainer is not None:
+            self.retrainer.grew(part)
 
     def check(self) -> bool:
         """Nothing to check between retrains: a retrainer process that died is restarted by the next one."""

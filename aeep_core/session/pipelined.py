@@ -23,6 +23,7 @@ import numpy as np
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner
 from aeep_core.learning.training import steps_for_pace, training_steps_per_second
+from aeep_core.pool import Pool
 from aeep_core.processes import ServiceCrashed
 from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, SaveCorrections, StageProgress, batch_arrays
 from aeep_core.session.trainer_process import RemotePipeline
@@ -104,6 +105,11 @@ class PipelinedEngine:
 
     def complete(self, batch: Batch) -> None:
         """Nothing to do: the trainer has chosen ahead already."""
+
+    def grew(self, part: Pool) -> None:
+        """Never called: a pipelined project embeds its whole folder before it opens (the
+        trainer chooses ahead on its own schedule, so its pool cannot grow between batches)."""
+        raise NotImplementedError("the pipelined engine's pool does not grow")
 
     def classes_changed(self) -> None:
         """The classes were added to or merged: a trainer in another process hears it, in

@@ -30,6 +30,8 @@ def load_project_data(
     settings: ProjectSettings,
     progress: Callable[[str, int, int], None] | None = None,
     classes: list[str] | None = None,
+    grow: bool = False,
+    embed: bool = True,
 ) -> Dataset:
     """The pool of ``data`` and the test set (``settings.test_dir``, else IDX t10k files),
     both speaking the project's class indices (``classes``: its names by index now, the
@@ -41,7 +43,8 @@ def load_project_data(
         # Sequence pool and test share one event embedding, trained (seeded) with the pool.
         ds = load_dataset(data, test=settings.test_dir, seed=settings.seed, progress=report)
     else:
-        ds = load_dataset(data, progress=report, backbone=settings.backbone)
+        grow_seed = settings.seed if grow else None
+        ds = load_dataset(data, progress=report, backbone=settings.backbone, grow_seed=grow_seed, embed=embed)
         if settings.test_dir:
             ds.test = load_dataset(settings.test_dir, backbone=ds.pool.meta.get("backbone", "cnn")).pool
     for pool in (ds.pool, ds.test):

@@ -143,10 +143,13 @@ def taught_labels(store: Store, index: dict[int, int]) -> tuple[list[int], list[
 class Review:
     """The review of one session's confirmed batches (``session.review``)."""
 
-    def __init__(self, store: Store, engine: Engine, pool: Pool, item_ids: list[int | None], classes: ProjectClasses):
+    def __init__(
+        self, store: Store, engine: Engine, pool: Pool, item_ids: list[int | None], index: dict[int, int], classes: ProjectClasses
+    ):
         self._store, self._engine, self.pool, self._classes = store, engine, pool, classes
+        # the session's own (they grow with a photo pool still being embedded)
         self._item_ids = item_ids  # pool index -> stored item id
-        self._index = {item: i for i, item in enumerate(item_ids) if item is not None}
+        self._index = index  # stored item id -> pool index
 
     def items(self) -> list[ReviewItem]:
         """Every item of a confirmed batch still in the data folder, by round and position

@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 
 from aeep_core import locations
+from aeep_core.data.progressive import EmbeddingProgress
 from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, next_batch_size
 from aeep_core.learning.training import TrainConfig
 from aeep_core.pool import Dataset
 from aeep_core.session.classes import ProjectClasses
 from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
+from aeep_core.session.growing import GrowingPool
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
 from aeep_core.session.project_data import load_project_data
 from aeep_core.session.review import Review, taught_labels
@@ -101,6 +103,13 @@ class LabellingSession:
                 RemoteRetrainer(learner, trainer_threads) if separate_process and not store.read_only else None,
             )
         )
+        # A photo folder still being embedded: its photos join the pool between batches.
+        self._growing = (
+            GrowingPool(store, loaded.pending, len(self.pool), lambda: list(self.pool.class_names))
+            if loaded.pending is not None and not store.read_only
+            else None
+        )
+        self._grow_due = True  # photos join once per batch: when it is complete, or before choosing
         self.batch: Batch | None = None
         self._batch_db_items: list[int] = []  # stored item id per batch position
         self._answer_seq: dict[int, int] = {}  # batch position -> label row id of its answer (undo order)
@@ -109,7 +118,7 @@ class LabellingSession:
         pools = [p for p in (self.pool, self.test) if p is not None]
         self.classes = ProjectClasses(store, pools, self.engine, self._index, self._reanswered)
         # Confirmed batches: browse them, see each answer's history, correct (session.review).
-        self.review = Review(store, self.engine, self.pool, item_ids, self.classes)
+        self.review = Review(store, self.engine, self.pool, item_ids, self._index, self.classes)
         self._restore()
 
     @property
@@ -151,7 +160,14 @@ class LabellingSession:
             store = Store.open(project, read_only=read_only)
             try:
                 settings = ProjectSettings.from_dict(store.setting("project"))
-                loaded = load_project_data(data, settings, progress, classes=read_classes(store).names)
+                loaded = load_project_data(
+                    data,
+                    settings,
+                    progress,
+                    classes=read_classes(store).names,
+                    grow=settings.pipelined is not True,
+                    embed=not read_only,
+                )
                 if not read_only:
                     store.set_settings(data_path=str(data), last_opened=time.time(), items_are_files="paths" in loaded.pool.meta)
             except BaseException:
@@ -164,7 +180,8 @@ class LabellingSession:
             if settings is None:
                 raise ValueError(f"{data}: a new project needs settings (classes and keys)")
             settings.validate()
-            loaded = load_project_data(data, settings, progress)  # bad data leaves no project behind
+            # bad data leaves no project behind
+            loaded = load_project_data(data, settings, progress, grow=settings.pipelined is not True)
             settings = replace(  # "auto" settings, resolved
                 settings,
                 backbone=loaded.pool.meta.get("backbone", "cnn"),
@@ -218,6 +235,7 @@ class LabellingSession:
             items.append(BatchItem(idx, self.pool.names[idx], bool(ri["exploration"]), ri["predicted"], ri["confidence"], answer))
             self._batch_db_items.append(ri["item_id"])
         self.batch = Batch(number, items)
+        self._grow_due = True
         return self.batch
 
     def _last_checkpoint(self) -> dict[str, Any] | None:
@@ -262,7 +280,22 @@ class LabellingSession:
         batch.items[position].answer = int(answer)
         self.engine.answer(position, int(answer))
         if batch.complete:
+            self._take_in_embedded()  # before the retrain that may start now
             self.engine.complete(batch)
+
+    def _take_in_embedded(self) -> None:
+        """Photos embedded since the last batch join the end of the pool (once per batch);
+        every position already handed out keeps its item."""
+        if self._growing is None or not self._grow_due:
+            return
+        self._grow_due = False
+        for part, ids in self._growing.take():
+            start = len(self.pool)
+            self.pool.extend(part)
+            for offset, item in enumerate(ids):
+                self._item_ids.append(item)
+                self._index[item] = start + offset
+            self.engine.grew(part)
 
     def _reanswered(self, moved: Repointed, label: int) -> None:
         """An answer of the open batch that a merge re-pointed (already stored): the card
@@ -325,6 +358,7 @@ class LabellingSession:
             done, result = self._nothing_to_prepare()
             if done:
                 return result
+            self._take_in_embedded()
             number = self._store.next_round_number()
             if self._answer_counts()[0] == 0:
                 self._record_cold_batch(number)
@@ -406,7 +440,8 @@ class LabellingSession:
             return False
         labelled, skipped = self._answer_counts()
         budget_hit = self.settings.budget is not None and labelled >= self.settings.budget
-        return budget_hit or labelled + skipped >= len(self.pool)
+        more_to_come = self._growing is not None and not self._growing.finished
+        return budget_hit or (labelled + skipped >= len(self.pool) and not more_to_come)
 
     @property
     def stats(self) -> SessionStats:
@@ -437,8 +472,16 @@ class LabellingSession:
             select_s=get(last, "select_s"),
             trainer_restarts=self.engine.restarts,
             trainer_failure=self.engine.last_failure,
+            embedding=self.embedding_progress(),
             **_pace(last),
         )
+
+    def embedding_progress(self) -> EmbeddingProgress | None:
+        """How far a photo folder's background embedding is; None when every photo is in
+        the pool (or none is being embedded)."""
+        if self._growing is None or self._growing.finished:
+            return None
+        return self._growing.progress()
 
     def check_trainer(self) -> bool:
         """Whether the trainer is alive; one whose process died is started again from the
@@ -462,7 +505,9 @@ class LabellingSession:
         return list(getattr(self.engine, "evaluations", []))
 
     def close(self) -> None:
-        """Stop the engine, close the database and release the writer lock."""
+        """Stop embedding and the engine, close the database and release the writer lock."""
+        if self._growing is not None:
+            self._growing.close()
         self.engine.close()
         self._store.close()
 

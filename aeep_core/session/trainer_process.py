@@ -28,6 +28,7 @@ import torch
 
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner, PipelineStats
+from aeep_core.pool import Pool
 from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
 from aeep_core.session.engines import BatchArrays, Choice, StageProgress, learn_from, retrain_and_choose
 
@@ -94,6 +95,9 @@ class _RetrainService:
         payload = None if choice is None else (choice.proposal, pack(choice.checkpoint), choice.engine, choice.stats)
         self.emit(("chosen", job, payload))
 
+    def grew(self, part: Pool) -> None:
+        self.learner.pool.extend(part)
+
 
 class RemoteRetrainer:
     """The plain engine's retrain in a child process (see the module doc). It may start on
@@ -159,6 +163,15 @@ class RemoteRetrainer:
         state = unpack(checkpoint) or {}
         learner.load_state_dict(state)  # the app's learner, as if it had trained itself
         return Choice(proposal, state, engine, stats)
+
+    def grew(self, part: Pool) -> None:
+        """``part`` joined the app's pool: the child's copy takes it in before its next
+        retrain (calls cross in order). A dead child is restarted with the whole pool."""
+        if self._process is not None:
+            try:
+                self._process.send("grew", part)
+            except ServiceCrashed:
+                pass
 
     def _send(self, learner: ActiveLearner, batch: BatchArrays | None, batch_size: int, budget: int | None) -> int:
         assert self._process is not None

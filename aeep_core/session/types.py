@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aeep_core.data.backbones import is_backbone, unknown_backbone
+from aeep_core.data.progressive import EmbeddingProgress
 from aeep_core.learning.training import TrainConfig
 from aeep_core.strategies import STRATEGIES
 
@@ -133,3 +134,5 @@ class SessionStats:
     seconds_per_answer: float | None = None
     seconds_to_choose: float | None = None
     lookahead: int | None = None
+    # a photo folder still being embedded in the background (None: every photo is in the pool)
+    embedding: EmbeddingProgress | None = None

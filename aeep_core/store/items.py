@@ -153,3 +153,24 @@ def sync_items(store: Store, pool: Pool, progress: StageProgress | None = None) 
                 (encode_path(path), digest, now, size, mtime),
             ).lastrowid
     return ids, drift
+
+
+def add_items(store: Store, pool: Pool) -> list[int]:
+    """The item id of each item of ``pool``, items joining a growing pool (photos as they
+    are embedded): an item the store knows by path and content keeps its id and is marked
+    present; any other is inserted. Unlike :func:`sync_items`, nothing else is touched."""
+    current = fingerprint(pool, {})
+    ids: list[int] = []
+    with store.transaction() as c:
+        for path, digest, size, mtime in current:
+            row = c.execute("SELECT id FROM items WHERE path = ? AND hash = ?", (encode_path(path), digest)).fetchone()
+            if row is not None:
+                c.execute("UPDATE items SET present = 1, size = ?, mtime_ns = ? WHERE id = ?", (size, mtime, row["id"]))
+                ids.append(int(row["id"]))
+            else:
+                cursor = c.execute(
+                    "INSERT INTO items (path, hash, present, first_seen, size, mtime_ns) VALUES (?, ?, 1, ?, ?, ?)",
+                    (encode_path(path), digest, time.time(), size, mtime),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+    return ids

@@ -43,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from aeep_core.data.embedders import load_embedder
     from aeep_core.data.features import choose_backbone, embed_into_store, open_feature_store
     from aeep_core.data.images import list_image_files
+    from aeep_core.data.progressive import seeded_order
     from aeep_core.pool import DataError
 
     folder = Path(args.data).expanduser()
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; point embed to a folder of photos")
-    paths = list_image_files(folder)
+    # In a seeded random order, as a project embeds them: an embedding stopped half-way
+    # leaves an unbiased sample of the folder for the first rounds to choose from.
+    paths = seeded_order(folder, list_image_files(folder), 0)
     if not paths:
         raise DataError(f"{folder}: no images found; point embed to a folder of photos")
     backbone = choose_backbone(paths) if args.backbone == "auto" else args.backbone

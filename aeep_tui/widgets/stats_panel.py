@@ -28,6 +28,15 @@ def fmt_seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} s"
 
 
+def fmt_duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``3.5 h``: a time left, as precise as it can be."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def known(history: list) -> list[float]:
     """The values of a per-round history that apply (rounds without one are left out)."""
     return [float(v) for v in history if v is not None]
@@ -42,6 +51,7 @@ class StatsPanel(VerticalScroll, can_focus=False):
         # Static (not Label) where text may wrap in the 36-column panel.
         yield Static(id="stat-round", classes="stat-heading")
         yield Static(id="stat-labelled")
+        yield Static(id="stat-embedded", classes="stat-dim")
         yield Label("Budget", id="stat-budget-label", classes="stat-label")
         yield ProgressBar(id="stat-budget", show_eta=False, show_percentage=False)
         yield Static(id="stat-budget-none", classes="stat-dim")
@@ -62,12 +72,21 @@ class StatsPanel(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.border_title = "Active learning"
         self._shown: dict[str, str] = {}
+        # Background embedding moves without a key being pressed: its line follows it.
+        self.set_interval(1.0, self._follow_embedding)
+
+    def _follow_embedding(self) -> None:
+        session = getattr(self.screen, "session", None)
+        progress = None if session is None else session.embedding_progress()
+        if progress is not None or self._shown.get("#stat-embedded"):
+            self._show_embedding(progress)
 
     def update_stats(self, stats) -> None:
         """Show ``stats`` (a :class:`aeep_core.session.SessionStats`)."""
         self._show("#stat-round", f"Round {stats.round}")
         skipped = f" · {stats.skipped} skipped" if stats.skipped else ""
         self._show("#stat-labelled", f"Labelled [b]{stats.labelled:,}[/b] / {stats.pool_size:,}{skipped}")
+        self._show_embedding(stats.embedding)
         self._show_budget(stats.labelled, stats.budget)
         self._show("#stat-m", f"m now [b]{fmt_number(stats.m)}[/b]")
         self._show("#stat-mp", f"mp now [b]{fmt_number(stats.mp)}[/b]")
@@ -110,6 +129,22 @@ class StatsPanel(VerticalScroll, can_focus=False):
         sparkline = self.query_one(selector, Sparkline)
         if list(sparkline.data or []) != values:
             sparkline.data = values
+
+    def _show_embedding(self, progress) -> None:
+        """A photo folder still being embedded: how far, how fast, how long still."""
+        embedded = self.query_one("#stat-embedded", Static)
+        if embedded.display != (progress is not None):
+            embedded.display = progress is not None
+        if progress is None:
+            self._shown.pop("#stat-embedded", None)
+            return
+        if progress.failure:
+            text = f"embedded {progress.embedded:,} of {progress.total:,}: {progress.failure}"
+        else:
+            rate = "" if progress.per_second is None else f" · {progress.per_second:.0f}/s"
+            left = "" if progress.seconds_left is None else f" · {fmt_duration(progress.seconds_left)} left"
+            text = f"embedded {progress.embedded:,} of {progress.total:,}{rate}{left}"
+        self._show("#stat-embedded", text)
 
     def _show_budget(self, labelled: int, budget: int | None) -> None:
         bar = self.query_one("#stat-budget", ProgressBar)
