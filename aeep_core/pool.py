@@ -87,6 +87,7 @@ class Pool:
         position already handed out keeps its item. ``more`` has the same classes and
         inputs of the same kind (a tensor, or rows of the same feature store)."""
         if len(more) == 0:
+            self.skipped.extend(more.skipped)
             return
         n = len(self)
         extended = getattr(self.inputs, "extended", None)  # feature-store rows read from disk

@@ -47,7 +47,7 @@ def store_dtype(backbone: str) -> str:
     return "float16" if backbone in VARIANTS else "float32"
 
 
-def choose_backbone(paths: list[Path], sample: int = 64) -> str:
+def choose_backbone(paths: Sequence[str | Path], sample: int = 64) -> str:
     """``auto``: the from-scratch CNN for small grey images (digits, the paper's setting),
     the pretrained backbone for anything else (photographs)."""
     step = max(1, len(paths) // sample)
@@ -63,7 +63,7 @@ def choose_backbone(paths: list[Path], sample: int = 64) -> str:
     return "cnn" if small and all(greys) else PHOTO_BACKBONE
 
 
-def photo_array(path: Path | IO[bytes], prep: Preprocessing) -> np.ndarray:
+def photo_array(path: str | Path | IO[bytes], prep: Preprocessing) -> np.ndarray:
     """One photo as the backbone sees it: uint8 [3, S, S], EXIF orientation applied, any
     colour mode as RGB, the shorter side resized to S and the centre cropped."""
     with Image.open(path) as img:
@@ -76,10 +76,10 @@ def photo_array(path: Path | IO[bytes], prep: Preprocessing) -> np.ndarray:
         return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def file_key(path: Path, st: os.stat_result | None = None) -> str:
+def file_key(path: str | Path, st: os.stat_result | None = None) -> str:
     """A file's key in the feature store: a digest of its path, size and mtime (the
     identity the old cache used; a changed file gets a new key)."""
-    st = path.stat() if st is None else st
+    st = os.stat(path) if st is None else st
     return _identity_key(os.fsencode(path), st.st_size, st.st_mtime_ns)
 
 
@@ -88,12 +88,12 @@ def _identity_key(path: bytes, size: int, mtime_ns: int) -> str:
     return hashlib.blake2b(ident, digest_size=16).hexdigest()
 
 
-def decode_error(path: Path, exc: BaseException) -> SkippedFile:
+def decode_error(path: str | Path, exc: BaseException) -> SkippedFile:
     """The one line for a photo that cannot be decoded."""
     return SkippedFile(str(path), f"cannot decode image ({type(exc).__name__}: {exc}); replace or remove the file")
 
 
-def decode_photos(paths: Sequence[Path], prep: Preprocessing) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
+def decode_photos(paths: Sequence[str | Path], prep: Preprocessing) -> tuple[np.ndarray, list[int], list[SkippedFile]]:
     """uint8 ``[n, 3, S, S]`` of the decodable ``paths``, their positions, and the rest."""
     arrays, kept, skipped = [], [], []
     for i, p in enumerate(paths):
@@ -136,7 +136,7 @@ class EmbedReport:
     stopped: bool = False  # should_stop asked to stop before the end
 
 
-def still_to_embed(paths: Sequence[Path], keys: Sequence[str], store: FeatureStore) -> tuple[np.ndarray, EmbedReport]:
+def still_to_embed(paths: Sequence[str | Path], keys: Sequence[str], store: FeatureStore) -> tuple[np.ndarray, EmbedReport]:
     """Positions of the ``paths`` the store lacks, and a report of what it has: rows, and
     files found undecodable before and unchanged since (reported again, not retried)."""
     missing = store.rows_for(keys) < 0
@@ -151,7 +151,7 @@ def still_to_embed(paths: Sequence[Path], keys: Sequence[str], store: FeatureSto
 
 
 def embed_into_store(
-    paths: Sequence[Path],
+    paths: Sequence[str | Path],
     store: FeatureStore,
     backbone: str | Embedder,
     chunk: int = CHUNK,
@@ -219,7 +219,7 @@ def embed_photos(
                 progress(min(start + CHUNK, len(paths)), len(paths))
         return np.concatenate(out) if out else np.zeros((0, embedder.feature_dim), np.float32), kept_paths, skipped
     keys = [file_key(p) for p in paths]
-    store, embedder = open_or_create_store(cache, backbone, keys, paths, device)
+    store, embedder = open_or_create_store(cache, backbone, keys, device)
     try:
         report = embed_into_store(paths, store, embedder or backbone, progress=progress, keys=keys)
         rows = store.rows_for(keys)
@@ -230,7 +230,7 @@ def embed_photos(
 
 
 def open_or_create_store(
-    stem: Path, backbone: str, keys: list[str], paths: Sequence[Path], device: str | torch.device
+    stem: Path, backbone: str, keys: Sequence[str], device: str | torch.device
 ) -> tuple[FeatureStore, Embedder | None]:
     """The store at ``stem``, and the embedder when it had to be loaded: a new store needs
     the width. A new store takes in the rows of an old-format cache (``<stem>.npy`` +
@@ -239,11 +239,11 @@ def open_or_create_store(
         return open_feature_store(stem, backbone), None
     embedder = load_embedder(backbone, device=device)
     store = open_feature_store(stem, backbone, embedder)
-    _migrate_old_cache(stem, store, dict(zip(keys, paths)))
+    _migrate_old_cache(stem, store, set(keys))
     return store, embedder
 
 
-def _migrate_old_cache(stem: Path, store: FeatureStore, wanted: dict[str, Path]) -> None:
+def _migrate_old_cache(stem: Path, store: FeatureStore, wanted: set[str]) -> None:
     """Copy the rows of the old one-file cache for files still unchanged, then drop it."""
     npy, index = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if not (npy.is_file() and index.is_file()):

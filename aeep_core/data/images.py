@@ -29,12 +29,18 @@ class ModelShape:
 
 def list_image_files(root: Path) -> list[Path]:
     """Image files below ``root`` (recursive, sorted, hidden folders and files skipped)."""
+    return [Path(p) for p in list_image_names(root)]
+
+
+def list_image_names(root: Path) -> list[str]:
+    """:func:`list_image_files` as path strings: no ``Path`` object per file, which made
+    listing 10^6 photos take most of a minute."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(Path(dirpath) / name)
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                found.append(os.path.join(dirpath, name))
     return found
 
 

@@ -11,7 +11,7 @@ from aeep_core import locations
 from aeep_core.data.backbones import BackboneUnavailable, is_backbone, unknown_backbone
 from aeep_core.data.features import choose_backbone, embed_photos
 from aeep_core.data.idx import find_idx_pairs, read_idx
-from aeep_core.data.images import IMAGE_SUFFIXES, list_image_files, load_image_files
+from aeep_core.data.images import IMAGE_SUFFIXES, list_image_names, load_image_files
 from aeep_core.data.progressive import load_growing_photos
 from aeep_core.pool import UNKNOWN, DataError, Dataset, Pool, split_holdout
 
@@ -61,22 +61,23 @@ def _load_image_folder(
     """Decoded images at the CNN's size (``cnn``), or a pretrained backbone's features of
     each photo (modality ``features``); ``auto`` chooses from the images. ``grow_seed``:
     a photo pool that grows as it is embedded, in that seed's order (data.progressive)."""
-    paths = list_image_files(folder)
-    if not paths:
+    names = list_image_names(folder)
+    if not names:
         raise DataError(
             f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
             "point to a folder of images or MNIST IDX files"
         )
-    backbone = choose_backbone(paths) if backbone == "auto" else backbone
-    if backbone == "cnn":
-        inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
-        modality = "image"
-    elif is_backbone(backbone) and grow_seed is not None:
+    backbone = choose_backbone(names) if backbone == "auto" else backbone
+    if is_backbone(backbone) and grow_seed is not None:
         try:
-            pool, pending = load_growing_photos(folder, paths, backbone, grow_seed, progress, embed)
+            pool, pending = load_growing_photos(folder, names, backbone, grow_seed, progress, embed)
         except BackboneUnavailable as exc:
             raise DataError(str(exc)) from exc
         return Dataset(pool, pending=pending)
+    paths = [Path(n) for n in names]
+    if backbone == "cnn":
+        inputs, kept, skipped = load_image_files(paths, cache_prefix=locations.image_cache_prefix(folder), progress=progress)
+        modality = "image"
     elif is_backbone(backbone):
         try:
             features, kept, skipped = embed_photos(paths, backbone, locations.feature_cache(folder, backbone), progress)

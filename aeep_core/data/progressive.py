@@ -24,10 +24,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -38,18 +38,19 @@ from aeep_core.data.features import CHUNK, Progress, embed_into_store, file_key,
 from aeep_core.pool import UNKNOWN, DataError, Pool, SkippedFile
 from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
 
+PathLike = TypeVar("PathLike", str, Path)
 #: photos embedded before the first batch: one chunk (about 4 s with ONNX Runtime on 2 cores)
 FIRST_SLICE = CHUNK
 _RESTARTS = 3  # an embedder that dies is started again this often, then left stopped
 
 
-def seeded_order(root: Path, paths: list[Path], seed: int) -> list[Path]:
+def seeded_order(root: Path, paths: Sequence[PathLike], seed: int) -> list[PathLike]:
     """``paths`` in a random order fixed by ``seed`` and each file's path below ``root``
     (not by the listing's order: a file added later takes its own place, moving no other)."""
     return [paths[i] for i in _seeded_positions(_relative(root, paths), seed)]
 
 
-def _relative(root: Path, paths: list[Path]) -> list[str]:
+def _relative(root: Path, paths: Sequence[str | Path]) -> list[str]:
     """Each path below ``root`` as a string (string slicing: ``relative_to`` costs
     seconds at 10^6 files)."""
     cut = len(str(root).rstrip(os.sep)) + 1
@@ -68,13 +69,13 @@ class PhotoListing:
     and its class folder (``DIR/cat/x.jpg`` is a cat; files directly in DIR have none)."""
 
     root: Path
-    paths: list[Path]
+    paths: list[str]
     relative: list[str]  # each path below root: the pool's item names
     keys: list[str]
     folders: list[str | None]
 
     @classmethod
-    def of(cls, root: Path, paths: list[Path], seed: int) -> PhotoListing:
+    def of(cls, root: Path, paths: Sequence[str], seed: int) -> PhotoListing:
         relative = _relative(root, paths)
         order = _seeded_positions(relative, seed)
         ordered = [paths[i] for i in order]
@@ -114,7 +115,7 @@ class Unembedded:
 
 
 def load_growing_photos(
-    folder: Path, paths: list[Path], backbone: str, seed: int, progress: Progress | None = None, embed: bool = True
+    folder: Path, paths: Sequence[str], backbone: str, seed: int, progress: Progress | None = None, embed: bool = True
 ) -> tuple[Pool, Unembedded | None]:
     """The pool of every photo of ``folder`` embedded so far (after embedding the first
     :data:`FIRST_SLICE` still missing when ``embed``), and what is left to embed (None
@@ -123,7 +124,7 @@ def load_growing_photos(
     stem = locations.feature_cache(folder, backbone)
     if embed:
         try:
-            writer, _ = open_or_create_store(stem, backbone, listing.keys, listing.paths, "cpu")
+            writer, _ = open_or_create_store(stem, backbone, listing.keys, "cpu")
         except StoreError:  # another process is writing it (aeep-tui embed): go on with what it has
             return _embedded_so_far(folder, listing, stem, backbone)
         try:
@@ -168,7 +169,7 @@ class _EmbedService:
         child_torch_threads(threads)
         self.emit, self.stem, self.backbone = emit, Path(stem), backbone
 
-    def embed(self, paths: list[Path], keys: list[str]) -> None:
+    def embed(self, paths: list[str], keys: list[str]) -> None:
         parent = multiprocessing.parent_process()
         store = open_feature_store(self.stem, self.backbone, writable=True)
         try:

@@ -297,6 +297,18 @@ class LabellingSession:
                 self._index[item] = start + offset
             self.engine.grew(part)
 
+    def _wait_for_photos(self, should_stop: Callable[[], bool] | None) -> bool:
+        """Take in the photos embedded since the last batch; when every photo of the pool is
+        answered while more are being embedded, wait for them (False: stopped meanwhile)."""
+        self._take_in_embedded()
+        while self._growing is not None and not self._growing.finished and len(self.learner.unlabelled_ids()) == 0:
+            if should_stop is not None and should_stop():
+                return False
+            time.sleep(0.2)
+            self._grow_due = True
+            self._take_in_embedded()
+        return True
+
     def _reanswered(self, moved: Repointed, label: int) -> None:
         """An answer of the open batch that a merge re-pointed (already stored): the card
         shows it, undo takes it back, the engine hears it as an answer."""
@@ -358,7 +370,8 @@ class LabellingSession:
             done, result = self._nothing_to_prepare()
             if done:
                 return result
-            self._take_in_embedded()
+            if not self._wait_for_photos(should_stop):
+                return None
             number = self._store.next_round_number()
             if self._answer_counts()[0] == 0:
                 self._record_cold_batch(number)
