@@ -15,6 +15,8 @@ batch. Measured, as ``bench --task latency`` measures them:
 - wait: from Enter to the next batch's cards on screen;
 - how many photos were embedded meanwhile.
 
+Then the rest of the folder is embedded (``aeep-tui embed``) and the same person labels a
+new project on it, for the same figures without background embedding, in the same run.
 Writes a table and ``benchmarks/results/scale/photo_keys.json``.
 """
 
@@ -105,43 +107,47 @@ def main(argv: list[str] | None = None) -> int:
     from aeep_tui.app import training_threads
 
     folder = make_folder(args.folders / f"photos-{args.photos}", args.photos, min(args.photos, 2000))
+    results = {}
     with tempfile.TemporaryDirectory() as work:
         os.environ["AEEP_TUI_HOME"] = str(Path(work) / "home")
         export_onnx("efficientnet-lite1")  # once per machine: not part of what is timed
         torch.set_num_threads(training_threads())
         digits = Pool(torch.zeros(64, 1, 28, 28, dtype=torch.uint8), [str(i) for i in range(64)], [str(c) for c in range(10)])
         steps = training_steps_per_second(digits, steps=60)  # the machine, as the latency bench names it
-        result = asyncio.run(replay(folder, Path(work) / "project", args.batches, args.seconds_per_label, args.batch_size))
-    keys = result["keystroke_ms"]
-    summary = {
-        "key_median_ms": percentile(keys, 50),
-        "key_p95_ms": percentile(keys, 95),
-        "key_p99_ms": percentile(keys, 99),
-        "key_max_ms": max(keys),
-        "wait_median_s": percentile(result["wait_s"], 50),
-        "wait_p95_s": percentile(result["wait_s"], 95),
-    }
+        results["while embedding"] = asyncio.run(
+            replay(folder, Path(work) / "project-1", args.batches, args.seconds_per_label, args.batch_size)
+        )
+        # The same person on a folder whose photos are all embedded (aeep-tui embed first).
+        from aeep_tui.cli import main as cli
+
+        cli(["embed", str(folder), "--backbone", "efficientnet-lite1"])
+        results["all embedded"] = asyncio.run(
+            replay(folder, Path(work) / "project-2", args.batches, args.seconds_per_label, args.batch_size)
+        )
     machine = {**cpu_description(), "training_threads": training_threads(), "cnn_training_steps_per_s": round(steps, 1)}
     machine["emulation"] = os.environ.get("AEEP_SLOW_MACHINE")
-    print(
-        f"{args.photos:,} photos, first batch after {result['first_batch_s']:.1f} s; {len(keys)} keys: "
-        f"median {summary['key_median_ms']:.0f} ms, p95 {summary['key_p95_ms']:.0f}, p99 {summary['key_p99_ms']:.0f}, "
-        f"max {summary['key_max_ms']:.0f}; wait median {summary['wait_median_s']:.2f} s, p95 {summary['wait_p95_s']:.2f} s; "
-        f"embedded after each batch {result['embedded_after_batch']}, pool {result['pool']}"
-    )
-    print(f"machine: {machine['model']} ({' '.join(machine['simd'])}); CNN {steps:.1f} steps/s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "settings": vars(args) | {"folders": str(args.folders), "json": str(args.json)},
-                "machine": machine,
-                "summary": summary,
-                **result,
-            },
-            indent=1,
+    print(f"machine: {machine['model']} ({' '.join(machine['simd'])}); CNN {steps:.1f} steps/s; {args.photos:,} photos")
+    print("| folder | first batch | keys | key median | p95 | p99 | max | wait median | wait p95 | embedded after each batch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, result in results.items():
+        keys, waits = result["keystroke_ms"], result["wait_s"]
+        result["summary"] = {
+            "key_median_ms": percentile(keys, 50),
+            "key_p95_ms": percentile(keys, 95),
+            "key_p99_ms": percentile(keys, 99),
+            "key_max_ms": max(keys),
+            "wait_median_s": percentile(waits, 50),
+            "wait_p95_s": percentile(waits, 95),
+        }
+        m = result["summary"]
+        print(
+            f"| {name} | {result['first_batch_s']:.1f} s | {len(keys)} | {m['key_median_ms']:.0f} ms | {m['key_p95_ms']:.0f} | "
+            f"{m['key_p99_ms']:.0f} | {m['key_max_ms']:.0f} | {m['wait_median_s']:.2f} s | {m['wait_p95_s']:.2f} s | "
+            f"{result['embedded_after_batch']} |"
         )
-    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    settings = vars(args) | {"folders": str(args.folders), "json": str(args.json)}
+    args.json.write_text(json.dumps({"settings": settings, "machine": machine, "runs": results}, indent=1))
     print(f"wrote {args.json}")
     return 0
 

@@ -148,6 +148,8 @@ def _embedded_so_far(folder: Path, listing: PhotoListing, stem: Path, backbone: 
     bad = store.skipped()
     have = np.flatnonzero(rows >= 0).tolist()
     todo = [i for i in np.flatnonzero(rows < 0).tolist() if listing.keys[i] not in bad]
+    if not have and todo:
+        raise DataError(f"{folder}: no photo embedded yet; open it for labelling (aeep-tui label) or run aeep-tui embed on it")
     if not have:
         raise DataError(f"{folder}: none of the {len(listing)} images could be decoded; replace or remove the broken files")
     pool = listing.part(have, store, sorted({f for f in listing.folders if f is not None}), backbone)
