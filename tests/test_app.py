@@ -198,22 +198,29 @@ async def test_undo_skip_and_incomplete_confirm(image_folder):
 
 async def test_footer_rebuilds_only_when_its_keys_change(image_folder):
     """Rebuilding the footer lays out the whole screen; an answer that changes no key
-    must keep the same key widgets, the last answer (which enables ⏎) must not."""
+    must keep the same key widgets, and so must the last answer, which only enables ⏎
+    (marked in place); undoing it dims ⏎ again."""
     from textual.widgets._footer import FooterKey
+
+    def confirm_key():
+        return next(k for k in app.screen.query(FooterKey) if k.action == "confirm")
 
     app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, batch_ready(app, 1), what="the first batch")
         await pilot.pause()
         keys_before = list(app.screen.query(FooterKey))
+        assert confirm_key().has_class("-disabled")
         await pilot.press("1", "2", "right", "s")
         await pilot.pause()
         assert list(app.screen.query(FooterKey)) == keys_before  # the very same widgets
         await pilot.press("1")  # the batch is complete: ⏎ becomes available
         await pilot.pause()
-        after = list(app.screen.query(FooterKey))
-        assert after != keys_before
-        assert not next(k for k in after if k.action == "confirm").disabled
+        assert list(app.screen.query(FooterKey)) == keys_before
+        assert not confirm_key().has_class("-disabled") and not confirm_key()._disabled
+        await pilot.press("backspace")
+        await pilot.pause()
+        assert confirm_key().has_class("-disabled") and confirm_key()._disabled
         await pilot.press("q")
 
 
