@@ -38,7 +38,9 @@ class RetrainStatus(Horizontal):
     def stage(self, stage: str, done: int, total: int) -> None:
         """One progress report of the worker (``stage`` is ``train`` or ``score``)."""
         text = STAGE_TEXT.get(stage, stage.capitalize())
-        self.query_one("#retrain-label", Label).update(f"{text}…  {done:,}/{total:,}")
+        # The label has a fixed size (app.tcss): a report repaints it, up to ten times a
+        # second during the wait, without a layout pass of the screen (keys wait for one).
+        self.query_one("#retrain-label", Label).update(f"{text}…  {done:,}/{total:,}", layout=False)
         self.query_one("#retrain-bar", ProgressBar).update(total=max(total, 1), progress=done)
 
     def failed(self, message: str) -> None:
