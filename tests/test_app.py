@@ -106,8 +106,12 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
         assert "retrain" in panel_text(app, "#stat-model") and "—" not in panel_text(app, "#stat-model").split("·")[0]
         # The second batch comes from the trained model, so it has guesses to show.
         assert all(it.predicted is not None for it in app.session.batch.items)
+        await pilot.pause()
+        assert "explo" not in app.export_screenshot()  # hidden guesses draw nothing
         await pilot.press("g")
         assert all(card.has_class("-show-guess") for card in app.screen.cards)
+        await pilot.pause()
+        assert "explo" in app.export_screenshot()  # "… · explore" or "… · exploit"
         await pilot.press("q")
     assert app.session is None  # closed on quit
 
@@ -175,10 +179,17 @@ async def test_undo_skip_and_incomplete_confirm(image_folder):
         assert [it.answer for it in items] == [1, SKIPPED, None, None]
         assert screen.cards[1].has_class("-skipped")
         assert cursor_on(screen, 2)  # moved on to the next open card
+        # the panel counts answers without reading the store on each key: the same figures
+        await pilot.pause()
+        assert "Labelled 1 / 90 · 1 skipped" in panel_text(app, "#stat-labelled")
+        assert (app.session.stats.labelled, app.session.stats.skipped) == (1, 1)
+        assert "2 of 4 to label" in str(screen.query_one("#batch-title").render())
 
         await pilot.press("backspace")  # takes back the skip, the cursor returns to that card
         assert items[1].answer is None and cursor_on(screen, 1)
         assert not screen.cards[1].has_class("-skipped")
+        await pilot.pause()
+        assert "Labelled 1 / 90" in panel_text(app, "#stat-labelled") and "skipped" not in panel_text(app, "#stat-labelled")
 
         await pilot.press("enter")  # incomplete: nothing happens but a notice
         assert not screen.busy and app.session.batch.round == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from dataclasses import replace
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
-from aeep_core.session import StoreError
+from aeep_core.session import SessionStats, StoreError
 from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.screens.class_keys import with_class_keys
 from aeep_tui.screens.help import HelpScreen
@@ -87,6 +88,11 @@ class LabellingScreen(Screen):
         self.columns = 1
         self.cursor = 0  # the card the keys act on (see ItemCard: a class, not focus)
         self._stop = threading.Event()
+        # The side panel's figures as last read from the store, and the answers counted
+        # then outside the open batch: an answer changes only the batch's own counts.
+        self._stats: SessionStats | None = None
+        self._counted_outside = (0, 0)
+        self._title_shown = ""
         self._screen_bindings = dict(self._bindings.key_to_bindings)
         self._bind_class_keys()
 
@@ -141,23 +147,53 @@ class LabellingScreen(Screen):
 
     # --- showing state ----------------------------------------------------------
     def refresh_stats(self) -> None:
-        stats = self.session.stats
+        """Every figure of the side panel, read from the store: on a new batch, after
+        confirming, after a review or a class change, when the trainer restarted."""
+        stats = self._stats = self.session.stats
+        labelled, skipped = self._batch_counts()
+        self._counted_outside = (stats.labelled - labelled, stats.skipped - skipped)
         self._restarts_shown = stats.trainer_restarts
         self.query_one(StatsPanel).update_stats(stats)
         self._refresh_title()
 
+    def _batch_counts(self) -> tuple[int, int]:
+        """(labelled, skipped) cards of the open batch."""
+        items = self.session.batch.items if self.session.batch is not None else []
+        answers = [item.answer for item in items if item.answer is not None]
+        return sum(1 for a in answers if a >= 0), sum(1 for a in answers if a == SKIPPED)
+
+    def _answered_stats(self) -> SessionStats | None:
+        """The side panel's figures after an answer, without reading the store (several
+        queries, a slow machine's tens of milliseconds per key): the stored answers are
+        those counted at the last full read plus the open batch's own, and nothing else
+        the panel shows changes before the batch is confirmed (the pool may grow, and
+        photos being embedded move on: both are read from memory)."""
+        stats = self._stats
+        if stats is None:
+            self.refresh_stats()
+            return self._stats
+        labelled, skipped = self._batch_counts()
+        outside_labelled, outside_skipped = self._counted_outside
+        return replace(
+            stats,
+            labelled=outside_labelled + labelled,
+            skipped=outside_skipped + skipped,
+            pool_size=len(self.session.pool),
+            embedding=self.session.embedding_progress(),
+        )
+
     def _refresh_title(self) -> None:
         batch = self.session.batch
-        title = self.query_one("#batch-title", Static)
         if batch is None:
-            title.update(
-                self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…"
-            )
-            return
-        left = sum(item.answer is None for item in batch.items)
-        status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
-        # one fixed-size line (see app.tcss), so an answer repaints it without a layout pass
-        title.update(f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else ""), layout=False)
+            text = self._done_text() if self.session.finished else f"Round {self.session.stats.round} · preparing the next batch…"
+        else:
+            left = sum(item.answer is None for item in batch.items)
+            status = "[b]complete — ⏎ confirms[/b]" if left == 0 else f"{left} of {len(batch.items)} to label"
+            text = f"Round {batch.round} · {status}" + (" · guesses shown" if self.show_guesses else "")
+        if text != self._title_shown:
+            self._title_shown = text
+            # one fixed-size line (see app.tcss): a new text is repainted without a layout pass
+            self.query_one("#batch-title", Static).update(text, layout=False)
 
     def show_batch(self) -> None:
         """Replace the cards with those of ``session.batch``."""
@@ -191,12 +227,25 @@ class LabellingScreen(Screen):
         if self.cards:
             self.move_cursor(open_positions[0] if open_positions else 0)
 
-    def move_cursor(self, position: int) -> None:
-        """Point the keys at the card at ``position`` and bring it into view."""
-        if self.cursor < len(self.cards):
-            self.cards[self.cursor].remove_class("-cursor")
+    def move_cursor(self, position: int, restyle: ItemCard | None = None) -> None:
+        """Point the keys at the card at ``position`` and bring it into view.
+
+        Each card whose classes change is restyled once (with ``restyle``, a card changed
+        by the caller and not restyled yet): a style pass covers the card and everything
+        inside it, and a card restyled twice for one key was paid for twice."""
+        changed = {restyle} if restyle is not None else set()
+        if self.cursor < len(self.cards) and self.cursor != position:
+            old = self.cards[self.cursor]
+            if old.has_class("-cursor"):
+                old.remove_class("-cursor", update=False)
+                changed.add(old)
         self.cursor = position
-        self.cards[position].add_class("-cursor")
+        card = self.cards[position]
+        if not card.has_class("-cursor"):
+            card.add_class("-cursor", update=False)
+            changed.add(card)
+        for each in changed:
+            each.update_node_styles()
         self._scroll_to_cursor()
 
     def _scroll_to_cursor(self) -> None:
@@ -209,9 +258,14 @@ class LabellingScreen(Screen):
             self.move_cursor(self.cards.index(event.card))
 
     def watch_show_guesses(self, visible: bool) -> None:
+        # Each card's class, then a style pass over its guess line alone: the class styles
+        # nothing else (app.tcss), and a pass over a card restyles everything inside it.
         for card in self.cards:
-            card.show_guess = visible
-        if self.is_mounted:
+            card.set_reactive(ItemCard.show_guess, visible)
+            card.set_class(visible, "-show-guess", update=False)
+            for line in card.query(".card-guess"):
+                line.update_node_styles()
+        if self.is_mounted and self.session.batch is not None:  # no batch: no mention of guesses
             self._refresh_title()
 
     # --- actions ----------------------------------------------------------------
@@ -242,8 +296,7 @@ class LabellingScreen(Screen):
             return
         if self._store_call(self.session.label, position, answer) is FAILED:
             return
-        self._answer_changed(position)
-        self._cursor_to_next_open(position)
+        self._answer_changed(position, self._next_open(position))
 
     def action_skip(self) -> None:
         self.action_label(SKIPPED)
@@ -255,8 +308,7 @@ class LabellingScreen(Screen):
         if position is None:
             self.notify("Nothing to undo in this batch.", severity="warning")
             return
-        self._answer_changed(position)
-        self.move_cursor(position)
+        self._answer_changed(position, position)
 
     def _store_call(self, method, *args):
         """Run a session call that writes to the project; show a failure (disk full, a
@@ -268,21 +320,35 @@ class LabellingScreen(Screen):
             self.notify(f"Not saved: {exc}", severity="error", timeout=10)
             return FAILED
 
-    def _answer_changed(self, position: int) -> None:
+    def _answer_changed(self, position: int, cursor: int | None) -> None:
+        """Show a new answer on its card and move the cursor to ``cursor`` (None: stays).
+
+        Everything a key changes is painted in one frame: Textual paints a second frame
+        one to two frame periods (17-33 ms) after the first, so splitting the card from the
+        side panel made the key slower, though each frame re-rendered less."""
         card = self.cards[position]
         card.item = self.session.batch.items[position]
-        card.refresh_answer()
+        card.refresh_answer(restyle=False)
+        if cursor is None:
+            card.update_node_styles()
+        else:
+            self.move_cursor(cursor, restyle=card)
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        """The figures an answer changes: the batch's title, the keys, the panel's counts."""
         self._refresh_title()
         self.refresh_bindings()
-        self.query_one(StatsPanel).update_stats(self.session.stats)
+        self.query_one(StatsPanel).update_stats(self._answered_stats())
 
-    def _cursor_to_next_open(self, position: int) -> None:
+    def _next_open(self, position: int) -> int | None:
+        """The next card still to answer after ``position`` (None, said, when none is)."""
         n = len(self.cards)
         for step in range(1, n + 1):
             if self.cards[(position + step) % n].item.answer is None:
-                self.move_cursor((position + step) % n)
-                return
+                return (position + step) % n
         self.notify("Batch complete: ⏎ confirms it, ⌫ undoes the last answer.")
+        return None
 
     def action_confirm(self) -> None:
         batch = self.session.batch

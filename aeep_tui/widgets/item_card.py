@@ -67,11 +67,15 @@ class ItemCard(Widget):
         self.query_one(".card-guess", Static).update(describe_guess(self.item, class_names))
         self.refresh_answer()
 
-    def refresh_answer(self) -> None:
-        """Show the item's current answer (called after label, skip and undo)."""
+    def refresh_answer(self, *, restyle: bool = True) -> None:
+        """Show the item's current answer (called after label, skip and undo).
+
+        ``restyle=False`` leaves the style pass to the caller, who restyles the card once
+        after its other changes (the cursor leaving it): each pass restyles the card and
+        everything inside it."""
         answer = self.item.answer
-        self.set_class(answer is not None and answer != SKIPPED, "-labelled")
-        self.set_class(answer == SKIPPED, "-skipped")
+        self.set_class(answer is not None and answer != SKIPPED, "-labelled", update=restyle)
+        self.set_class(answer == SKIPPED, "-skipped", update=restyle)
         if answer is None:
             self.border_subtitle = "·"
         elif answer == SKIPPED:

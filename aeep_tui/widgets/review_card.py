@@ -39,9 +39,9 @@ class ReviewCard(ItemCard):
         self.show_guess = True
         super().on_mount()
 
-    def refresh_answer(self) -> None:
+    def refresh_answer(self, *, restyle: bool = True) -> None:
         """Show the item's current answer, whether it was corrected, and the model's view."""
-        super().refresh_answer()
+        super().refresh_answer(restyle=restyle)
         item = self.item
         mark = "✎ " if item.corrected else ""
         if item.answer is None:
@@ -50,6 +50,6 @@ class ReviewCard(ItemCard):
             self.border_subtitle = f"{mark}{self.keys[item.answer]} ▸ {self.class_names[item.answer]}"
         else:
             self.border_subtitle = f"{mark}skipped"
-        self.set_class(item.disagrees, "-disagrees")
+        self.set_class(item.disagrees, "-disagrees", update=restyle)
         for line in self.query(".card-guess").results(Static):  # none before compose
             line.update(describe_model(item, self.class_names))
