@@ -72,8 +72,11 @@ def build_store(stem: Path, n: int, keys: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def measure(stem: Path, n: int, rounds: int, candidates: int) -> dict:
-    """One size, in this process: open, first batch, rounds, peak RSS."""
+def measure(stem: Path, n: int, rounds: int, candidates: int, cold: bool = False, runs: bool = False) -> dict:
+    """One size, in this process: open, first batch, rounds, peak RSS. ``cold``: the
+    store's rows are dropped from the page cache before each round (as after a reboot, or
+    when other files pushed them out); ``runs``: the pool is in a random order (as a photo
+    project's), so the learner draws its candidates as runs of rows."""
     import torch
     from sklearn.cluster import kmeans_plusplus
 
@@ -105,6 +108,7 @@ def measure(stem: Path, n: int, rounds: int, candidates: int) -> dict:
         class_names=[f"class{c}" for c in range(CLASSES)],
         labels=None,
         modality="features",
+        meta={"random_order": runs},
     )
     learner = ActiveLearner(pool, make_strategy("aeep"), device="cpu", seed=0, candidates=candidates)
     rng = np.random.default_rng(0)
@@ -112,6 +116,10 @@ def measure(stem: Path, n: int, rounds: int, candidates: int) -> dict:
     learner.add_labels(start_ids, truth[start_ids])
     times, train_s, choose_s = [], [], []
     for _ in range(rounds):
+        if cold:
+            fd = os.open(f"{stem}.rows", os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
         t = time.perf_counter()
         learner.train()
         t1 = time.perf_counter()
@@ -127,6 +135,8 @@ def measure(stem: Path, n: int, rounds: int, candidates: int) -> dict:
         choose_s=float(np.median(choose_s)),
         rounds=times,
         candidates=min(candidates, n),
+        cold=cold,
+        runs=runs,
         peak_rss_mib=_rss_mib(),
         store_bytes=os.path.getsize(f"{stem}.rows") + os.path.getsize(f"{stem}.index"),
     )
@@ -251,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     ap.add_argument("--photos", type=Path, default=Path("../shared/data/photos/flowers"), help="real photos for hashing")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"), help="compare two bench .partial files and stop")
+    ap.add_argument("--cold", action="store_true", help="drop the store from the page cache before each round")
+    ap.add_argument("--runs", action="store_true", help="a pool in random order: candidates drawn as runs of rows")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size here
     ap.add_argument("--one-items", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -259,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     if args.one is not None:
-        print(json.dumps(measure(args.work / f"store-{args.one}", args.one, args.rounds, args.candidates)))
+        print(json.dumps(measure(args.work / f"store-{args.one}", args.one, args.rounds, args.candidates, args.cold, args.runs)))
         return 0
     if args.one_items is not None:
         print(json.dumps(measure_items(args.work, args.one_items)))
@@ -279,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(f"{stem}.meta.json").is_file() or _stored(stem) < n:
             write_s = build_store(stem, n, _listing(n)[1])
             results.setdefault("write_s", {})[str(n)] = write_s
-        row = _child(["--one", str(n), "--rounds", str(args.rounds), "--candidates", str(args.candidates)], args.work)
+        how = ["--cold"] * args.cold + ["--runs"] * args.runs
+        row = _child(["--one", str(n), "--rounds", str(args.rounds), "--candidates", str(args.candidates), *how], args.work)
         results["sizes"].append(row)
         print(
             f"n={n:>9,}: open {row['open_s']:.2f} s (listing {row['listing_s']:.2f} s), first batch "

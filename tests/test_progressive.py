@@ -130,3 +130,25 @@ def test_kill_during_background_embedding_loses_nothing_and_resumes(tmp_path):
     again = open_store(stem).keys
     assert len(again) > len(stored) and len(set(again)) == len(again)  # nothing stored twice
     assert again[: len(stored)] == stored
+
+
+def test_a_pool_in_random_order_draws_its_candidates_as_one_run_each_item_equally_often():
+    import torch
+
+    from aeep_core.learning.learner import ActiveLearner
+    from aeep_core.pool import Pool
+    from aeep_core.strategies import make_strategy
+
+    pool = Pool(torch.zeros(100, 4), [str(i) for i in range(100)], ["a", "b"], modality="features", meta={"random_order": True})
+    learner = ActiveLearner(pool, make_strategy("random"), candidates=10, device="cpu")
+    learner.add_labels([3, 4, 5], [0, 1, 0])
+    unlabelled = learner.unlabelled_ids()
+    seen = np.zeros(100)
+    for draw in range(2000):
+        cand = learner._draw_candidates(np.random.default_rng(draw), unlabelled)
+        at = np.searchsorted(unlabelled, cand)
+        assert len(cand) == 10 and set(np.diff(at) % len(unlabelled)) == {1}  # one run of U, wrapping at the end
+        seen[cand] += 1
+    assert seen[[3, 4, 5]].sum() == 0
+    share = seen[unlabelled] / 2000
+    assert abs(share.mean() - 10 / 97) < 1e-9 and share.min() > 0.07 and share.max() < 0.14  # 10/97 each, in expectation

@@ -99,7 +99,14 @@ class PhotoListing:
             class_names=list(class_names),
             labels=labels if (labels >= 0).any() else None,
             modality="features",
-            meta={"root": root, "paths": [os.path.join(root, self.relative[i]) for i in positions], "backbone": backbone},
+            # random_order: positions follow the seeded order, so a run of them is a random
+            # sample (ActiveLearner draws candidates so, reading the store sequentially)
+            meta={
+                "root": root,
+                "paths": [os.path.join(root, self.relative[i]) for i in positions],
+                "backbone": backbone,
+                "random_order": True,
+            },
         )
 
 
