@@ -231,7 +231,8 @@ class BackgroundEmbedding:
 
     @property
     def finished(self) -> bool:
-        return self._done >= len(self.pending.todo)
+        """Nothing more will be stored: every photo is handled, or embedding gave up."""
+        return self._done >= len(self.pending.todo) or self._failure is not None
 
     def progress(self) -> EmbeddingProgress:
         left = len(self.pending.todo) - self._done
@@ -248,9 +249,11 @@ class BackgroundEmbedding:
 
     def _feed(self) -> None:
         while not self._closed.is_set() and not self.finished:
-            assert self._process is not None
+            process = self._process  # close() may drop it meanwhile
+            if process is None:
+                return
             try:
-                events = self._process.events(timeout=0.5)
+                events = process.events(timeout=0.5)
             except ServiceCrashed as crash:
                 self._restart(str(crash).splitlines()[0])
                 continue
@@ -259,6 +262,7 @@ class BackgroundEmbedding:
                     self._take(self._offset + int(event[1]))
         if self.finished and self._process is not None:
             self._process.stop(timeout=5.0)  # frees the embedder's memory
+            self._process = None
 
     def _take(self, done: int) -> None:
         """Hand over the todo positions the child has handled up to ``done``."""
@@ -283,6 +287,7 @@ class BackgroundEmbedding:
     def _restart(self, why: str) -> None:
         if self._process is not None:
             self._process.stop(timeout=1.0)
+            self._process = None
         self._restarts += 1
         if self._restarts > _RESTARTS:
             self._failure = f"embedding stopped: {why}"

@@ -490,11 +490,12 @@ class LabellingSession:
         )
 
     def embedding_progress(self) -> EmbeddingProgress | None:
-        """How far a photo folder's background embedding is; None when every photo is in
-        the pool (or none is being embedded)."""
-        if self._growing is None or self._growing.finished:
+        """How far a photo folder's background embedding is (and why it stopped, if it gave
+        up); None when every photo is in the pool (or none is being embedded)."""
+        if self._growing is None:
             return None
-        return self._growing.progress()
+        progress = self._growing.progress()
+        return None if self._growing.finished and progress.failure is None else progress
 
     def check_trainer(self) -> bool:
         """Whether the trainer is alive; one whose process died is started again from the
