@@ -269,7 +269,6 @@ class BackgroundEmbedding:
         if done <= self._done:
             return
         positions = self.pending.todo[self._done : done]
-        self._done = done
         store, keys = self.pending.store, self.pending.listing.keys
         store.refresh()
         rows = store.rows_for([keys[i] for i in positions])
@@ -280,9 +279,10 @@ class BackgroundEmbedding:
             for i, r in zip(positions, rows.tolist())
             if r < 0
         ]
+        self.arrived(stored, skipped)  # before the counts: finished never precedes the photos
         self._stored += len(stored)
         self.embedded += len(stored)
-        self.arrived(stored, skipped)
+        self._done = done
 
     def _restart(self, why: str) -> None:
         if self._process is not None:
