@@ -64,9 +64,7 @@ async def _send_key(app, key: str, effect) -> float:
     app._driver.send_message(event)
     while not effect():
         await asyncio.sleep(0.001)
-    painted = asyncio.get_running_loop().create_future()
-    app.call_after_refresh(_resolve, painted)
-    await painted
+    await repainted(app)
     return 1000 * (time.perf_counter() - start)
 
 
@@ -101,9 +99,7 @@ async def _replay(s: LatencySettings, mode: str, seed: int, project: Path) -> di
                     keys_ms.append(await _send_key(app, "g", lambda was=shown: screen.show_guesses != was))
                     last_key = time.perf_counter()
                 await asyncio.sleep(0.05)
-            painted = asyncio.get_running_loop().create_future()
-            app.call_after_refresh(_resolve, painted)
-            await painted
+            await repainted(app)
             waits.append(time.perf_counter() - start)
             if mode == "plain" and not session.finished:
                 stats = session.stats  # the new batch was chosen by a model trained on every label so far
@@ -258,6 +254,13 @@ def preset(name: str, data: Path, **overrides: Any) -> LatencySettings:
         "paper": LatencySettings(str(data), seconds_per_label=2.0, budget=1020, seeds=3),
     }[name if name in ("quick", "paper") else "quick"]
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+async def repainted(app) -> None:
+    """Return once the screen has been repainted after what the app has processed so far."""
+    painted = asyncio.get_running_loop().create_future()
+    app.call_after_refresh(_resolve, painted)
+    await painted
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

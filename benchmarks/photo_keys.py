@@ -40,7 +40,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "scale"
 async def replay(folder: Path, project: Path, batches: int, pace: float, batch_size: int) -> dict:
     from aeep_core.session import ProjectSettings
     from aeep_tui.app import LabellingApp
-    from aeep_tui.latency_replay import _resolve, _send_key
+    from aeep_tui.latency_replay import _send_key, repainted
     from aeep_tui.screens.labelling import LabellingScreen
 
     settings = ProjectSettings(["red", "blue"], ["1", "2"], batch_size=batch_size)
@@ -63,9 +63,7 @@ async def replay(folder: Path, project: Path, batches: int, pace: float, batch_s
             await _send_key(app, "enter", lambda n=number: screen.busy or session.batch is None or session.batch.round > n)
             while not (not screen.busy and session.batch is not None and session.batch.round > number and screen.cards):
                 await asyncio.sleep(0.02)
-            painted = asyncio.get_running_loop().create_future()
-            app.call_after_refresh(_resolve, painted)
-            await painted
+            await repainted(app)
             waits.append(time.perf_counter() - began)
             progress = session.embedding_progress()
             embedded.append(None if progress is None else progress.embedded)
