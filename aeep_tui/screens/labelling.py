@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from aeep_core.session import SessionStats, StoreError
 from aeep_tui.gc_schedule import collect_between_batches
+from aeep_tui.partial_repaint import repaint_changes_only
 from aeep_tui.screens.class_keys import with_class_keys
 from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
@@ -83,6 +84,7 @@ class LabellingScreen(Screen):
 
     def __init__(self, session) -> None:
         super().__init__()
+        repaint_changes_only(self)  # a key's changes span the screen; render only them
         self.session = session
         self.cards: list[ItemCard] = []
         self.columns = 1

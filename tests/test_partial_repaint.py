@@ -1,0 +1,55 @@
+"""The labelling screen's compositor sends the terminal what Textual's own would, rendering less."""
+
+from __future__ import annotations
+
+from textual._compositor import Compositor
+from textual.geometry import Region
+
+from aeep_tui.app import LabellingApp
+from aeep_tui.partial_repaint import ChangedRegionsCompositor, row_bands
+from aeep_tui.widgets.stats_panel import StatsPanel
+from tests.test_app import batch_ready, labelling_screen, quick_settings, until
+
+
+def test_row_bands_merge_overlapping_and_touching_rows():
+    regions = [Region(0, 10, 5, 3), Region(40, 0, 2, 1), Region(3, 12, 9, 4), Region(7, 16, 1, 1), Region(0, 30, 1, 2)]
+    assert row_bands(regions) == [(0, 1), (10, 17), (30, 32)]
+    assert row_bands([]) == []
+
+
+async def test_a_key_repaints_the_same_cells_from_fewer_widgets(image_folder):
+    app = LabellingApp(image_folder, quick_settings(batch_size=8), confirm_setup=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        screen = labelling_screen(app)
+        compositor = screen._compositor
+        assert isinstance(compositor, ChangedRegionsCompositor)
+        await pilot.press("1")  # the first card answered, the cursor on the second
+        # What a key changes, far apart on screen: the title (top left), two cards in
+        # different rows, the side panel's count and budget bar (right).
+        panel = screen.query_one(StatsPanel)
+        changed = [
+            screen.query_one("#batch-title"),
+            screen.cards[0],
+            screen.cards[5],
+            panel.query_one("#stat-labelled"),
+            panel.query_one("#stat-budget"),
+        ]
+        for widget in changed:
+            widget.refresh()
+        compositor.update_widgets(set(changed))
+        regions = set(compositor._dirty_regions)
+        assert len(regions) >= 4
+
+        compositor._changed = list(regions)
+        rendered = list(compositor._get_renders())
+        compositor._changed = None
+        everything = list(Compositor._get_renders(compositor, Region.from_union(list(regions))))
+        ours = compositor.render_partial_update()
+        compositor._dirty_regions.update(regions)
+        stock = Compositor.render_partial_update(compositor)
+
+        assert ours is not None and stock is not None
+        assert ours.render_segments(app.console) == stock.render_segments(app.console)
+        lines = sum(len(strips) for _, _, strips in rendered)
+        assert lines < sum(len(strips) for _, _, strips in everything) / 2
