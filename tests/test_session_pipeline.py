@@ -120,3 +120,33 @@ def test_steps_per_answer_follow_the_machine_and_resume_as_recorded(image_folder
     _crash(session)
     with LabellingSession.open(image_folder, project_dir=tmp_path / "p") as again:
         assert again.engine._pipe.steps_per_label == 8 and measured == [1]  # from the snapshot, not re-measured
+
+
+def test_a_batch_is_shown_before_its_model_is_tested_and_the_test_is_filed_with_it(tmp_path):
+    """The trainer tests the choosing model after sending the batch; the session records
+    that test with the batch's own round when it comes (accuracy and confusion agree)."""
+    import numpy as np
+
+    from tests.conftest import shapes_image, write_idx
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    x = np.stack([shapes_image(i % 3, rng) for i in range(60)])
+    write_idx(folder / "train-images-idx3-ubyte.gz", x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(60) % 3)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", x[:30])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(30) % 3)
+    settings = ProjectSettings(**{**SETTINGS.__dict__, "classes": ["0", "1", "2"]})
+    with LabellingSession.open(folder, settings, project_dir=tmp_path / "p") as session:
+        for _ in range(2):
+            session.prepare_next_batch()
+            _answer_all(session)
+        batch = session.prepare_next_batch()
+        late = session.record_late_evaluation()  # None if the test was in before the batch
+        stats = session.stats
+        assert stats.round == batch.round and stats.accuracy_history[-1] is not None
+        assert late is None or late == stats.accuracy_history[-1]
+        confusion = np.array(dict((r, c) for r, _, c in session._store.round_predictions())[batch.round])
+        assert confusion.sum() == 30 and np.trace(confusion) / 30 == stats.accuracy_history[-1]
+        assert session.record_late_evaluation() is None  # nothing awaited any more

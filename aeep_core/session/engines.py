@@ -95,6 +95,11 @@ class Engine(Protocol):
 
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
 
+    def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
+        """(test accuracy, confusion) of the model that chose the batch on screen, if
+        :meth:`choose` returned before it was tested; None when nothing is awaited."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -279,6 +284,10 @@ class PlainEngine:
                 self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._ahead_key(self._confirmed)
             )
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
+
+    def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
+        """Nothing awaited: the plain loop tests each model before it chooses."""
+        return None
 
     def close(self) -> None:
         """Stop the retrainer's process, if there is one."""

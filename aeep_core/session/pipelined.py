@@ -69,6 +69,7 @@ class PipelinedEngine:
         self._shown, self.separate_process, self._threads = shown, separate_process, trainer_threads
         self._pipe: PipelinedLearner | RemotePipeline | None = None
         self._m: int | None = None  # the exploration count of the batch on screen, for a restart
+        self._untested: int | None = None  # labels of the model that chose it, while its test is awaited
         self.restarts = 0
         self.last_failure: str | None = None
         self._restarting: threading.Thread | None = None
@@ -197,7 +198,13 @@ class PipelinedEngine:
             progress("train", 1, 1)
         pipe = self._pipe
         snapshot = pipe.last_snapshot or {}
-        accuracy = self._evaluation(pipe, len(snapshot.get("labels", [])))
+        # The trainer tests the choosing model after sending the batch (1-2 s for MNIST's
+        # 10,000 test images on a slow machine): the batch goes on screen now, and the
+        # test, if not in yet, is recorded when it comes (late_evaluation).
+        labels = len(snapshot.get("labels", []))
+        tested = self._evaluation(pipe, labels, within=0.0) if self._evaluate else None
+        self._untested = labels if self._evaluate and tested is None else None
+        accuracy, confusion = tested if tested is not None else (None, None)
         stats = {
             "m": proposal.m,
             "entropy_batch": proposal.entropy_batch,
@@ -205,7 +212,7 @@ class PipelinedEngine:
             "test_accuracy": accuracy,
             "train_s": time.perf_counter() - start,
             "select_s": proposal.select_s,
-            "test_confusion": None if pipe.stats.confusion is None else pipe.stats.confusion.tolist(),
+            "test_confusion": confusion,
         }
         engine = {
             "learner_round": snapshot.get("learner_round", self.learner.round),
@@ -293,20 +300,43 @@ class PipelinedEngine:
                 # Every answer is in the store: a new trainer replays them and chooses.
                 return self._restart(crash, self._pipe)
 
-    def _evaluation(self, pipe: PipelinedLearner | RemotePipeline, labels: int, within: float = 2.0) -> float | None:
-        """The test accuracy of the model that chose the batch (trained on ``labels``
-        labels): the trainer tests it right after choosing, so it may still be on its way;
-        waited for at most ``within`` seconds, then the newest there is."""
-        if not self._evaluate:
+    def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
+        """(test accuracy, confusion matrix) of the model that chose the batch on screen,
+        when :meth:`choose` went on without them: waits (in a worker) until the trainer
+        sends them; None when nothing is awaited, the trainer is gone or ``should_stop``."""
+        labels, self._untested = self._untested, None
+        pipe = self._pipe
+        if labels is None or pipe is None:
             return None
-        deadline = time.monotonic() + within
-        while not any(n == labels for n, _ in pipe.stats.accuracy) and time.monotonic() < deadline:
+        try:
+            return self._evaluation(pipe, labels, within=None, should_stop=should_stop)
+        except ServiceCrashed:
+            return None  # its next start tests the next model; the check notices the crash
+
+    def _evaluation(
+        self,
+        pipe: PipelinedLearner | RemotePipeline,
+        labels: int,
+        within: float | None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[float | None, list[list[int]] | None] | None:
+        """(accuracy, confusion) of the model trained on ``labels`` labels once the trainer
+        has tested it; None if it has not within ``within`` seconds (0: only if it already
+        has; None: no limit, until ``should_stop``)."""
+        deadline = None if within is None else time.monotonic() + within
+        wait: float = 0.0  # a first look at what the trainer sent, without waiting
+        while True:
             if isinstance(pipe, RemotePipeline):
-                pipe.receive(0.05)
-            else:
+                pipe.receive(wait)
+            elif wait:
                 time.sleep(0.01)
-        mine = [a for n, a in pipe.stats.accuracy if n == labels]
-        return mine[-1] if mine else (pipe.stats.accuracy[-1][1] if pipe.stats.accuracy else None)
+            tested = [a for n, a in pipe.stats.accuracy if n == labels]
+            if tested:
+                confusion = pipe.stats.confusion if pipe.stats.accuracy[-1][0] == labels else None
+                return tested[-1], None if confusion is None else confusion.tolist()
+            if (deadline is not None and time.monotonic() >= deadline) or (should_stop is not None and should_stop()):
+                return None
+            wait = 0.05
 
     def _restart(self, crash: ServiceCrashed, dead: object) -> Proposal | None:
         """Replace the trainer ``dead`` (a process that died) by one started from the store;

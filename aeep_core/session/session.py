@@ -393,6 +393,18 @@ class LabellingSession:
             self._set_batch(number, self._store.round_items(number), {})
             return self.batch
 
+    def record_late_evaluation(self, should_stop: Callable[[], bool] | None = None) -> float | None:
+        """Wait for the test of the model that chose the open batch, if it was shown before
+        the test was in (the pipelined trainer tests after choosing), and record it with
+        the batch's round; its accuracy, or None when nothing was awaited. For a worker."""
+        batch = self.batch
+        tested = None if batch is None else self.engine.late_evaluation(should_stop)
+        if batch is None or tested is None:
+            return None
+        accuracy, confusion = tested
+        self._store.set_round_evaluation(batch.round, accuracy, confusion)
+        return accuracy
+
     def _record_cold_batch(self, number: int) -> None:
         """A uniform random first batch (nothing is labelled to train on), seeded by the
         project's seed and the round number."""

@@ -317,6 +317,19 @@ class Store:
                 (time.time(), None if engine is None else json.dumps(engine), mp, batch_accuracy, number),
             )
 
+    def set_round_evaluation(self, number: int, accuracy: float | None, confusion: list[list[int]] | None) -> None:
+        """The test accuracy and confusion matrix of the model that chose round ``number``,
+        when they came after the round was recorded (the pipelined trainer tests that model
+        after sending its batch: the person does not wait for the test)."""
+        with self.transaction() as c:
+            c.execute("UPDATE rounds SET test_accuracy = ? WHERE number = ?", (accuracy, number))
+            if confusion is not None:
+                c.execute(
+                    "INSERT INTO round_predictions (round, test_confusion) VALUES (?, ?) "
+                    "ON CONFLICT (round) DO UPDATE SET test_confusion = excluded.test_confusion",
+                    (number, _json_or_null(confusion)),
+                )
+
     # --- knowing when to stop ------------------------------------------------------------
     def stop_set(self) -> list[int]:
         """The item ids of the stop set, ascending (empty until one is drawn)."""
