@@ -252,9 +252,15 @@ class ServiceProcess:
             self._events.append(message)
 
 
-def child_torch_threads(threads: int) -> None:
+def child_threads(threads: int) -> None:
     """Use the parent's torch thread count in a child, so its arithmetic is the same
-    (a sum split over other threads rounds differently) and two processes do not fight."""
+    (a sum split over other threads rounds differently) and two processes do not fight;
+    and as many for the native pools scikit-learn and numpy use (OpenMP for k-means,
+    OpenBLAS), which otherwise take every core: on a 2-core machine the trainer's
+    choice then took the UI's core, and keys typed meanwhile took 80-150 ms."""
+    import sklearn.cluster  # noqa: F401 -- loads its OpenMP runtime, so the limit reaches it
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(max(1, threads))
+    threadpool_limits(limits=max(1, threads))

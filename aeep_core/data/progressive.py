@@ -36,7 +36,7 @@ from aeep_core import locations
 from aeep_core.data.feature_store import FeatureStore, StoreError, StoreRows
 from aeep_core.data.features import CHUNK, Progress, embed_into_store, file_key, open_feature_store, open_or_create_store
 from aeep_core.pool import UNKNOWN, DataError, Pool, SkippedFile
-from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
+from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_threads
 
 PathLike = TypeVar("PathLike", str, Path)
 #: photos embedded before the first batch: one chunk (about 4 s with ONNX Runtime on 2 cores)
@@ -175,7 +175,7 @@ class _EmbedService:
             os.nice(10)  # the UI and the trainer come first; embedding takes what is left
         except OSError:
             pass
-        child_torch_threads(threads)
+        child_threads(threads)
         self.emit, self.stem, self.backbone = emit, Path(stem), backbone
 
     def embed(self, paths: list[str], keys: list[str]) -> None:

@@ -29,7 +29,7 @@ import torch
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner, PipelineStats
 from aeep_core.pool import Pool
-from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_torch_threads
+from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_threads
 from aeep_core.session.engines import BatchArrays, Choice, StageProgress, learn_from, retrain_and_choose
 
 _POLL = 0.05  # seconds between looks at the child's events and at should_stop
@@ -67,7 +67,7 @@ class _RetrainService:
     as soon as the parent has cancelled every job up to ``j``."""
 
     def __init__(self, emit: Emit, learner: ActiveLearner, threads: int, cancelled: Any):
-        child_torch_threads(threads)
+        child_threads(threads)
         self.emit, self.learner, self.cancelled = emit, learner, cancelled
 
     def choose(
@@ -207,7 +207,7 @@ class _PipelineService:
     """In the child: a :class:`PipelinedLearner`, whose choices are pushed to the parent."""
 
     def __init__(self, emit: Emit, learner: ActiveLearner, options: dict[str, Any], threads: int):
-        child_torch_threads(threads)
+        child_threads(threads)
         self.emit = emit
         self.broken: BaseException | None = None
         self.pipe = PipelinedLearner(learner, listener=self, **options)
