@@ -9,7 +9,8 @@ with the session. So the app:
 - freezes what exists once the project is open (modules, the pool, the store: they live
   as long as the app), so no later pass scans them again;
 - keeps CPython's automatic young-generation passes (a few ms) but not the full ones;
-- runs the full pass itself when a batch is confirmed, while the next one is prepared;
+- runs the full pass itself once per batch, just after the next batch is shown, while
+  the person reads it (after Enter it would hold up a batch chosen ahead);
 - puts CPython's own schedule back when the project closes (tests and the latency bench
   run several apps in one process).
 """
@@ -39,5 +40,5 @@ def restore_full_collections(thresholds: tuple[int, int, int]) -> None:
 
 
 def collect_between_batches() -> None:
-    """One full pass over everything created since the project opened."""
+    """One full pass over everything created since the project opened (or the last pass)."""
     gc.collect()

@@ -17,7 +17,7 @@ from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
 from aeep_tui.app import LabellingApp
 from aeep_tui.gc_schedule import NEVER
 from aeep_tui.screens.help import HelpScreen
-from aeep_tui.screens.labelling import LabellingScreen
+from aeep_tui.screens.labelling import COLLECT_AFTER_S, LabellingScreen
 from aeep_tui.screens.setup import SetupScreen
 from aeep_tui.widgets.item_card import ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
@@ -96,9 +96,17 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
             await pilot.press(key)
         assert [it.answer for it in app.session.batch.items] == [0, 1, 2, 0]
         assert screen.cards[2].border_subtitle == "3 ▸ class2"
+        first_cards = list(screen.cards)
 
         await pilot.press("enter")
         await until(pilot, batch_ready(app, 2), what="the batch after retraining")
+        # The same cards (nothing mounted again) frame the new items, unanswered, undimmed.
+        assert screen.cards == first_cards
+        for card, item in zip(screen.cards, app.session.batch.items):
+            assert card.item is item and card.border_title == item.name and card.border_subtitle == "·"
+            assert str(card.query_one(TerminalImage).image) == str(app.session.source_path(item.item_id))
+            assert not card.has_class("-done") and not card.has_class("-labelled")
+        assert [c.has_class("-cursor") for c in screen.cards] == [True, False, False, False]
         assert app.session.stats.labelled == 4
         assert "Round 2" in panel_text(app, "#stat-round")
         assert "Labelled 4 / 90" in panel_text(app, "#stat-labelled")
@@ -118,7 +126,8 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
 
 async def test_full_collections_wait_for_the_end_of_a_batch(image_folder):
     """A full GC pass stalls every key for hundreds of ms on a big pool: the app runs it
-    itself after Enter, and gives CPython its own schedule back on quit."""
+    itself once a new batch is painted (while the person reads it, never among the keys),
+    and gives CPython its own schedule back on quit."""
     before = gc.get_threshold()
     passes: list[int] = []
 
@@ -130,12 +139,14 @@ async def test_full_collections_wait_for_the_end_of_a_batch(image_folder):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, batch_ready(app, 1), what="the first batch")
         assert gc.get_threshold()[2] == NEVER and gc.get_freeze_count() > 0
+        await pilot.pause(COLLECT_AFTER_S + 0.5)  # the first batch's pass is done
         gc.callbacks.append(count_full_passes)
         try:
             await pilot.press("1", "2", "3")
             assert not passes
             await pilot.press("1", "enter")
-            await until(pilot, lambda: bool(passes), what="a full collection after Enter")
+            await until(pilot, batch_ready(app, 2), what="the second batch")
+            await until(pilot, lambda: bool(passes), what="a full collection once the next batch is shown")
         finally:
             gc.callbacks.remove(count_full_passes)
         await pilot.press("q")

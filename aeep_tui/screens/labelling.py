@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
@@ -29,14 +30,18 @@ from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
 from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.widgets.card_grid import GRID_MOVES, fit_grid
-from aeep_tui.widgets.cards import card_for, item_image
+from aeep_tui.widgets.cards import card_for, item_image, reuse_cards
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
 from aeep_tui.widgets.stats_panel import StatsPanel
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress repaints a second from the worker
+DIM_AFTER_S = 0.4  # a wait shorter than this leaves the answered batch undimmed
+ANNOUNCE_AFTER_S = 2.0  # a new batch after a longer wait is announced: the person may have looked away
+COLLECT_AFTER_S = 0.3  # the full garbage collection, this long after a new batch is painted
 RETRAIN_GROUP = "retrain"
+EVALUATION_GROUP = "evaluation"  # waits for the test of the model that chose the batch on screen
 FAILED = object()  # what _store_call returns when the session refused a write
 
 
@@ -95,6 +100,8 @@ class LabellingScreen(Screen):
         self._stats: SessionStats | None = None
         self._counted_outside = (0, 0)
         self._title_shown = ""
+        self._dim_timer: Timer | None = None
+        self._retrain_started = 0.0
         self._screen_bindings = dict(self._bindings.key_to_bindings)
         self._bind_class_keys()
 
@@ -199,12 +206,14 @@ class LabellingScreen(Screen):
 
     def show_batch(self) -> None:
         """Replace the cards with those of ``session.batch``."""
-        grid = self.query_one("#card-grid")
-        grid.remove_children()
-        self.cards = [card_for(self.session, item) for item in self.session.batch.items]
-        for card in self.cards:
-            card.show_guess = self.show_guesses
-        grid.mount_all(self.cards)
+        items = self.session.batch.items
+        if not reuse_cards(self.session, self.cards, items):
+            grid = self.query_one("#card-grid")
+            grid.remove_children()
+            self.cards = [card_for(self.session, item) for item in items]
+            for card in self.cards:
+                card.show_guess = self.show_guesses
+            grid.mount_all(self.cards)
         # the cursor moves now, not after the next frame: a key typed in between acts on
         # the new batch's first open card, never on a stale position
         self._cursor_to_first_open()
@@ -364,8 +373,6 @@ class LabellingScreen(Screen):
             return
         self.refresh_stats()
         self.start_retraining()
-        # once the dimmed batch is on screen: the person is waiting now, not typing
-        self.call_after_refresh(collect_between_batches)
 
     def action_page(self, direction: int) -> None:
         position = self.cursor_position()
@@ -413,13 +420,21 @@ class LabellingScreen(Screen):
     def start_retraining(self) -> None:
         self.busy, self.failed = True, False
         self._stop.clear()
-        for card in self.cards:
-            card.add_class("-done")
+        self._dim_timer = self.set_timer(DIM_AFTER_S, self._dim_batch)
+        self._retrain_started = time.monotonic()
         self._retrain_status = self.query_one(RetrainStatus)
         self._retrain_status.start()
         self._refresh_title()
         self.refresh_bindings()
         self.run_worker(self._prepare_next_batch, thread=True, group=RETRAIN_GROUP, exit_on_error=False)
+
+    def _dim_batch(self) -> None:
+        """The answered batch, dimmed while the next one is still being prepared. Not at
+        once: a batch chosen ahead is usually there sooner, and dimming twenty images
+        repaints them all (0.3 s on a slow machine), which held that batch up."""
+        if self.busy:
+            for card in self.cards:
+                card.add_class("-done")
 
     def _prepare_next_batch(self):
         """Runs in a thread: train, score, select; progress goes to the UI thread."""
@@ -431,11 +446,35 @@ class LabellingScreen(Screen):
             now = time.monotonic()
             if done >= total or now - last >= PROGRESS_INTERVAL_S:
                 last = now
-                self.app.call_from_thread(status.stage, stage, done, total)
+                status.post_message(RetrainStatus.Progress(stage, done, total))
 
         return self.session.prepare_next_batch(progress=progress, should_stop=self._stop.is_set)
 
+    def _await_evaluation(self) -> None:
+        """The pipelined trainer tests the model that chose this batch after sending it: its
+        accuracy is recorded and shown when it comes, without holding the batch back."""
+        self.run_worker(self._record_evaluation, thread=True, group=EVALUATION_GROUP, exit_on_error=False)
+
+    def _record_evaluation(self) -> tuple[int, float] | None:
+        """Runs in a thread: (round, test accuracy) once recorded; None if nothing came."""
+        batch = self.session.batch
+        accuracy = self.session.record_late_evaluation(should_stop=self._stop.is_set)
+        return None if batch is None or accuracy is None else (batch.round, accuracy)
+
+    def _show_evaluation(self, tested: tuple[int, float] | None) -> None:
+        """The panel's test accuracy, from the store's newest figures plus the one just
+        recorded (no store read: a key may be on its way)."""
+        stats = self._stats
+        if tested is None or stats is None or stats.round != tested[0] or not stats.accuracy_history:
+            return
+        history = [*stats.accuracy_history[:-1], tested[1]]
+        self._stats = replace(stats, test_accuracy=tested[1], accuracy_history=history)
+        self.query_one(StatsPanel).update_stats(self._answered_stats())
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == EVALUATION_GROUP and event.state == WorkerState.SUCCESS:
+            self._show_evaluation(event.worker.result)
+            return
         if event.worker.group != RETRAIN_GROUP or event.state not in (
             WorkerState.SUCCESS,
             WorkerState.ERROR,
@@ -443,6 +482,8 @@ class LabellingScreen(Screen):
         ):
             return
         self.busy = False
+        if self._dim_timer is not None:
+            self._dim_timer.stop()
         self.query_one(RetrainStatus).finish()
         if event.state == WorkerState.ERROR:
             self.failed = True
@@ -453,17 +494,24 @@ class LabellingScreen(Screen):
             return  # quitting: the app closes the session next
         elif self.session.batch is not None:
             self.show_batch()
-            self.notify(f"Round {self.session.batch.round}: a new batch of {len(self.cards)} is ready.")
+            if time.monotonic() - self._retrain_started >= ANNOUNCE_AFTER_S:
+                self.notify(f"Round {self.session.batch.round}: a new batch of {len(self.cards)} is ready.")
+            # The person reads the new batch before the first key: a full pass fits there,
+            # once it is painted (after Enter it held a batch chosen ahead back by 0.2 s
+            # on a slow machine).
+            self.call_after_refresh(self.set_timer, COLLECT_AFTER_S, collect_between_batches)
         elif self.session.finished:
             self.show_finished()
         self.refresh_stats()
         self.refresh_bindings()
+        if event.state == WorkerState.SUCCESS and self.session.batch is not None:
+            self._await_evaluation()
 
     async def stop_retraining(self) -> None:
         """Ask a running retrain to stop at its next check and wait for it."""
         self._stop.set()
         for worker in self.workers:
-            if worker.group == RETRAIN_GROUP and worker.is_running:
+            if worker.group in (RETRAIN_GROUP, EVALUATION_GROUP) and worker.is_running:
                 try:
                     await worker.wait()
                 except Exception:  # a failure while stopping changes nothing: we are leaving

@@ -14,7 +14,7 @@ from PIL import Image as PILImage
 from textual.widget import Widget
 
 from aeep_tui.widgets.item_card import ItemCard
-from aeep_tui.widgets.terminal_image import terminal_image
+from aeep_tui.widgets.terminal_image import show_picture, takes_new_pictures, terminal_image
 
 
 def item_image(session, item_id: int) -> PILImage.Image | Path:
@@ -46,3 +46,16 @@ def card_for(session, item) -> ItemCard:
     """A card for one batch item, with the body its modality needs."""
     classes = session.classes.current
     return ItemCard(item, body_for(session, item), classes.names, classes.keys)
+
+
+def reuse_cards(session, cards: list[ItemCard], items: list) -> bool:
+    """Show ``items`` in the ``cards`` already on screen, one each, when every card's body can
+    take its new item (a picture, in place); False, changing nothing, when any cannot.
+    Mounting a batch of new cards (a card, its frame, picture and guess line each) cost a
+    slow machine about a quarter of a second of the wait between batches."""
+    if len(cards) != len(items) or not all(takes_new_pictures(card.body) for card in cards):
+        return False
+    for card, item in zip(cards, items):
+        show_picture(card.body, item_image(session, item.item_id))
+        card.show_item(item)
+    return True

@@ -60,6 +60,15 @@ class ItemCard(Widget):
         self.border_title = self.item.name
         self.refresh_answer()
 
+    def show_item(self, item) -> None:
+        """Frame another item (the next batch, shown in the cards already on screen; the
+        caller has put its picture in the body): its name, guess and answer, undimmed."""
+        self.item = item
+        self.border_title = item.name
+        self.query_one(".card-guess", Static).update(describe_guess(item, self.class_names))
+        self.remove_class("-done", update=False)
+        self.refresh_answer()
+
     def show_classes(self, class_names: list[str], keys: list[str]) -> None:
         """The project's classes changed (added, renamed, merged): name the answer and the
         guess by the new list (indices keep their meaning)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import Label, ProgressBar
 
 STAGE_TEXT = {
@@ -20,6 +21,15 @@ class RetrainStatus(Horizontal):
     Hidden, it still holds its row (visibility, not display): showing it then repaints one
     line instead of shrinking the card grid, which refitted and re-rendered every picture
     of the batch twice a round (on photos that doubled the wait between batches)."""
+
+    class Progress(Message):
+        """A progress report posted from the worker's thread: posting never waits for the
+        UI's thread (``call_from_thread`` does, and held the next batch up while the
+        screen repainted the dimmed one)."""
+
+        def __init__(self, stage: str, done: int, total: int) -> None:
+            super().__init__()
+            self.stage, self.done, self.total = stage, done, total
 
     def compose(self) -> ComposeResult:
         yield Label("", id="retrain-label")
@@ -42,6 +52,9 @@ class RetrainStatus(Horizontal):
         # second during the wait, without a layout pass of the screen (keys wait for one).
         self.query_one("#retrain-label", Label).update(f"{text}…  {done:,}/{total:,}", layout=False)
         self.query_one("#retrain-bar", ProgressBar).update(total=max(total, 1), progress=done)
+
+    def on_retrain_status_progress(self, report: Progress) -> None:
+        self.stage(report.stage, report.done, report.total)
 
     def failed(self, message: str) -> None:
         """Show a training failure in place of the bar; the screen offers a retry key."""

@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, cast
 
 from PIL import Image as PILImage
 from rich.control import Control
@@ -63,7 +63,7 @@ from textual_image._terminal import CellSize, TerminalError, capture_terminal_re
 from textual_image._utils import StrOrBytesPath
 from textual_image.renderable import Image as AutoRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
-from textual_image.widget import HalfcellImage, SixelImage
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
 from textual_image.widget.sixel import _ImageSixelImpl, _NoopRenderable
 
@@ -229,3 +229,16 @@ def terminal_image(image: PILImage.Image | Path, *, id: str | None = None, class
     if HALF_BLOCKS_INSTEAD:
         return HalfcellImage(image, id=id, classes=classes)
     return AutoImage(image, id=id, classes=classes)
+
+
+def takes_new_pictures(widget: Widget) -> bool:
+    """Whether ``widget`` (made by :func:`terminal_image`) shows another picture when its
+    ``image`` is set; the Sixel widget cannot (it paints a layer it composed)."""
+    return isinstance(widget, (AutoImage, HalfcellImage, TGPImage, UnicodeImage)) and not isinstance(widget, SixelImage)
+
+
+def show_picture(widget: Widget, image: PILImage.Image | Path) -> None:
+    """Show ``image`` in a widget that :func:`takes_new_pictures`, in place."""
+    if not takes_new_pictures(widget):
+        raise TypeError(f"{type(widget).__name__} cannot take a new picture; mount a new one")
+    cast(HalfcellImage, widget).image = image
