@@ -132,7 +132,7 @@ def test_both_engines_record_stop_set_predictions_and_the_report_counts_the_stor
         recorded = session._store.round_predictions()
         # every round chosen by a model recorded its stop-set predictions and test confusion
         assert [r for r, _, _ in recorded] == [2, 3, 4, 5]
-        for number, stop, confusion in recorded:
+        for _, stop, confusion in recorded:
             assert len(stop) == 60 and all(p in (0, 1, 2) for p in stop)
             assert np.asarray(confusion).sum() == 12  # the test folder's 12 items
         report = session.report()
