@@ -209,3 +209,11 @@ def test_pseudo_labels_change_the_head_and_zero_turns_them_off():
     plain = head(pseudo_label_share=0.0)
     assert torch.equal(plain, head(pseudo_label_share=0.0))
     assert not torch.equal(plain, head(pseudo_label_share=0.5))
+
+
+def test_a_batch_is_shown_with_its_most_confident_item_last():
+    from aeep_core.learning.learner import confident_last
+
+    assert confident_last(np.array([0.4, 0.9, 0.5, 0.6])).tolist() == [0, 2, 3, 1]
+    assert confident_last(np.array([0.3, 0.2, 0.99])).tolist() == [0, 1, 2]
+    assert confident_last(np.array([0.7])).tolist() == [0] and confident_last(np.array([])).tolist() == []

@@ -130,6 +130,34 @@ def test_a_plain_retrainer_killed_between_batches_retrains_in_a_new_process(fold
         assert all(torch.equal(last_weights(s)[k], weights_ref[k]) for k in weights_ref)
 
 
+def test_the_plain_retrainer_starts_on_the_next_batch_from_the_guess_for_the_last_card(folder, tmp_path):
+    with LabellingSession.open(
+        folder, settings(pipelined=False), project_dir=tmp_path / "p", separate_process=True, trainer_threads=1
+    ) as s:
+        retrainer = s.engine.retrainer
+        for r in range(4):
+            batch = s.prepare_next_batch()
+            sent, last = retrainer.retrains_sent, len(batch.items) - 1
+            for position in range(last):
+                s.label(position, truth(s, position))
+            if r == 0:  # a cold batch has no guesses: nothing starts before the last answer
+                assert retrainer.retrains_sent == sent
+                s.label(last, truth(s, last))
+                assert retrainer.retrains_sent == sent + 1
+            elif r in (1, 3):  # the last answer is the model's guess: the retrain started then stands
+                assert retrainer.retrains_sent == sent + 1
+                s.label(last, batch.items[last].predicted)
+                assert retrainer.retrains_sent == sent + 1
+            else:  # another answer: that retrain is cancelled, and one starts on the real batch
+                assert retrainer.retrains_sent == sent + 1
+                s.label(last, (batch.items[last].predicted + 1) % 3)
+                assert retrainer.retrains_sent == sent + 2
+            before_enter = retrainer.retrains_sent
+            s.confirm_batch()
+            assert s.prepare_next_batch() is not None
+            assert retrainer.retrains_sent == before_enter  # Enter took the batch chosen ahead
+
+
 async def test_the_app_carries_on_when_its_trainer_process_is_killed(image_folder):
     from aeep_tui.app import LabellingApp
     from tests.test_app import SIZE, batch_ready, panel_text, quick_settings, until

@@ -75,6 +75,18 @@ class Proposal:
     stop_predicted: np.ndarray | None = None
 
 
+def confident_last(confidence: np.ndarray) -> np.ndarray:
+    """The order to show a batch in: the strategy's, its item of highest ``confidence`` moved to
+    the end. The plain loop starts the next round when one card is left, taking the model's
+    guess for it (``PlainEngine.complete``): shown last, the card left is usually the one the
+    model is surest of, and the guess usually right."""
+    order = np.arange(len(confidence))
+    if len(order) < 2:
+        return order
+    top = int(np.argmax(confidence))
+    return np.append(np.delete(order, top), top)
+
+
 @dataclass
 class RoundRecord:
     """One round, in the ``simulate --json`` format (None where a value does not apply)."""
@@ -334,12 +346,13 @@ class ActiveLearner:
             _inputs=lambda: (self.pool.flat_inputs(cand), self.pool.flat_inputs(lab_ids)),
         )
         sel = self.strategy.query(ctx, k)
-        pos = sel.positions
+        order = confident_last(probs[sel.positions].max(1))
+        pos, exploration = sel.positions[order], sel.exploration[order]
         h = ctx.entropy
         stop_predicted = None if self.stop_set is None else self._stop_predictions(model, cand, probs)
         return Proposal(
             ids=cand[pos],
-            exploration=sel.exploration.copy(),
+            exploration=exploration,
             predicted=probs[pos].argmax(1),
             confidence=probs[pos].max(1),
             entropy_batch=float(h[pos].mean()),

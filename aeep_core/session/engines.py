@@ -60,7 +60,10 @@ class Engine(Protocol):
 
     def answer(self, position: int, label: int) -> None: ...
 
-    def complete(self, batch: Batch) -> None: ...
+    def complete(self, batch: Batch) -> None:
+        """The batch is complete, or one card short of it (the model's guess for that card
+        may be all an engine needs to start on the next batch)."""
+        ...
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
 
@@ -188,14 +191,24 @@ class PlainEngine:
         """Nothing to do until the batch is confirmed."""
 
     def complete(self, batch: Batch) -> None:
-        """Every card is answered: a retrainer process starts on the next batch now, on L
-        as confirming this batch will make it, so Enter finds it (nearly) chosen. Anything
-        that changes before Enter (an answer, a correction, a class) makes it start again."""
-        if self.retrainer is not None:
-            arrays = batch_arrays(batch)
-            s = self.settings
-            key = self._ahead_key((batch.round, arrays[3].tobytes()))
-            self.retrainer.speculate(key, self.learner, arrays, s.batch_size, s.budget)
+        """Every card is answered, or all but one: a retrainer process starts on the next
+        batch now, on L as confirming this batch will make it (the last card taken as the
+        model guessed it), so Enter finds it (nearly) chosen. Anything that differs at
+        Enter (an answer, the last card's, a correction, a class) makes it start again."""
+        if self.retrainer is None:
+            return
+        arrays = batch_arrays(batch)
+        answers = arrays[3]
+        left = np.flatnonzero(answers == RETRACT)
+        if len(left) > 1 or (len(left) == 1 and arrays[2][left[0]] < 0):
+            return  # more than one card left, or a cold batch: nothing to guess with
+        if len(left) == 1:
+            answers = answers.copy()
+            answers[left[0]] = arrays[2][left[0]]  # the model's guess: right for most cards
+            arrays = (arrays[0], arrays[1], arrays[2], answers)
+        s = self.settings
+        key = self._ahead_key((batch.round, answers.tobytes()))
+        self.retrainer.speculate(key, self.learner, arrays, s.batch_size, s.budget)
 
     def _ahead_key(self, batch: tuple[int, bytes] | None) -> tuple[Any, ...] | None:
         """What a batch chosen ahead depends on beyond the learner's last confirmed state:

@@ -279,7 +279,7 @@ class LabellingSession:
         self._answer_seq[position] = self._store.add_label(self._batch_db_items[position], batch.round, int(answer))
         batch.items[position].answer = int(answer)
         self.engine.answer(position, int(answer))
-        if batch.complete:
+        if sum(item.answer is None for item in batch.items) <= 1:
             self._take_in_embedded()  # before the retrain that may start now
             self.engine.complete(batch)
 

@@ -117,6 +117,11 @@ class RemoteRetrainer:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    @property
+    def retrains_sent(self) -> int:
+        """Retrains asked of the child so far, those started ahead of Enter included."""
+        return self._jobs
+
     def _start(self, learner: ActiveLearner) -> None:
         import torch.multiprocessing as torch_mp
 
