@@ -127,16 +127,9 @@ def test_a_batch_is_shown_before_its_model_is_tested_and_the_test_is_filed_with_
     that test with the batch's own round when it comes (accuracy and confusion agree)."""
     import numpy as np
 
-    from tests.conftest import shapes_image, write_idx
+    from tests.conftest import make_idx_folder
 
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    x = np.stack([shapes_image(i % 3, rng) for i in range(60)])
-    write_idx(folder / "train-images-idx3-ubyte.gz", x)
-    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(60) % 3)
-    write_idx(folder / "t10k-images-idx3-ubyte.gz", x[:30])
-    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(30) % 3)
+    folder = make_idx_folder(tmp_path / "idx", n_train=60, n_test=30)
     settings = ProjectSettings(**{**SETTINGS.__dict__, "classes": ["0", "1", "2"]})
     with LabellingSession.open(folder, settings, project_dir=tmp_path / "p") as session:
         for _ in range(2):
