@@ -136,7 +136,9 @@ def test_a_batch_is_shown_before_its_model_is_tested_and_the_test_is_filed_with_
             session.prepare_next_batch()
             _answer_all(session)
         batch = session.prepare_next_batch()
+        pending = session.evaluation_pending
         late = session.record_late_evaluation()  # None if the test was in before the batch
+        assert (late is not None) == pending and not session.evaluation_pending
         stats = session.stats
         assert stats.round == batch.round and stats.accuracy_history[-1] is not None
         assert late is None or late == stats.accuracy_history[-1]

@@ -98,6 +98,11 @@ class Engine(Protocol):
 
     def choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None: ...
 
+    @property
+    def evaluation_pending(self) -> bool:
+        """Whether the batch on screen was chosen before its model's test came in."""
+        ...
+
     def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
         """(test accuracy, confusion) of the model that chose the batch on screen, if
         :meth:`choose` returned before it was tested; None when nothing is awaited."""
@@ -297,6 +302,11 @@ class PlainEngine:
                 self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._ahead_key(self._confirmed)
             )
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
+
+    @property
+    def evaluation_pending(self) -> bool:
+        """Never: the plain loop tests each model before it chooses."""
+        return False
 
     def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
         """Nothing awaited: the plain loop tests each model before it chooses."""

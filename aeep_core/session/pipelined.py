@@ -300,6 +300,11 @@ class PipelinedEngine:
                 # Every answer is in the store: a new trainer replays them and chooses.
                 return self._restart(crash, self._pipe)
 
+    @property
+    def evaluation_pending(self) -> bool:
+        """Whether the batch on screen was shown before its model's test came in."""
+        return self._untested is not None
+
     def late_evaluation(self, should_stop: Callable[[], bool] | None) -> tuple[float | None, list[list[int]] | None] | None:
         """(test accuracy, confusion matrix) of the model that chose the batch on screen,
         when :meth:`choose` went on without them: waits (in a worker) until the trainer

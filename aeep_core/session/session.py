@@ -393,6 +393,11 @@ class LabellingSession:
             self._set_batch(number, self._store.round_items(number), {})
             return self.batch
 
+    @property
+    def evaluation_pending(self) -> bool:
+        """Whether the open batch's model is still being tested (:meth:`record_late_evaluation`)."""
+        return self.engine.evaluation_pending
+
     def record_late_evaluation(self, should_stop: Callable[[], bool] | None = None) -> float | None:
         """Wait for the test of the model that chose the open batch, if it was shown before
         the test was in (the pipelined trainer tests after choosing), and record it with

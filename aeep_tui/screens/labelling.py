@@ -504,7 +504,7 @@ class LabellingScreen(Screen):
             self.show_finished()
         self.refresh_stats()
         self.refresh_bindings()
-        if event.state == WorkerState.SUCCESS and self.session.batch is not None:
+        if event.state == WorkerState.SUCCESS and self.session.batch is not None and self.session.evaluation_pending:
             self._await_evaluation()
 
     async def stop_retraining(self) -> None:
