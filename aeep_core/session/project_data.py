@@ -1,8 +1,11 @@
-"""A project's data: the pool and test set of its folder, speaking the project's classes."""
+"""A project's data (the pool and test set of its folder, speaking the project's classes)
+and its store, opened or created."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,8 @@ from aeep_core.data.loading import load_dataset
 from aeep_core.pool import DataError, Dataset, Pool
 from aeep_core.sequences import looks_like_sequences
 from aeep_core.session.types import ProjectSettings
+from aeep_core.store import Store, StoreError
+from aeep_core.store.classes import read_classes
 
 
 def _remap(pool: Pool, classes: list[str]) -> np.ndarray | None:
@@ -61,3 +66,52 @@ def load_project_data(
         elif (ds.test.labels < 0).any():
             ds.test = ds.test.subset(np.flatnonzero(ds.test.labels >= 0))  # folders of other classes
     return ds
+
+
+def open_project(
+    data: Path,
+    project: Path,
+    exists: bool,
+    settings: ProjectSettings | None,
+    read_only: bool,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[Store, ProjectSettings, Dataset]:
+    """The store of ``project`` (opened when it ``exists``, else created with ``settings``
+    once ``data`` has loaded: bad data leaves no project behind), the project's settings
+    ("auto" ones resolved) and its data."""
+    if exists:
+        store = Store.open(project, read_only=read_only)
+        try:
+            stored = ProjectSettings.from_dict(store.setting("project"))
+            grow = stored.pipelined is not True
+            loaded = load_project_data(data, stored, progress, read_classes(store).names, grow, embed=not read_only)
+            if not read_only:
+                store.set_settings(data_path=str(data), last_opened=time.time(), items_are_files="paths" in loaded.pool.meta)
+        except BaseException:
+            store.close()
+            raise
+        return store, stored, loaded
+    if read_only:
+        raise StoreError(f"{data}: no project yet for this folder; open it once for labelling first")
+    if settings is None:
+        raise ValueError(f"{data}: a new project needs settings (classes and keys)")
+    settings.validate()
+    loaded = load_project_data(data, settings, progress, grow=settings.pipelined is not True)
+    settings = replace(
+        settings,
+        backbone=loaded.pool.meta.get("backbone", "cnn"),
+        pipelined=loaded.pool.modality != "features" if settings.pipelined is None else settings.pipelined,
+    )
+    now = time.time()
+    store = Store.create(
+        project,
+        {
+            "project": asdict(settings),
+            "data_path": str(data),
+            "name": data.name,
+            "created_at": now,
+            "last_opened": now,
+            "items_are_files": "paths" in loaded.pool.meta,
+        },
+    )
+    return store, settings, loaded

@@ -32,7 +32,7 @@ from aeep_core.session.classes import ProjectClasses
 from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
 from aeep_core.session.growing import GrowingPool
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
-from aeep_core.session.project_data import load_project_data
+from aeep_core.session.project_data import open_project
 from aeep_core.session.review import Review, taught_labels
 from aeep_core.session.stats import StatsReport, StopSet, build_report
 from aeep_core.session.trainer_process import RemoteRetrainer
@@ -155,50 +155,9 @@ class LabellingSession:
         ``trainer_threads`` torch threads (None: as many as this process has then).
         """
         data = Path(data).expanduser().resolve()
-        project = cls.find(data, project_dir)
-        if project is not None:
-            store = Store.open(project, read_only=read_only)
-            try:
-                settings = ProjectSettings.from_dict(store.setting("project"))
-                loaded = load_project_data(
-                    data,
-                    settings,
-                    progress,
-                    classes=read_classes(store).names,
-                    grow=settings.pipelined is not True,
-                    embed=not read_only,
-                )
-                if not read_only:
-                    store.set_settings(data_path=str(data), last_opened=time.time(), items_are_files="paths" in loaded.pool.meta)
-            except BaseException:
-                store.close()
-                raise
-        else:
-            project = Path(project_dir) if project_dir is not None else locations.project_folder(data)
-            if read_only:
-                raise StoreError(f"{data}: no project yet for this folder; open it once for labelling first")
-            if settings is None:
-                raise ValueError(f"{data}: a new project needs settings (classes and keys)")
-            settings.validate()
-            # bad data leaves no project behind
-            loaded = load_project_data(data, settings, progress, grow=settings.pipelined is not True)
-            settings = replace(  # "auto" settings, resolved
-                settings,
-                backbone=loaded.pool.meta.get("backbone", "cnn"),
-                pipelined=loaded.pool.modality != "features" if settings.pipelined is None else settings.pipelined,
-            )
-            now = time.time()
-            store = Store.create(
-                project,
-                {
-                    "project": asdict(settings),
-                    "data_path": str(data),
-                    "name": data.name,
-                    "created_at": now,
-                    "last_opened": now,
-                    "items_are_files": "paths" in loaded.pool.meta,
-                },
-            )
+        existing = cls.find(data, project_dir)
+        project = existing or (Path(project_dir) if project_dir is not None else locations.project_folder(data))
+        store, settings, loaded = open_project(data, project, existing is not None, settings, read_only, progress)
         try:
             item_ids, drift = sync_items(store, loaded.pool, progress)
             return cls(store, settings, loaded, item_ids, drift, separate_process, trainer_threads)
