@@ -89,7 +89,7 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
         for card, item in zip(screen.cards, app.session.batch.items):
             assert card.query_one(TerminalImage).image is not None
             assert card.border_title == item.name
-            assert not card.has_class("-show-guess")  # guesses are hidden by default
+            assert not card.show_guess and not card.query_one(".card-guess").render().plain  # guesses are hidden by default
         assert "Round 1" in panel_text(app, "#stat-round")
 
         for key in "1231":
@@ -117,7 +117,7 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
         await pilot.pause()
         assert "explo" not in app.export_screenshot()  # hidden guesses draw nothing
         await pilot.press("g")
-        assert all(card.has_class("-show-guess") for card in app.screen.cards)
+        assert all(card.show_guess for card in app.screen.cards)
         await pilot.pause()
         assert "explo" in app.export_screenshot()  # "… · explore" or "… · exploit"
         await pilot.press("q")

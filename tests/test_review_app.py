@@ -62,7 +62,7 @@ async def test_a_correction_changes_training_and_export_and_keeps_the_history(im
         # R is no class key (those are 1-9, 0 and lower-case letters): nothing was answered
         assert all(it.answer is None for it in session.batch.items) and "R" not in CLASS_KEYS
         assert [it.round for it in screen.view] == [1, 1, 1, 1] and len(screen.cards) == 4
-        assert all(isinstance(c, ReviewCard) and c.has_class("-show-guess") for c in screen.cards)
+        assert all(isinstance(c, ReviewCard) and c.show_guess for c in screen.cards)
         assert all(it.model_predicted is not None for it in screen.items)  # the trained model's view
         first = screen.view[0]
         assert screen.cards[0].border_subtitle == f"{KEYS[answers[0]]} ▸ class{answers[0]}"

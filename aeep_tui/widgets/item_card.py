@@ -35,7 +35,9 @@ def describe_guess(item, class_names: list[str]) -> str:
 class ItemCard(Widget):
     """A card of the batch grid; the labelling screen owns every key binding."""
 
-    show_guess: reactive[bool] = reactive(False)
+    # Shown by writing the guess into its line (empty while hidden): a one-line repaint,
+    # no style pass and no layout (a card's repaint would re-render its picture).
+    show_guess: reactive[bool] = reactive(False, repaint=False)
 
     class Picked(Message):
         """The person clicked this card."""
@@ -54,7 +56,7 @@ class ItemCard(Widget):
     def compose(self) -> ComposeResult:
         with Container(classes="card-body"):
             yield self.body
-        yield Static(describe_guess(self.item, self.class_names), classes="card-guess")
+        yield Static(self._guess_line(), classes="card-guess")
 
     def on_mount(self) -> None:
         self.border_title = self.item.name
@@ -65,7 +67,7 @@ class ItemCard(Widget):
         caller has put its picture in the body): its name, guess and answer, undimmed."""
         self.item = item
         self.border_title = item.name
-        self.query_one(".card-guess", Static).update(describe_guess(item, self.class_names))
+        self._show_guess_line()
         self.remove_class("-done", update=False)
         self.refresh_answer()
 
@@ -73,7 +75,7 @@ class ItemCard(Widget):
         """The project's classes changed (added, renamed, merged): name the answer and the
         guess by the new list (indices keep their meaning)."""
         self.class_names, self.keys = class_names, keys
-        self.query_one(".card-guess", Static).update(describe_guess(self.item, class_names))
+        self._show_guess_line()
         self.refresh_answer()
 
     def refresh_answer(self, *, restyle: bool = True) -> None:
@@ -92,8 +94,19 @@ class ItemCard(Widget):
         else:
             self.border_subtitle = f"{self.keys[answer]} ▸ {self.class_names[answer]}"
 
-    def watch_show_guess(self, visible: bool) -> None:
-        self.set_class(visible, "-show-guess")
+    def describe(self) -> str:
+        """What the guess line says when shown."""
+        return describe_guess(self.item, self.class_names)
+
+    def _guess_line(self) -> str:
+        return self.describe() if self.show_guess else ""
+
+    def _show_guess_line(self) -> None:
+        for line in self.query(".card-guess").results(Static):  # none before compose
+            line.update(self._guess_line(), layout=False)
+
+    def watch_show_guess(self) -> None:
+        self._show_guess_line()
 
     def on_click(self) -> None:
         self.post_message(self.Picked(self))

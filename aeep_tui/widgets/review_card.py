@@ -6,10 +6,6 @@ In review the guess is the point, not a bias to hide: the answer was given alrea
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Container
-from textual.widgets import Static
-
 from aeep_core.session import SKIPPED, ReviewItem
 from aeep_tui.widgets.item_card import ItemCard
 
@@ -30,10 +26,9 @@ class ReviewCard(ItemCard):
 
     item: ReviewItem
 
-    def compose(self) -> ComposeResult:
-        with Container(classes="card-body"):
-            yield self.body
-        yield Static(describe_model(self.item, self.class_names), classes="card-guess")
+    def describe(self) -> str:
+        """The model's view of the item, always shown: the answer was given already."""
+        return describe_model(self.item, self.class_names)
 
     def on_mount(self) -> None:
         self.show_guess = True
@@ -51,5 +46,4 @@ class ReviewCard(ItemCard):
         else:
             self.border_subtitle = f"{mark}skipped"
         self.set_class(item.disagrees, "-disagrees", update=restyle)
-        for line in self.query(".card-guess").results(Static):  # none before compose
-            line.update(describe_model(item, self.class_names))
+        self._show_guess_line()
