@@ -195,31 +195,6 @@ def test_a_head_refits_on_its_most_confident_guesses_from_the_unlabelled_candida
     assert len(guessed) == len(unlabelled) // 2 and confidence[guessed].min() >= confidence[rest].max()
 
 
-def test_a_later_round_guesses_with_the_last_head_and_fits_once():
-    """guess_with_last_head: the first round fits its own guesser; later rounds take the
-    guesses of the head the last round ended on and fit one head, not two."""
-    pool = _two_blobs(seed=2)
-    config = TrainConfig(guess_steps=20, pseudo_label_steps=30, pseudo_label_share=0.5, guess_with_last_head=True)
-    learner = ActiveLearner(pool, make_strategy("random"), config=config, device="cpu", candidates=30)
-    learner.add_labels([0, 1, 2, 3], [0, 1, 0, 1])
-    seen: list[tuple[int, int]] = []
-    learner.train(progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (50, 50)  # no last head yet: both fits
-    learner.round += 1
-    learner.add_labels([6, 7], [0, 1])
-    last_head = learner.model
-    expected = learner._confident_guesses(last_head)  # drawn from (seed, round): the same draw train makes
-    fitted: list[tuple[np.ndarray, np.ndarray]] = []
-    fit = learner._fit
-    learner._fit = lambda model, ids, y, *rest: (fitted.append((ids, y)), fit(model, ids, y, *rest))[1]
-    seen.clear()
-    learner.train(progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (30, 30) and len(fitted) == 1  # one fit: the refit on L + the last head's guesses
-    ids, y = fitted[0]
-    assert ids[6:].tolist() == expected[0].tolist() and y[6:].tolist() == expected[1].tolist()
-    assert learner.model is not last_head
-
-
 def test_pseudo_labels_change_the_head_and_zero_turns_them_off():
     """Share 0 is the paper's head on L alone, the same weights as one plain fit."""
     pool = _two_blobs(seed=1)

@@ -226,35 +226,28 @@ class ActiveLearner:
         # Seeded every round, fresh or warm: dropout draws from this generator too, so a
         # restored learner trains exactly as an uninterrupted one.
         torch.manual_seed(round_seed)
-        last_head = self.model
-        model = last_head if last_head is not None and self._continues_model() else self.new_model()
+        model = self.model if self.model is not None and self._continues_model() else self.new_model()
         self.grow_model(self.pool.n_classes, model)  # a class added since the last round gets its output
         ids = np.fromiter(self.labels, dtype=np.int64)
         y = np.fromiter(self.labels.values(), dtype=np.int64)
         if not self._self_trains():
             self._fit(model, ids, y, self.config, round_seed, progress, should_stop)
             return time.perf_counter() - start
-        # Self-training: a short fit makes guesses (or the last round's head does), and a
-        # fresh head learns L + the confident ones.
+        # Self-training: a short fit makes guesses, a fresh head learns L + the confident ones.
         cap = self.config.max_steps  # --train-steps bounds both fits
-        reuse = self.config.guess_with_last_head and last_head is not None
-        first, second = 0 if reuse else min(self.config.guess_steps, cap), min(self.config.pseudo_label_steps, cap)
+        first, second = min(self.config.guess_steps, cap), min(self.config.pseudo_label_steps, cap)
         total = first + second
-        if reuse:
-            assert last_head is not None
-            model = last_head
-        else:
-            self._fit(
-                model,
-                ids,
-                y,
-                replace(self.config, min_steps=first, max_steps=first),
-                round_seed,
-                None if progress is None else lambda done, _: progress(done, total),
-                should_stop,
-            )
-            if should_stop is not None and should_stop():
-                return time.perf_counter() - start
+        self._fit(
+            model,
+            ids,
+            y,
+            replace(self.config, min_steps=first, max_steps=first),
+            round_seed,
+            None if progress is None else lambda done, _: progress(done, total),
+            should_stop,
+        )
+        if should_stop is not None and should_stop():
+            return time.perf_counter() - start
         guessed, guesses = self._confident_guesses(model)
         torch.manual_seed(round_seed + 1)
         self._fit(

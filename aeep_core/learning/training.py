@@ -47,10 +47,6 @@ class TrainConfig:
     pseudo_label_share: float = 0.5
     guess_steps: int = 150  # the fit that makes the guesses (at most max_steps)
     pseudo_label_steps: int = 200  # the refit on L + guesses (at most max_steps)
-    # Guess with the head the last round ended on (fitted on the last L and its guesses)
-    # instead of a fresh short fit on L: the round is then one fit, not two, the wait after
-    # a photo batch's last answer on a slow machine (issue 27). The first round fits its own.
-    guess_with_last_head: bool = False
 
     def steps_for(self, n_labelled: int) -> int:
         """Gradient steps for a labelled set of ``n_labelled`` items."""
