@@ -17,7 +17,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from aeep_core.session.trainer_process import RemoteRetrainer
 from aeep_core.session.types import Batch, BatchItem, ProjectSettings, SessionStats
 from aeep_core.store import RoundPredictions, Store, StoreError
 from aeep_core.store.checkpoints import prune_checkpoints, read_checkpoint, write_checkpoint
-from aeep_core.store.classes import Repointed, read_classes
+from aeep_core.store.classes import Repointed
 from aeep_core.store.items import Drift, sync_items
 from aeep_core.strategies import make_strategy
 
