@@ -48,7 +48,7 @@ class TrainConfig:
     # The two fits' steps: 100 + 130 (was 150 + 200) measured level on the flowers (AEEP, 20
     # seeds: acc@100 -0.08 +- 0.51, AULC +0.23 +- 0.42, paired) for a third less of the
     # round a photo project waits on after its last answer (issue 27; 75 + 100: -0.51 /
-    # -0.37). BENCHMARKS.md, "Photos on a slow machine".
+    # -0.37). BENCHMARKS.md, "The slow kind emulated, after two fixes".
     guess_steps: int = 100  # the fit that makes the guesses (at most max_steps)
     pseudo_label_steps: int = 130  # the refit on L + guesses (at most max_steps)
 
