@@ -52,7 +52,9 @@ def test_variants_and_lists_parse():
     v = parse_variant("aeep[beta=0.5,rate=0.3,warm_start=true]")
     assert v.options == {"beta": 0.5, "rate": 0.3} and v.train == {"warm_start": True}
     assert parse_variant("aeep-pixels").options == {"space": "pixels"}
-    for bad in ("nope", "aeep[beta]", "aeep[beta=1"):
+    v = parse_variant("aeep[late=3,rate=0.2]")
+    assert (v.late, v.options) == (3, {"rate": 0.2})
+    for bad in ("nope", "aeep[beta]", "aeep[beta=1", "aeep[late=-1]", "aeep[late=x]"):
         with pytest.raises(ValueError):
             parse_variant(bad)
 

@@ -43,6 +43,21 @@ def test_simulation_is_deterministic_under_a_seed(image_folder):
     assert [r["labelled"] for r in a["rounds"]] == [5, 10, 15, 20]
 
 
+def test_late_answers_train_a_round_late_and_are_counted_as_spent(image_folder, monkeypatch):
+    """SimulationSettings.late: the model that chooses has not seen the last answers of
+    the batch before (as when the app trains ahead of Enter); the next round's has."""
+    ds = load_dataset(image_folder, test_split=0.2, seed=0)
+    trained_on: list[int] = []
+    real_train = ActiveLearner.train
+    monkeypatch.setattr(
+        ActiveLearner, "train", lambda self, *a, **kw: trained_on.append(len(self.labels)) or real_train(self, *a, **kw)
+    )
+    settings = SimulationSettings(strategy="aeep", batch_size=5, budget=20, initial=5, seed=1, device="cpu", train=FAST, late=2)
+    result = simulate(ds, settings)
+    assert trained_on == [5, 8, 13, 18]  # every batch's last two answers wait a round
+    assert [r["labelled"] for r in result["rounds"]] == [5, 10, 15, 20]  # spent, all of them
+
+
 def test_restored_learner_proposes_the_same_batch(image_folder):
     ds = load_dataset(image_folder)
 

@@ -157,6 +157,7 @@ def build_report(
             "strategy": v.strategy,
             "options": v.options,
             "train": v.train,
+            "late": v.late,
             "summary": {
                 str(k): summarise([r for r in mine if r["batch_size"] == k], task, settings.initial, settings.budget)
                 for k in settings.batch_sizes

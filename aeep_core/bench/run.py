@@ -183,6 +183,7 @@ class Job:
             candidates=s.candidates,
             train=self.variant.config(s.train),
             strategy_options=dict(self.variant.options),
+            late=self.variant.late,
         )
         data = self.load() if data is None else data
         t0, c0 = time.perf_counter(), time.process_time()

@@ -130,6 +130,7 @@ class Variant:
     strategy: str
     options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    late: int = 0  # answers per batch that reach training a round late (SimulationSettings.late)
 
     def config(self, base: TrainConfig) -> TrainConfig:
         return dataclasses.replace(base, **self.train)
@@ -147,8 +148,9 @@ def _value(text: str) -> Any:
 def parse_variant(spec: str) -> Variant:
     """``name`` or ``name[key=value,...]``: a strategy or named variant, with options.
 
-    Keys that are :class:`TrainConfig` fields change training; the others are passed to
-    the strategy (e.g. ``aeep[beta=0.5,rate=0.3]``, ``ee[m_fraction=0.25]``).
+    Keys that are :class:`TrainConfig` fields change training, ``late`` the loop
+    (:attr:`SimulationSettings.late`); the others are passed to the strategy (e.g.
+    ``aeep[beta=0.5,rate=0.3]``, ``ee[m_fraction=0.25]``, ``aeep[late=3]``).
     """
     spec = spec.strip()
     base, _, rest = spec.partition("[")
@@ -166,7 +168,10 @@ def parse_variant(spec: str) -> Variant:
         if not eq:
             raise ValueError(f"{spec!r}: option {item!r} needs key=value")
         (train if key.strip() in TRAIN_FIELDS else options)[key.strip()] = _value(val.strip())
-    return Variant(spec, strategy, options, train)
+    late = options.pop("late", 0)
+    if not isinstance(late, int) or late < 0:
+        raise ValueError(f"{spec!r}: late is a count of answers, 0 or more")
+    return Variant(spec, strategy, options, train, late)
 
 
 def split_list(text: str) -> list[str]:

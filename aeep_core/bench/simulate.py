@@ -11,7 +11,7 @@ import numpy as np
 from aeep_core.bench.imbalance import pool_counts
 from aeep_core.bench.metrics import auroc, balanced_accuracy, macro_f1, min_recall
 from aeep_core.data.loading import Dataset
-from aeep_core.learning.learner import ActiveLearner, RoundRecord, next_batch_size
+from aeep_core.learning.learner import SKIPPED, ActiveLearner, RoundRecord, next_batch_size
 from aeep_core.learning.training import TrainConfig, score
 from aeep_core.pool import DataError, Pool
 from aeep_core.session.stats import confusion_matrix
@@ -34,6 +34,10 @@ class SimulationSettings:
     # The project starts knowing only the classes of its initial labels and adds each
     # other class the first time the oracle answers with it, as a person would (issue 26).
     hidden_classes: bool = False
+    # The last ``late`` answers of each batch reach training one round late, as when the
+    # app trains ahead of Enter (PlainEngine with follow_pace): the model that chooses
+    # the next batch has not seen them; the round after it has.
+    late: int = 0
 
 
 class Discovery:
@@ -129,8 +133,13 @@ def simulate(
     learner.add_labels(first, oracle(first))
     budget = min(settings.budget, len(pool))
     rounds: list[dict[str, Any]] = []
+    held: tuple[np.ndarray, np.ndarray] | None = None  # (ids, answers) that reach training late
     while True:
+        if held is not None:  # out of L and U while the model trains, as in the app
+            learner.add_labels(held[0], np.full(len(held[0]), SKIPPED))
         train_s = learner.train()
+        if held is not None:
+            learner.add_labels(*held)
         true_classes = None if discovery is None else discovery.true_classes
         scores = evaluate(learner, data.test, true_classes, pool.n_classes)
         record = SimulatedRound(
@@ -152,7 +161,10 @@ def simulate(
             proposal = learner.propose(k)
             record.m, record.select_s = proposal.m, proposal.select_s
             record.entropy_batch, record.entropy_pool = proposal.entropy_batch, proposal.entropy_pool
-            record.mp, record.batch_accuracy = learner.teach(proposal, oracle(proposal.ids))
+            answers = oracle(proposal.ids)
+            record.mp, record.batch_accuracy = learner.teach(proposal, answers)
+            late = min(settings.late, len(proposal.ids))
+            held = (proposal.ids[len(proposal.ids) - late :], answers[len(answers) - late :]) if late else None
         known = {} if true_classes is None else {"classes_known": len(true_classes)}
         rounds.append(
             {**record.as_dict(), "auroc": scores["auroc"], "per_class": per_class, "confusion": scores["confusion"], **known}
