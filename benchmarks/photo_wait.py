@@ -130,6 +130,7 @@ def measure(args: argparse.Namespace) -> dict:
         calibration = [line for line in history if line.startswith("slow machine:")]
     finally:
         term.close()
+    rounds = stored_rounds(home)
     return {
         "data": str(data),
         "batch_size": k,
@@ -143,7 +144,27 @@ def measure(args: argparse.Namespace) -> dict:
         "loadavg_1min": [round(x, 2) for x in load],
         "repo": str(args.repo),
         "emulation_log": calibration,
+        # per chosen round, from the project's store: how far ahead training started, how
+        # many answers the choosing model had not seen, and its training / choosing seconds
+        "rounds_stored": rounds,
     }
+
+
+def stored_rounds(home: Path) -> list[dict]:
+    """What the app recorded of each round it chose (the project just labelled)."""
+    import sqlite3
+
+    found = sorted(home.glob("data/**/project.sqlite3"))
+    if not found:
+        return []
+    with sqlite3.connect(found[-1]) as db:
+        rows = db.execute("SELECT number, engine, train_s, select_s FROM rounds ORDER BY number").fetchall()
+    out = []
+    for number, engine, train_s, select_s in rows:
+        state = json.loads(engine) if engine else {}
+        keep = ("lookahead", "late_answers", "pace")
+        out.append({"round": number, "train_s": train_s, "select_s": select_s, **{k: state.get(k) for k in keep}})
+    return out
 
 
 def main() -> int:

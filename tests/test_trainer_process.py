@@ -4,6 +4,7 @@ trainer process killed mid-batch replaced from the store with nothing lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -156,6 +157,49 @@ def test_the_plain_retrainer_starts_on_the_next_batch_from_the_guess_for_the_las
             s.confirm_batch()
             assert s.prepare_next_batch() is not None
             assert retrainer.retrains_sent == before_enter  # Enter took the batch chosen ahead
+
+
+def test_following_the_pace_the_plain_retrainer_trains_ahead_and_the_late_answers_join_l(folder, tmp_path):
+    """follow_pace: training starts as many cards before the last as the measured training
+    time and pace need; Enter only chooses, on L with every answer; a changed early
+    answer starts it again; the round stores the pace; reopening resumes exactly."""
+    project = tmp_path / "ahead"
+    with LabellingSession.open(
+        folder, settings(pipelined=False, follow_pace=True), project_dir=project, separate_process=True, trainer_threads=1
+    ) as s:
+        engine, retrainer = s.engine, s.engine.retrainer
+        assert engine.lookahead == 1  # nothing measured yet
+        for r in range(3):
+            batch = s.prepare_next_batch()
+            k, sent, ahead = len(batch.items), retrainer.retrains_sent, engine.lookahead
+            for position in range(k):
+                s.label(position, truth(s, position))
+                left = k - position - 1
+                # training starts once `lookahead` cards are left, on the answers so far
+                assert retrainer.retrains_sent == sent + (left <= engine.lookahead)
+                if r == 2 and left == engine.lookahead:  # an early answer changes: it starts again
+                    s.label(0, (truth(s, 0) + 1) % 3)
+                    assert retrainer.retrains_sent == sent + 2
+                    sent += 1
+            s.confirm_batch()
+            if r > 0:  # the confirmed round still says how its batch was chosen
+                assert "late_answers" in json.loads(s._store.rounds()[-1]["engine"])
+            chosen = s.prepare_next_batch()
+            assert retrainer.retrains_sent == sent + 2  # Enter only chose, with the weights trained ahead
+            assert len(s.learner.labels) == (r + 1) * k  # the late answers are in L for the next round
+            assert not set(it.item_id for it in chosen.items) & set(s.learner.labels)
+            # A person answering in milliseconds against a training of a fraction of a
+            # second: train as early as allowed, half a batch ahead.
+            assert engine.lookahead == max(1, s.settings.batch_size // 2)
+            stored = json.loads(s._store.rounds()[-1]["engine"])
+            assert stored["late_answers"] == ahead  # the model that chose had not seen them
+            assert stored["lookahead"] == engine.lookahead and stored["pace"]["seconds_per_answer"] > 0
+        items, weights = [it.item_id for it in chosen.items], last_weights(s)
+    with LabellingSession.open(folder, None, project_dir=project, separate_process=True, trainer_threads=1) as again:
+        assert [it.item_id for it in again.batch.items] == items
+        assert len(again.learner.labels) == 3 * k
+        model = again.learner.model.state_dict()
+        assert all(torch.equal(model[name], weights[name]) for name in weights)
 
 
 async def test_the_app_carries_on_when_its_trainer_process_is_killed(image_folder):

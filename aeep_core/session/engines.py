@@ -10,13 +10,15 @@ does everything in :meth:`PlainEngine.choose`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal, confusion_accuracy, next_batch_size
+from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, Proposal, confusion_accuracy, next_batch_size
+from aeep_core.learning.pipelined import Pace
 from aeep_core.pool import Pool
 from aeep_core.session.types import Batch, ProjectSettings
 
@@ -47,7 +49,8 @@ class Engine(Protocol):
     batch and calls ``record``; ``choose`` returns the next batch, None when stopped;
     ``correct`` takes a new answer to an item of a confirmed batch (review) into the next
     training, at any time, a retrain running or not: it calls ``save`` first;
-    ``correct_many`` does the same for the corrections ``save`` commits and returns."""
+    ``correct_many`` does the same for the corrections ``save`` commits and returns;
+    ``answered`` follows every answer with the batch as it is."""
 
     learner: ActiveLearner
 
@@ -60,9 +63,9 @@ class Engine(Protocol):
 
     def answer(self, position: int, label: int) -> None: ...
 
-    def complete(self, batch: Batch) -> None:
-        """The batch is complete, or one card short of it (the model's guess for that card
-        may be all an engine needs to start on the next batch)."""
+    def answered(self, batch: Batch) -> None:
+        """An answer was saved; ``batch`` as it is now (an engine may start on the next
+        batch before the last card: the plain one does)."""
         ...
 
     def confirm(self, batch: Batch, record: RecordOutcome) -> None: ...
@@ -128,6 +131,10 @@ class Retrainer(Protocol):
     def speculate(self, key: Any, learner: ActiveLearner, arrays: BatchArrays, batch_size: int, budget: int | None) -> None:
         """Start on the batch after ``arrays`` (complete) now; ``choose(ahead=key)`` takes it."""
 
+    def train_ahead(self, key: Any, learner: ActiveLearner, arrays: BatchArrays) -> None:
+        """Train now on L and the answers in ``arrays`` so far (``SKIPPED`` where none yet);
+        ``choose(ahead=key)`` then only chooses, on L as it is by then."""
+
     def grew(self, part: Pool) -> None:
         """``part`` joined the end of the learner's pool."""
 
@@ -174,7 +181,15 @@ def engine_state(learner: ActiveLearner, cold: bool) -> dict[str, Any]:
 
 
 class PlainEngine:
-    """Retrain on L after each confirmed batch, evaluate, then let the strategy choose."""
+    """Retrain on L after each confirmed batch, evaluate, then let the strategy choose.
+
+    With a retrainer process, the retrain starts before Enter. Exact (the default): when
+    one card is left, on the model's guess for it, and again if the answer differs.
+    ``settings.follow_pace`` (the app's projects): as many cards before the last as the
+    measured training time and the person's pace need (:class:`Pace`), on the answers
+    given by then; the later answers join L before the choice and training a round
+    later, so Enter waits only for the choice (BENCHMARKS.md, "Training ahead").
+    """
 
     training = False  # nothing runs in the background
 
@@ -187,20 +202,30 @@ class PlainEngine:
         self._choosing = False
         self._pending: list[tuple[int, int]] = []
         self._corrections = 0  # corrections taken so far: a batch chosen ahead of one is stale
-        self._confirmed: tuple[int, bytes] | None = None  # the last confirmed batch: (round, answers)
+        self._confirmed: Any = None  # the last confirmed batch's key, for choose(ahead=...)
+        self.pace = Pace() if settings.follow_pace and retrainer is not None else None
+        self.lookahead = 1  # cards left when training starts ahead (follow_pace)
+        self._generation = 0  # batches handed out: the pace counts answers within one
+        # (round, positions answered, key) of the training started ahead of Enter
+        self._early: tuple[int, np.ndarray, Any] | None = None
+        self._ahead_record: dict[str, Any] = {}  # how the open batch was chosen ahead: kept when it is confirmed
 
     def adopt(self, batch: Batch, m: int | None) -> None:
-        """Nothing to do: the plain engine learns only from confirmed batches."""
+        """A batch this engine did not choose: its answers start a new pace."""
+        self._generation += 1
 
     def answer(self, position: int, label: int) -> None:
-        """Nothing to do until the batch is confirmed."""
+        """Only the pace (follow_pace): the plain engine learns from confirmed batches."""
+        if self.pace is not None and label != RETRACT:
+            self.pace.answered(self._generation, time.monotonic())
 
-    def complete(self, batch: Batch) -> None:
-        """Every card is answered, or all but one: a retrainer process starts on the next
-        batch now, on L as confirming this batch will make it (the last card taken as the
-        model guessed it), so Enter finds it (nearly) chosen. Anything that differs at
-        Enter (an answer, the last card's, a correction, a class) makes it start again."""
+    def answered(self, batch: Batch) -> None:
+        """Start on the next batch in the retrainer's process before Enter, if it is time
+        (see the class doc); anything that differs at Enter makes it start again."""
         if self.retrainer is None:
+            return
+        if self.pace is not None:
+            self._train_ahead(batch)
             return
         arrays = batch_arrays(batch)
         answers = arrays[3]
@@ -212,16 +237,39 @@ class PlainEngine:
             answers[left[0]] = arrays[2][left[0]]  # the model's guess: right for most cards
             arrays = (arrays[0], arrays[1], arrays[2], answers)
         s = self.settings
-        key = self._ahead_key((batch.round, answers.tobytes()))
+        key = self._ahead_key((batch.round, answers.tobytes()), len(self.learner.pool))
         self.retrainer.speculate(key, self.learner, arrays, s.batch_size, s.budget)
 
-    def _ahead_key(self, batch: tuple[int, bytes] | None) -> tuple[Any, ...] | None:
-        """What a batch chosen ahead depends on beyond the learner's last confirmed state:
-        the batch (round, answers), and, as they are now, the corrections and the classes."""
-        if batch is None:
+    def _train_ahead(self, batch: Batch) -> None:
+        """Train on the answers so far once at most ``lookahead`` cards are left; again only
+        if one of those answers changes."""
+        assert self.retrainer is not None
+        ids, exploration, predicted, answers = batch_arrays(batch)
+        if self._early is not None and self._early_key(batch.round, answers) == self._early[2]:
+            return  # training on these answers already
+        given = np.flatnonzero(answers != RETRACT)
+        if len(answers) - len(given) > self.lookahead:
+            return
+        self._early = (batch.round, given, None)
+        key = self._early_key(batch.round, answers)
+        self._early = (batch.round, given, key)
+        held = np.where(answers == RETRACT, SKIPPED, answers)  # unanswered: out of L and U while it trains
+        self.retrainer.train_ahead(key, self.learner, (ids, exploration, predicted, held))
+
+    def _early_key(self, round_: int, answers: np.ndarray) -> tuple[Any, ...] | None:
+        """The key of the training started ahead, if ``answers`` still hold its answers."""
+        if self._early is None or self._early[0] != round_:
             return None
+        positions = self._early[1]
+        if bool((answers[positions] == RETRACT).any()):
+            return None
+        return self._ahead_key((round_, positions.tobytes(), answers[positions].tobytes()))
+
+    def _ahead_key(self, batch: tuple[Any, ...], *more: Any) -> tuple[Any, ...]:
+        """What a batch started ahead depends on beyond the learner's last confirmed state:
+        the batch (round, answers), and, as they are now, the corrections and the classes."""
         learner = self.learner
-        return (*batch, self._corrections, tuple(learner.pool.class_names), learner.merged_classes, len(learner.pool))
+        return (*batch, self._corrections, tuple(learner.pool.class_names), learner.merged_classes, *more)
 
     def classes_changed(self) -> None:
         """Nothing to do: each retrain reads the classes as they are then."""
@@ -253,11 +301,14 @@ class PlainEngine:
         model); if recording fails the learner is put back, so confirming again is safe."""
         learner = self.learner
         arrays = batch_arrays(batch)
-        self._confirmed = (batch.round, arrays[3].tobytes())
+        if self.pace is not None:
+            self._confirmed = self._early_key(batch.round, arrays[3])
+        else:
+            self._confirmed = self._ahead_key((batch.round, arrays[3].tobytes()), len(learner.pool))
         before = learner.state_dict(model=False)
         try:
             mp, accuracy, cold = learn_from(learner, arrays)
-            record(mp, accuracy, engine_state(learner, cold))
+            record(mp, accuracy, {**engine_state(learner, cold), **self._ahead_record})
         except BaseException:
             learner.load_state_dict(before)
             raise
@@ -287,20 +338,34 @@ class PlainEngine:
         with self._lock:
             self._choosing = True
         try:
-            return self._choose(progress, should_stop)
+            choice = self._choose(progress, should_stop)
         finally:
             with self._lock:
                 self._choosing = False
                 for item, label in self._pending:
                     self.learner.correct(item, label)
                 self._pending = []
+        self._early, self._confirmed = None, None
+        if choice is not None:
+            self._generation += 1
+            self._follow_pace(choice)
+        return choice
+
+    def _follow_pace(self, choice: Choice) -> None:
+        """Set the next lookahead from this round's training seconds and the pace; the
+        round stores both (the side panel shows them)."""
+        if self.pace is None:
+            return
+        cap = max(1, self.settings.batch_size // 2)  # at most half a batch trains a round late
+        self.lookahead = self.pace.lookahead(0.0, float(choice.stats.get("train_s") or 0.0), least=1, k=cap + 1)
+        choice.engine.update(pace=self.pace.state_dict(), lookahead=self.lookahead)
+        keep = ("pace", "lookahead", "late_answers")
+        self._ahead_record = {key: choice.engine[key] for key in keep if key in choice.engine}
 
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         s = self.settings
         if self.retrainer is not None:
-            return self.retrainer.choose(
-                self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._ahead_key(self._confirmed)
-            )
+            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._confirmed)
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
 
     @property
@@ -324,19 +389,23 @@ def retrain_and_choose(
     budget: int | None,
     progress: StageProgress | None,
     should_stop: Callable[[], bool] | None,
+    trained_s: float | None = None,
 ) -> Choice | None:
     """The plain loop's turn: train on L, evaluate, score and choose; None when stopped
-    (the learner then keeps the model that chose the last batch). The same code runs in
-    the app's process or in a trainer process (:mod:`aeep_core.session.trainer_process`)."""
+    (the learner then keeps the model that chose the last batch). ``trained_s``: the
+    learner's model was trained ahead already, in that many seconds. The same code runs
+    in the app's process or in a trainer process (:mod:`aeep_core.session.trainer_process`)."""
     report = (lambda stage: lambda d, t: progress(stage, d, t)) if progress else (lambda stage: None)
     k = next_batch_size(batch_size, len(learner.unlabelled_ids()), budget, len(learner.labels))
-    last_good = learner.state_dict(labels=False)["model"]
-    train_s = learner.train(progress=report("train"), should_stop=should_stop)
-    if should_stop is not None and should_stop():
-        # Half-trained: go back to the model that chose the last batch.
-        learner.forget_model()
-        learner.load_state_dict({"model": last_good})
-        return None
+    train_s = trained_s
+    if train_s is None:
+        last_good = learner.state_dict(labels=False)["model"]
+        train_s = learner.train(progress=report("train"), should_stop=should_stop)
+        if should_stop is not None and should_stop():
+            # Half-trained: go back to the model that chose the last batch.
+            learner.forget_model()
+            learner.load_state_dict({"model": last_good})
+            return None
     if progress:
         progress("evaluate", 0, 1)
     confusion = learner.test_confusion()

@@ -104,8 +104,8 @@ class PipelinedEngine:
                 failed = crash  # the new trainer replays the store, this answer included
         self._restart_soon(failed, pipe)
 
-    def complete(self, batch: Batch) -> None:
-        """Nothing to do: the trainer has chosen ahead already."""
+    def answered(self, batch: Batch) -> None:
+        """Nothing to do: the trainer hears each answer (:meth:`answer`) and chooses ahead itself."""
 
     def grew(self, part: Pool) -> None:
         """Never called: a pipelined project embeds its whole folder before it opens (the

@@ -239,7 +239,7 @@ class LabellingSession:
         self.engine.answer(position, int(answer))
         if sum(item.answer is None for item in batch.items) <= 1:
             self._take_in_embedded()  # before the retrain that may start now
-            self.engine.complete(batch)
+        self.engine.answered(batch)
 
     def _take_in_embedded(self) -> None:
         """Photos embedded since the last batch join the end of the pool (once per batch);
@@ -276,8 +276,7 @@ class LabellingSession:
         self._answer_seq[position] = moved.row_id
         self.batch.items[position].answer = label
         self.engine.answer(position, label)
-        if self.batch.complete:
-            self.engine.complete(self.batch)
+        self.engine.answered(self.batch)
 
     def undo(self) -> int | None:
         """Take back the latest answer in the open batch (a new row); return its position."""

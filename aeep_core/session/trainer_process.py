@@ -69,6 +69,29 @@ class _RetrainService:
     def __init__(self, emit: Emit, learner: ActiveLearner, threads: int, cancelled: Any):
         child_threads(threads)
         self.emit, self.learner, self.cancelled = emit, learner, cancelled
+        # (job, weights, seconds, labels trained on) of the training done ahead of Enter
+        self._trained: tuple[int, dict[str, Any], float, int] | None = None
+
+    def _load(self, state: bytes, classes: tuple[Any, ...], batch: BatchArrays | None) -> None:
+        learner = self.learner
+        learner.forget_model()
+        learner.load_state_dict(unpack(state) or {})
+        _set_classes(learner, *classes)
+        if batch is not None:  # ahead of Enter: learn the batch as confirming it will
+            learn_from(learner, batch)
+
+    def _progress(self, job: int) -> StageProgress:
+        return lambda stage, done, total: self.emit(("progress", job, stage, done, total))
+
+    def train_ahead(self, job: int, state: bytes, classes: tuple[Any, ...], batch: BatchArrays) -> None:
+        """Train on L and ``batch``'s answers so far; keep the weights for ``choose(trained=job)``."""
+        self._trained = None
+        self._load(state, classes, batch)
+        report = self._progress(job)
+        stopped = lambda: self.cancelled.value >= job  # noqa: E731
+        seconds = self.learner.train(lambda done, total: report("train", done, total), stopped)
+        if not stopped():
+            self._trained = (job, self.learner.state_dict(labels=False)["model"], seconds, len(self.learner.labels))
 
     def choose(
         self,
@@ -78,20 +101,19 @@ class _RetrainService:
         batch: BatchArrays | None,
         batch_size: int,
         budget: int | None,
+        trained: int | None = None,
     ) -> None:
         learner = self.learner
-        learner.forget_model()
-        learner.load_state_dict(unpack(state) or {})
-        _set_classes(learner, *classes)
-        if batch is not None:  # chosen ahead: learn the complete batch as confirming it will
-            learn_from(learner, batch)
+        self._load(state, classes, batch)
+        ahead, self._trained, trained_s = self._trained, None, None
+        if trained is not None and ahead is not None and ahead[0] == trained:  # else it was stopped: train now
+            learner.load_state_dict({"model": ahead[1]})
+            trained_s = ahead[2]
         choice = retrain_and_choose(
-            learner,
-            batch_size,
-            budget,
-            lambda stage, done, total: self.emit(("progress", job, stage, done, total)),
-            lambda: self.cancelled.value >= job,
+            learner, batch_size, budget, self._progress(job), lambda: self.cancelled.value >= job, trained_s
         )
+        if choice is not None and ahead is not None and trained_s is not None:
+            choice.engine["late_answers"] = len(learner.labels) - ahead[3]  # in L, not yet in the model
         payload = None if choice is None else (choice.proposal, pack(choice.checkpoint), choice.engine, choice.stats)
         self.emit(("chosen", job, payload))
 
@@ -108,7 +130,8 @@ class RemoteRetrainer:
         self._threads = threads or torch.get_num_threads()
         self._process: ServiceProcess | None = None
         self._jobs = 0
-        self._ahead: tuple[Any, int] | None = None  # (key, job) of the batch being chosen ahead
+        # (key, job, only trained?) of the batch being chosen, or the model trained, ahead of Enter
+        self._ahead: tuple[Any, int, bool] | None = None
         self.restarts = 0
         self.last_failure: str | None = None
         self._start(learner)
@@ -131,11 +154,19 @@ class RemoteRetrainer:
 
     def speculate(self, key: Any, learner: ActiveLearner, batch: BatchArrays, batch_size: int, budget: int | None) -> None:
         """Start choosing the batch after ``batch`` (complete, not yet confirmed) now."""
+        self._start_ahead(key, lambda: self._send(learner, batch, batch_size, budget), trained_only=False)
+
+    def train_ahead(self, key: Any, learner: ActiveLearner, batch: BatchArrays) -> None:
+        """Start training on L and ``batch``'s answers so far (SKIPPED where none yet);
+        ``choose(ahead=key)`` then only chooses, on the L it is given."""
+        self._start_ahead(key, lambda: self._post("train_ahead", learner, batch), trained_only=True)
+
+    def _start_ahead(self, key: Any, send: Callable[[], int], trained_only: bool) -> None:
         if self._ahead is not None and self._ahead[0] == key:
             return
         self._cancel_ahead()
         try:
-            self._ahead = (key, self._send(learner, batch, batch_size, budget))
+            self._ahead = (key, send(), trained_only)
         except ServiceCrashed:
             self._ahead = None  # choose() restarts the process
 
@@ -151,12 +182,15 @@ class RemoteRetrainer:
         """:func:`retrain_and_choose` in the child (or the batch chosen ahead for ``ahead``,
         the confirmed batch's key); one crash starts a new child and tries again."""
         try:
+            training = None  # a job training ahead whose progress is this choice's
             if ahead is not None and self._ahead is not None and self._ahead[0] == ahead:
-                job, self._ahead = self._ahead[1], None
+                (_, job, trained_only), self._ahead = self._ahead, None
+                if trained_only:  # the weights trained ahead, on L as it is now
+                    training, job = job, self._send(learner, None, batch_size, budget, trained=job)
             else:
                 self._cancel_ahead()
                 job = self._send(learner, None, batch_size, budget)
-            result = self._collect(job, progress, should_stop)
+            result = self._collect(job, progress, should_stop, training)
         except ServiceCrashed as crash:
             self.restarts, self.last_failure = self.restarts + 1, str(crash).splitlines()[0]
             self.close()
@@ -178,10 +212,16 @@ class RemoteRetrainer:
             except ServiceCrashed:
                 pass
 
-    def _send(self, learner: ActiveLearner, batch: BatchArrays | None, batch_size: int, budget: int | None) -> int:
+    def _send(
+        self, learner: ActiveLearner, batch: BatchArrays | None, batch_size: int, budget: int | None, trained: int | None = None
+    ) -> int:
+        return self._post("choose", learner, batch, batch_size, budget, trained)
+
+    def _post(self, method: str, learner: ActiveLearner, *args: Any) -> int:
+        """Send the child a job on ``learner``'s state as it is now; return its number."""
         assert self._process is not None
         self._jobs += 1
-        self._process.send("choose", self._jobs, pack(learner.state_dict()), _classes_of(learner), batch, batch_size, budget)
+        self._process.send(method, self._jobs, pack(learner.state_dict()), _classes_of(learner), *args)
         return self._jobs
 
     def _cancel_ahead(self) -> None:
@@ -190,13 +230,15 @@ class RemoteRetrainer:
             self._cancelled.value = max(self._cancelled.value, self._ahead[1])
             self._ahead = None
 
-    def _collect(self, job: int, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Any:
+    def _collect(
+        self, job: int, progress: StageProgress | None, should_stop: Callable[[], bool] | None, training: int | None = None
+    ) -> Any:
         assert self._process is not None
         while True:
             if should_stop is not None and should_stop():
                 self._cancelled.value = max(self._cancelled.value, job)
             for event in self._process.events(timeout=_POLL):
-                if event[0] == "progress" and event[1] == job and progress is not None:
+                if event[0] == "progress" and event[1] in (job, training) and progress is not None:
                     progress(*event[2:])
                 elif event[0] == "chosen" and event[1] == job:
                     return event[2]
