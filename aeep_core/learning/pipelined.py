@@ -103,14 +103,15 @@ class Pace:
         if self.due_at is None:
             self.due_at = time.monotonic()
 
-    def lookahead(self, due: float | None, chosen: float, least: int, k: int) -> int:
-        """Record a choice that took ``chosen - due`` seconds; the next batch's lookahead."""
+    def lookahead(self, due: float | None, chosen: float, least: int, k: int, spare: int = 1) -> int:
+        """Record a choice that took ``chosen - due`` seconds; the next batch's lookahead
+        (``spare``: answers' time to spare beyond the choice)."""
         if due is not None:
             self.seconds_to_choose = self._smooth(self.seconds_to_choose, chosen - due)
         self.due_at = None
         if self.seconds_per_answer is None or self.seconds_to_choose is None:
             return least
-        ahead = math.ceil(self.seconds_to_choose / max(self.seconds_per_answer, 0.05)) + 1
+        ahead = math.ceil(self.seconds_to_choose / max(self.seconds_per_answer, 0.05)) + spare
         return int(min(max(least, ahead), max(least, k - 1)))
 
     def _smooth(self, old: float | None, new: float) -> float:
