@@ -249,3 +249,40 @@ async def test_the_retrain_strip_shows_and_hides_without_refitting_the_cards(ima
             assert grid.size.height == grid_height and screen.cards[0].outer_size == card_size
         strip.finish()
         await pilot.press("q")
+
+
+async def test_a_label_key_restyles_two_cards_without_rendering_their_pictures_again(image_folder, monkeypatch):
+    """A label key changes the border colours of the answered card and the next; Textual
+    refreshes everything inside them, and each picture used to be scaled and rendered
+    again. Its lines are kept while its picture, size, background and opacity hold, and
+    rendered again when one changes (the batch dimmed after Enter)."""
+    from textual.widget import Widget
+
+    from aeep_tui.app import LabellingApp
+    from aeep_tui.widgets.terminal_image import takes_new_pictures
+    from tests.test_app import batch_ready, quick_settings, until
+
+    rendered: list[Widget] = []
+    render_content = Widget._render_content
+
+    def counting(widget: Widget) -> None:
+        rendered.append(widget)
+        render_content(widget)
+
+    monkeypatch.setattr(Widget, "_render_content", counting)
+    app = LabellingApp(image_folder, quick_settings(batch_size=6), confirm_setup=False)
+    async with app.run_test(size=(120, 33)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.pause(0.3)
+        screen = app.screen
+        pictures = [card.body for card in screen.cards]
+        assert all(takes_new_pictures(p) for p in pictures)
+        for key in "12312":
+            rendered.clear()
+            await pilot.press(key)
+            await pilot.pause(0.05)
+            assert any(isinstance(w, type(screen.cards[0])) for w in rendered)  # the frames were restyled
+            assert not set(rendered) & set(pictures)
+        await pilot.press("3", "enter")  # the batch is dimmed while the next is chosen
+        await until(pilot, lambda: set(rendered) & set(pictures), what="the dimmed pictures rendered again")
+        await pilot.press("q")

@@ -62,6 +62,7 @@ from textual_image._sixel import BackgroundColor, SixelOptions, image_to_sixels
 from textual_image._terminal import CellSize, TerminalError, capture_terminal_response, get_cell_size
 from textual_image._utils import StrOrBytesPath
 from textual_image.renderable import Image as AutoRenderable
+from textual_image.renderable.halfcell import Image as HalfcellRenderable
 from textual_image.renderable.tgp import Image as TGPRenderable
 from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 from textual_image.widget import Image as AutoImage
@@ -217,6 +218,36 @@ class SixelTerminalImage(SixelImage, Renderable=_NoopRenderable):
         yield _SixelLayer(self.image, self._sixel_options)
 
 
+class _KeepsLines(Widget):
+    """Serve the rendered lines again while nothing they depend on has changed.
+
+    Textual refreshes every descendant of a widget whose colour changes: a label key
+    restyles the answered card and the next (border colours), and each of their pictures
+    was rendered again, image scaling and all (two of about three quarters of a key's
+    work). The lines of a picture depend only on the picture, the size, the background
+    behind it and the opacity; those are the key here."""
+
+    _kept: tuple[object, ...] | None = None
+    _kept_lines: dict[Region, list[Strip]]
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        picture = cast(HalfcellImage, self).image
+        key = (picture, self.size, self.background_colors, self.opacity)
+        if self._kept is None or len(self._kept) != len(key) or any(a is not b and a != b for a, b in zip(self._kept, key)):
+            self._kept, self._kept_lines = key, {}
+        if crop not in self._kept_lines:
+            self._kept_lines[crop] = super().render_lines(crop)
+        return self._kept_lines[crop]
+
+
+class _KeptHalfcellImage(_KeepsLines, HalfcellImage, Renderable=HalfcellRenderable):
+    pass
+
+
+class _KeptAutoImage(_KeepsLines, AutoImage, Renderable=AutoRenderable):  # type: ignore[misc,valid-type]
+    pass
+
+
 def terminal_image(image: PILImage.Image | Path, *, id: str | None = None, classes: str | None = None) -> Widget:
     """An image widget for whatever the terminal supports (detected by textual-image).
 
@@ -227,8 +258,8 @@ def terminal_image(image: PILImage.Image | Path, *, id: str | None = None, class
     if AutoImage is SixelImage:
         return SixelTerminalImage(image, id=id, classes=classes)
     if HALF_BLOCKS_INSTEAD:
-        return HalfcellImage(image, id=id, classes=classes)
-    return AutoImage(image, id=id, classes=classes)
+        return _KeptHalfcellImage(image, id=id, classes=classes)
+    return _KeptAutoImage(image, id=id, classes=classes)  # type: ignore[arg-type]  # AutoImage is chosen at import
 
 
 def takes_new_pictures(widget: Widget) -> bool:
