@@ -168,7 +168,7 @@ def test_following_the_pace_the_plain_retrainer_trains_ahead_and_the_late_answer
         folder, settings(pipelined=False, follow_pace=True), project_dir=project, separate_process=True, trainer_threads=1
     ) as s:
         engine, retrainer = s.engine, s.engine.retrainer
-        assert engine.lookahead == 1  # nothing measured yet
+        assert engine.lookahead == s.settings.lookahead == 2  # nothing measured yet: the least
         for r in range(3):
             batch = s.prepare_next_batch()
             k, sent, ahead = len(batch.items), retrainer.retrains_sent, engine.lookahead
@@ -197,6 +197,8 @@ def test_following_the_pace_the_plain_retrainer_trains_ahead_and_the_late_answer
         items, weights = [it.item_id for it in chosen.items], last_weights(s)
     with LabellingSession.open(folder, None, project_dir=project, separate_process=True, trainer_threads=1) as again:
         assert [it.item_id for it in again.batch.items] == items
+        # the pace measured before: training starts as far ahead from the first batch
+        assert again.engine.pace.state_dict() == engine.pace.state_dict() and again.engine.lookahead == engine.lookahead
         assert len(again.learner.labels) == 3 * k
         model = again.learner.model.state_dict()
         assert all(torch.equal(model[name], weights[name]) for name in weights)

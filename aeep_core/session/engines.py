@@ -193,7 +193,15 @@ class PlainEngine:
 
     training = False  # nothing runs in the background
 
-    def __init__(self, learner: ActiveLearner, settings: ProjectSettings, retrainer: Retrainer | None = None):
+    def __init__(
+        self,
+        learner: ActiveLearner,
+        settings: ProjectSettings,
+        retrainer: Retrainer | None = None,
+        resume: dict[str, Any] | None = None,
+    ):
+        """``resume``: the engine state stored with the project's last round, whose pace
+        and lookahead a reopened project trains ahead by from its first batch."""
         self.learner, self.settings = learner, settings
         self.retrainer = retrainer  # None: retrain in this process
         # A correction made while choose() trains (in a worker) waits here: L must not change
@@ -204,7 +212,12 @@ class PlainEngine:
         self._corrections = 0  # corrections taken so far: a batch chosen ahead of one is stale
         self._confirmed: Any = None  # the last confirmed batch's key, for choose(ahead=...)
         self.pace = Pace() if settings.follow_pace and retrainer is not None else None
-        self.lookahead = 1  # cards left when training starts ahead (follow_pace)
+        # cards left when training starts ahead (follow_pace); until the pace is measured,
+        # the pipelined trainer's least lookahead
+        self.lookahead = self._capped(settings.lookahead)
+        if self.pace is not None and resume and resume.get("pace"):
+            self.pace.load_state_dict(resume["pace"])
+            self.lookahead = self._capped(int(resume.get("lookahead") or self.lookahead))
         self._generation = 0  # batches handed out: the pace counts answers within one
         # (round, positions answered, key) of the training started ahead of Enter
         self._early: tuple[int, np.ndarray, Any] | None = None
@@ -356,14 +369,17 @@ class PlainEngine:
         round stores both (the side panel shows them)."""
         if self.pace is None:
             return
-        cap = max(1, self.settings.batch_size // 2)  # at most half a batch trains a round late
         trained = float(choice.stats.get("train_s") or 0.0)
         # No answer to spare: Enter, one more key, is the spare. Each card fewer trained
         # late is worth it (flowers: AULC -0.47 at 3 late answers, -1.52 at 5).
-        self.lookahead = self.pace.lookahead(0.0, trained, least=1, k=cap + 1, spare=0)
+        self.lookahead = self.pace.lookahead(0.0, trained, least=1, k=self._capped(self.settings.batch_size) + 1, spare=0)
         choice.engine.update(pace=self.pace.state_dict(), lookahead=self.lookahead)
         keep = ("pace", "lookahead", "late_answers")
         self._ahead_record = {key: choice.engine[key] for key in keep if key in choice.engine}
+
+    def _capped(self, lookahead: int) -> int:
+        """At most half a batch trains a round late."""
+        return max(1, min(lookahead, self.settings.batch_size // 2))
 
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         s = self.settings

@@ -43,9 +43,14 @@ from aeep_core.store.items import Drift, sync_items
 from aeep_core.strategies import make_strategy
 
 
+def _stored_engine(round_row: sqlite3.Row | None) -> dict[str, Any]:
+    """The engine state stored with a round (empty without one)."""
+    return json.loads(round_row["engine"]) if round_row is not None and round_row["engine"] else {}
+
+
 def _pace(round_row: sqlite3.Row | None) -> dict[str, Any]:
-    """The pipelined trainer's pace figures stored with a round (none for the plain loop)."""
-    engine = json.loads(round_row["engine"]) if round_row is not None and round_row["engine"] else {}
+    """The trainer's pace figures stored with a round (the plain loop's where it trains ahead)."""
+    engine = _stored_engine(round_row)
     pace = engine.get("pace") or {}
     return {
         "seconds_per_answer": pace.get("seconds_per_answer"),
@@ -100,6 +105,7 @@ class LabellingSession:
                 learner,
                 settings,
                 RemoteRetrainer(learner, trainer_threads) if separate_process and not store.read_only else None,
+                resume=_stored_engine(store.last_round()),
             )
         )
         # A photo folder still being embedded: its photos join the pool between batches.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from aeep_core.learning.pipelined import PipelinedLearner, PipelineStats
 from aeep_core.pool import Pool
 from aeep_core.processes import Emit, ServiceCrashed, ServiceProcess, child_threads
 from aeep_core.session.engines import BatchArrays, Choice, StageProgress, learn_from, retrain_and_choose
+from aeep_core.strategies import make_strategy
 
 _POLL = 0.05  # seconds between looks at the child's events and at should_stop
 
@@ -71,6 +73,21 @@ class _RetrainService:
         self.emit, self.learner, self.cancelled = emit, learner, cancelled
         # (job, weights, seconds, labels trained on) of the training done ahead of Enter
         self._trained: tuple[int, dict[str, Any], float, int] | None = None
+
+    def warm_up(self) -> None:
+        """A tiny fit (5 + 5 steps on 8 random items, random classes) of a throwaway
+        learner on the same pool: torch's first fit pays one-off costs, and the first real
+        round then runs at full speed (flowers head: 1.78 s first, 0.74 s after; 0.74 s
+        from the first after this). Every real round seeds itself, so nothing else moves."""
+        pool, learner = self.learner.pool, self.learner
+        if len(pool) < 2 or pool.n_classes < 1:
+            return
+        config = replace(learner.config, guess_steps=5, pseudo_label_steps=5, min_steps=5, max_steps=5)
+        spare = ActiveLearner(pool, make_strategy("random"), config=config, device=learner.device)
+        rng = np.random.default_rng(0)
+        ids = rng.choice(len(pool), size=min(8, len(pool)), replace=False)
+        spare.add_labels(ids, rng.integers(0, pool.n_classes, len(ids)))
+        spare.train()
 
     def _load(self, state: bytes, classes: tuple[Any, ...], batch: BatchArrays | None) -> None:
         learner = self.learner
@@ -150,6 +167,7 @@ class RemoteRetrainer:
 
         self._cancelled = torch_mp.get_context("spawn").Value("q", -1)
         self._process = ServiceProcess(_RetrainService, learner, self._threads, self._cancelled, name="aeep-trainer").start()
+        self._process.send("warm_up")  # while the person answers the first batch
         self._ahead = None
 
     def speculate(self, key: Any, learner: ActiveLearner, batch: BatchArrays, batch_size: int, budget: int | None) -> None:

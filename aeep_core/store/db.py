@@ -257,6 +257,11 @@ class Store:
         """Every round row (number, status, engine JSON, figures), oldest first."""
         return self.query("SELECT * FROM rounds ORDER BY number")
 
+    def last_round(self) -> sqlite3.Row | None:
+        """The newest round's row, or None."""
+        rows = self.query("SELECT * FROM rounds ORDER BY number DESC LIMIT 1")
+        return rows[0] if rows else None
+
     def round(self, number: int) -> sqlite3.Row | None:
         """One round's row, or None."""
         rows = self.query("SELECT * FROM rounds WHERE number = ?", (number,))
