@@ -159,6 +159,32 @@ def test_the_plain_retrainer_starts_on_the_next_batch_from_the_guess_for_the_las
             assert retrainer.retrains_sent == before_enter  # Enter took the batch chosen ahead
 
 
+@pytest.mark.parametrize("follow_pace", [False, True], ids=["exact", "follow-pace"])
+def test_a_correction_between_confirming_and_choosing_is_not_lost_to_work_started_ahead(folder, tmp_path, follow_pace):
+    with LabellingSession.open(
+        folder,
+        settings(pipelined=False, follow_pace=follow_pace),
+        project_dir=tmp_path / "p",
+        separate_process=True,
+        trainer_threads=1,
+    ) as s:
+        retrainer = s.engine.retrainer
+        first = s.prepare_next_batch()
+        for position in range(len(first.items)):
+            s.label(position, truth(s, position))
+        s.confirm_batch()
+        s.prepare_next_batch()
+        for position in range(len(s.batch.items)):
+            s.label(position, truth(s, position))
+        sent = retrainer.retrains_sent  # work started ahead on this batch
+        item = first.items[0].item_id
+        s.confirm_batch()
+        s.review.correct(item, (truth_of(s, item) + 1) % 3)
+        s.prepare_next_batch()
+        assert retrainer.retrains_sent == sent + 1  # a new retrain, on L with the correction
+        assert s.learner.labels[item] == (truth_of(s, item) + 1) % 3
+
+
 def test_following_the_pace_the_plain_retrainer_trains_ahead_and_the_late_answers_join_l(folder, tmp_path):
     """follow_pace: training starts as many cards before the last as the measured training
     time and pace need; Enter only chooses, on L with every answer; a changed early

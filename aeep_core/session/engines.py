@@ -210,7 +210,7 @@ class PlainEngine:
         self._choosing = False
         self._pending: list[tuple[int, int]] = []
         self._corrections = 0  # corrections taken so far: a batch chosen ahead of one is stale
-        self._confirmed: Any = None  # the last confirmed batch's key, for choose(ahead=...)
+        self._confirmed: tuple[int, np.ndarray] | None = None  # the last confirmed batch: (round, answers)
         self.pace = Pace() if settings.follow_pace and retrainer is not None else None
         # cards left when training starts ahead (follow_pace); until the pace is measured,
         # the pipelined trainer's least lookahead
@@ -263,17 +263,19 @@ class PlainEngine:
         given = np.flatnonzero(answers != RETRACT)
         if len(answers) - len(given) > self.lookahead:
             return
-        self._early = (batch.round, given, None)
-        key = self._early_key(batch.round, answers)
+        key = self._answers_key(batch.round, given, answers)
         self._early = (batch.round, given, key)
         held = np.where(answers == RETRACT, SKIPPED, answers)  # unanswered: out of L and U while it trains
         self.retrainer.train_ahead(key, self.learner, (ids, exploration, predicted, held))
 
     def _early_key(self, round_: int, answers: np.ndarray) -> tuple[Any, ...] | None:
-        """The key of the training started ahead, if ``answers`` still hold its answers."""
+        """The key of the training started ahead, as ``answers`` are now (None: none started)."""
         if self._early is None or self._early[0] != round_:
             return None
-        positions = self._early[1]
+        return self._answers_key(round_, self._early[1], answers)
+
+    def _answers_key(self, round_: int, positions: np.ndarray, answers: np.ndarray) -> tuple[Any, ...] | None:
+        """The key of training on ``answers`` at ``positions`` (None if one was taken back)."""
         if bool((answers[positions] == RETRACT).any()):
             return None
         return self._ahead_key((round_, positions.tobytes(), answers[positions].tobytes()))
@@ -314,10 +316,7 @@ class PlainEngine:
         model); if recording fails the learner is put back, so confirming again is safe."""
         learner = self.learner
         arrays = batch_arrays(batch)
-        if self.pace is not None:
-            self._confirmed = self._early_key(batch.round, arrays[3])
-        else:
-            self._confirmed = self._ahead_key((batch.round, arrays[3].tobytes()), len(learner.pool))
+        self._confirmed = (batch.round, arrays[3])
         before = learner.state_dict(model=False)
         try:
             mp, accuracy, cold = learn_from(learner, arrays)
@@ -377,6 +376,16 @@ class PlainEngine:
         keep = ("pace", "lookahead", "late_answers")
         self._ahead_record = {key: choice.engine[key] for key in keep if key in choice.engine}
 
+    def _confirmed_key(self) -> tuple[Any, ...] | None:
+        """The key the work started ahead must have for the confirmed batch, with the
+        corrections and classes as they are now (one made since confirming makes it stale)."""
+        if self._confirmed is None:
+            return None
+        round_, answers = self._confirmed
+        if self.pace is not None:
+            return self._early_key(round_, answers)
+        return self._ahead_key((round_, answers.tobytes()), len(self.learner.pool))
+
     def _capped(self, lookahead: int) -> int:
         """At most half a batch trains a round late."""
         return max(1, min(lookahead, self.settings.batch_size // 2))
@@ -384,7 +393,7 @@ class PlainEngine:
     def _choose(self, progress: StageProgress | None, should_stop: Callable[[], bool] | None) -> Choice | None:
         s = self.settings
         if self.retrainer is not None:
-            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._confirmed)
+            return self.retrainer.choose(self.learner, s.batch_size, s.budget, progress, should_stop, ahead=self._confirmed_key())
         return retrain_and_choose(self.learner, s.batch_size, s.budget, progress, should_stop)
 
     @property
