@@ -227,14 +227,15 @@ class _KeepsLines(Widget):
     work). The lines of a picture depend only on the picture, the size, the background
     behind it and the opacity; those are the key here."""
 
+    _kept_picture: object = None
     _kept: tuple[object, ...] | None = None
     _kept_lines: dict[Region, list[Strip]]
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        picture = cast(HalfcellImage, self).image
-        key = (picture, self.size, self.background_colors, self.opacity)
-        if self._kept is None or len(self._kept) != len(key) or any(a is not b and a != b for a, b in zip(self._kept, key)):
-            self._kept, self._kept_lines = key, {}
+        picture = cast(HalfcellImage, self).image  # by identity: a PIL image's == compares pixels
+        key = (self.size, self.background_colors, self.opacity)
+        if self._kept_picture is not picture or self._kept != key:
+            self._kept_picture, self._kept, self._kept_lines = picture, key, {}
         if crop not in self._kept_lines:
             self._kept_lines[crop] = super().render_lines(crop)
         return self._kept_lines[crop]
