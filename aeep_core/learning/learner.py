@@ -77,9 +77,10 @@ class Proposal:
 
 def confident_last(confidence: np.ndarray) -> np.ndarray:
     """The order to show a batch in: the strategy's, its item of highest ``confidence`` moved to
-    the end. The plain loop starts the next round when one card is left, taking the model's
-    guess for it (``PlainEngine.complete``): shown last, the card left is usually the one the
-    model is surest of, and the guess usually right."""
+    the end. The plain loop may start the next round when one card is left, taking the model's
+    guess for it (``PlainEngine.answered`` without follow_pace): shown last, the card left is
+    usually the one the model is surest of, and the guess usually right. Training ahead
+    (follow_pace), the last cards train a round late: the surest among them."""
     order = np.arange(len(confidence))
     if len(order) < 2:
         return order
