@@ -226,8 +226,8 @@ def test_auto_pipeline_retrains_a_photo_head_between_batches_and_pipelines_the_c
     """A head on features takes the plain loop (a round is under a second and refits on its
     guesses); a network trained end to end trains while the person labels."""
     from aeep_core.session import LabellingSession
-    from aeep_core.session.engines import PlainEngine
     from aeep_core.session.pipelined import PipelinedEngine
+    from aeep_core.session.plain import PlainEngine
 
     photos = _photo_folder(tmp_path / "photos")
     digits = make_image_folder(tmp_path / "digits")

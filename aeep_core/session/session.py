@@ -28,9 +28,10 @@ from aeep_core.learning.learner import RETRACT, SKIPPED, ActiveLearner, next_bat
 from aeep_core.learning.training import TrainConfig
 from aeep_core.pool import Dataset
 from aeep_core.session.classes import ProjectClasses
-from aeep_core.session.engines import Engine, PlainEngine, StageProgress, engine_state
+from aeep_core.session.engines import Engine, StageProgress, engine_state
 from aeep_core.session.growing import GrowingPool
 from aeep_core.session.pipelined import LoggedAnswer, PipelinedEngine
+from aeep_core.session.plain import PlainEngine
 from aeep_core.session.project_data import open_project
 from aeep_core.session.review import Review, taught_labels
 from aeep_core.session.stats import StatsReport, StopSet, build_report
