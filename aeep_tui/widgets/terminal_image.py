@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import IO, NamedTuple, cast
+from typing import IO, TYPE_CHECKING, NamedTuple, cast
 
 from PIL import Image as PILImage
 from rich.control import Control
@@ -218,7 +218,15 @@ class SixelTerminalImage(SixelImage, Renderable=_NoopRenderable):
         yield _SixelLayer(self.image, self._sixel_options)
 
 
-class _KeepsLines(Widget):
+# The mixin is no Widget at run time: Textual's CSS type names follow each class's first
+# widget base, so the kept widgets still answer to their own (``AutoImage``, ``HalfcellImage``).
+if TYPE_CHECKING:
+    _MixinBase = Widget
+else:
+    _MixinBase = object
+
+
+class _KeepsLines(_MixinBase):
     """Serve the rendered lines again while nothing they depend on has changed.
 
     Textual refreshes every descendant of a widget whose colour changes: a label key
