@@ -245,7 +245,9 @@ class LabellingSession:
         batch.items[position].answer = int(answer)
         self.engine.answer(position, int(answer))
         if sum(item.answer is None for item in batch.items) <= 1:
-            self._take_in_embedded()  # before the retrain that may start now
+            # before a choice started now (exact replays); training ahead starts earlier,
+            # but the photos reach its process before Enter's choice, in order
+            self._take_in_embedded()
         self.engine.answered(batch)
 
     def _take_in_embedded(self) -> None:
