@@ -257,10 +257,11 @@ def child_threads(threads: int) -> None:
     (a sum split over other threads rounds differently) and two processes do not fight;
     and as many for the native pools scikit-learn and numpy use (OpenMP for k-means,
     OpenBLAS), which otherwise take every core: on a 2-core machine the trainer's
-    choice then took the UI's core, and keys typed meanwhile took 80-150 ms."""
-    import sklearn.cluster  # noqa: F401 -- loads its OpenMP runtime, so the limit reaches it
+    choice then took the UI's core, and keys typed meanwhile took 80-150 ms. (This
+    thread's: a thread the child starts calls :func:`native_threads_as_torch` itself.)"""
     import torch
-    from threadpoolctl import threadpool_limits
+
+    from aeep_core.learning.training import native_threads_as_torch
 
     torch.set_num_threads(max(1, threads))
-    threadpool_limits(limits=max(1, threads))
+    native_threads_as_torch()

@@ -185,3 +185,39 @@ def test_the_first_batch_gives_the_new_network_a_full_first_round(image_folder):
         assert pipe.stats.steps == 42  # then steps_per_label per answer
     finally:
         pipe.close()
+
+
+def test_the_trainer_thread_chooses_with_torchs_thread_count_in_every_native_pool(image_folder, monkeypatch):
+    """OpenMP counts threads per thread: a limit set in the process's main thread left the
+    trainer thread's k-means on every core, and on 2 cores the UI's keys waited for it."""
+    import os
+
+    import pytest
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: every pool already has one thread")
+    seen: list[set[int]] = []
+    select = PipelinedLearner._select
+
+    def recording_select(self):
+        seen.append({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "openmp"})
+        return select(self)
+
+    monkeypatch.setattr(PipelinedLearner, "_select", recording_select)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):  # the main thread's limit, as a child process sets it
+            pool, pipe = _pipeline(image_folder, lookahead=4)
+            batch = pipe.start()
+            try:
+                for pos, y in enumerate(pool.labels[batch.ids]):
+                    pipe.answer(pos, y)
+                pipe.next_batch(timeout=60)
+            finally:
+                pipe.close()
+    finally:
+        torch.set_num_threads(before)
+    assert seen and all(threads == {1} for threads in seen), seen

@@ -52,7 +52,13 @@ from aeep_core.learning.learner import (
     confusion_accuracy,
     next_batch_size,
 )
-from aeep_core.learning.training import adamw, class_balanced_batch, small_network_threads, training_step
+from aeep_core.learning.training import (
+    adamw,
+    class_balanced_batch,
+    native_threads_as_torch,
+    small_network_threads,
+    training_step,
+)
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
@@ -364,6 +370,7 @@ class PipelinedLearner:
 
     def _run(self) -> None:
         try:
+            native_threads_as_torch()
             while not self._stop.is_set():
                 if self._selection_due() and self.learner.labels:
                     self._select()
