@@ -284,10 +284,12 @@ class LabellingScreen(Screen):
         if action == "retry":
             return self.failed
         labelling = not self.busy and self.session.batch is not None and bool(self.cards)
-        if action in ("label", "skip", "undo"):
+        # ⏎ stays lit while a batch is open (an early ⏎ says how many cards are left; the
+        # title says when the batch is complete): lit by the last answer instead, its
+        # footer key's repaint reached the screen a frame late, and that key took 35-55 ms
+        # (a 20 ms median), the latency bench's slowest keys
+        if action in ("label", "skip", "undo", "confirm"):
             return True if labelling else None
-        if action == "confirm":
-            return True if labelling and self.session.batch.complete else None
         return True
 
     def cursor_position(self) -> int | None:
