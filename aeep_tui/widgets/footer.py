@@ -2,9 +2,9 @@
 
 Textual's ``Footer`` recomposes (removes and mounts every key widget, then lays out the
 screen again) whenever its screen publishes ``bindings_updated``. The labelling screen
-refreshes its bindings after every answer (the last one enables ⏎), so the stock footer
-cost a layout pass per keystroke for a footer that almost always looked the same; and
-when only a key's enabled state changed, the widgets it has are marked in place.
+refreshes its bindings after every answer, so the stock footer cost a layout pass per
+keystroke for a footer that almost always looked the same; and when only a key's enabled
+state changed (a retrain starts or ends), the widgets it has are marked in place.
 """
 
 from __future__ import annotations
@@ -30,8 +30,7 @@ def _without_state(shown: tuple) -> tuple:
 class QuietFooter(Footer):
     """``Footer`` that skips the rebuild when the shown keys and their state are unchanged,
     and when only whether keys are enabled changed, sets that on its key widgets in place
-    (the batch's last answer enables ⏎: a rebuild then cost that key a layout pass and a
-    second frame)."""
+    (a rebuild costs a layout pass and a second frame)."""
 
     _shown: tuple | None = None
 
