@@ -261,7 +261,18 @@ def child_threads(threads: int) -> None:
     thread's: a thread the child starts calls :func:`native_threads_as_torch` itself.)"""
     import torch
 
-    from aeep_core.learning.training import native_threads_as_torch
-
     torch.set_num_threads(max(1, threads))
     native_threads_as_torch()
+
+
+def native_threads_as_torch() -> None:
+    """Give this thread's native pools (OpenMP for scikit-learn's k-means, OpenBLAS) as
+    many threads as torch has. OpenMP keeps its thread count per thread, and a thread
+    started later gets the default, every core: a limit set in a process's main thread
+    does not reach its trainer thread, whose k-means then ran on every core, the UI's
+    included (measured: threadpoolctl reported 2 OpenMP threads there on 2 cores)."""
+    import sklearn.cluster  # noqa: F401 -- loads its OpenMP runtime, so the limit reaches it
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=torch.get_num_threads())

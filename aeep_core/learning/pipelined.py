@@ -52,13 +52,8 @@ from aeep_core.learning.learner import (
     confusion_accuracy,
     next_batch_size,
 )
-from aeep_core.learning.training import (
-    adamw,
-    class_balanced_batch,
-    native_threads_as_torch,
-    small_network_threads,
-    training_step,
-)
+from aeep_core.learning.training import adamw, class_balanced_batch, small_network_threads, training_step
+from aeep_core.processes import native_threads_as_torch
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel

@@ -210,18 +210,6 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def native_threads_as_torch() -> None:
-    """Give this thread's native pools (OpenMP for scikit-learn's k-means, OpenBLAS) as
-    many threads as torch has. OpenMP keeps its thread count per thread, and a thread
-    started later gets the default, every core: a limit set in a process's main thread
-    does not reach its trainer thread, whose k-means then ran on every core, the UI's
-    included (measured: threadpoolctl reported 2 OpenMP threads there on 2 cores)."""
-    import sklearn.cluster  # noqa: F401 -- loads its OpenMP runtime, so the limit reaches it
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=torch.get_num_threads())
-
-
 @contextmanager
 def small_network_threads(modality: str) -> Iterator[None]:
     """One torch thread while a head on features trains: its steps are microseconds of
