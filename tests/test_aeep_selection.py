@@ -70,17 +70,20 @@ def test_typical_exploration_picks_centres_of_unexplored_clusters_not_outliers()
     assert greedy.farthest_first(unit, known, 1)[0] >= 150  # farthest-first takes an outlier
 
 
-def test_aeep_explores_the_least_familiar_uncovered_clusters_by_default():
-    """With no class rare, AEEP explores the central items of the uncovered clusters least
-    like L: here the far side of the labelled cluster, where the outliers lie ("novel",
-    issue 25's mild tail). "typical" takes the largest instead: the two dense clusters
-    nobody labelled. Neither takes the cluster L covers."""
+def test_aeep_explores_representatively_by_default():
+    unit, known = _pool_with_outliers()
+    probs = np.full((len(unit), 3), 1 / 3)
+    sel = make_strategy("aeep").query(context(emb=unit, lab=known, probs=probs), 3)  # m = 2
+    assert sorted(p // 50 for p in sel.positions[sel.exploration]) == [1, 2]
+
+
+def test_novel_exploration_takes_the_least_familiar_uncovered_clusters():
+    """explore="novel" ranks the uncovered clusters by how unlike L they are, not by size:
+    here the far side of the labelled cluster, where the outliers lie."""
     unit, known = _pool_with_outliers()
     ctx = context(emb=unit, lab=known, probs=np.full((len(unit), 3), 1 / 3))
-    novel = make_strategy("aeep").query(ctx, 3)  # m = 2
-    assert (novel.positions[novel.exploration] >= 150).all()
-    typical = make_strategy("aeep", explore="typical").query(ctx, 3)
-    assert sorted(p // 50 for p in typical.positions[typical.exploration]) == [1, 2]
+    sel = make_strategy("aeep", explore="novel").query(ctx, 3)  # m = 2
+    assert (sel.positions[sel.exploration] >= 150).all()
 
 
 def test_aeep_m_is_bounded():
