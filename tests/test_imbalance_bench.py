@@ -175,7 +175,8 @@ def test_long_tail_presets_and_seeds_from_the_command_line():
     assert parse().task is None  # so a preset's task stands
     args = parse("--preset", "flowers-lt10", "--imbalance", "20", "--imbalance-profile", "step")
     assert (args.imbalance, args.imbalance_profile) == (20.0, "step")
-    for bad in (["--seeds", "1-x"], ["--seeds", "3,3"], ["--imbalance", "0.5"]):
+    assert parse("--seeds", "0-0").seeds == [0]
+    for bad in (["--seeds", "1-x"], ["--seeds", "3,3"], ["--seeds", "0"], ["--imbalance", "0.5"]):
         with pytest.raises(SystemExit):
             parse(*bad)
     from aeep_tui.cli.bench import PRESET_NAMES

@@ -19,15 +19,16 @@ def _seeds(text: str) -> list[int]:
     """``N``: seeds 0..N-1 (as always); ``A-B``: A to B; ``a,b,A-B``: those seeds."""
     try:
         if "," not in text and "-" not in text.strip():
-            return list(range(int(text)))
-        seeds: list[int] = []
-        for part in filter(None, (t.strip() for t in text.split(","))):
-            first, dash, last = part.partition("-")
-            seeds += list(range(int(first), int(last) + 1)) if dash else [int(part)]
+            seeds = list(range(int(text)))  # a count: 0 is no seed at all, refused below
+        else:
+            seeds = []
+            for part in filter(None, (t.strip() for t in text.split(","))):
+                first, dash, last = part.partition("-")
+                seeds += list(range(int(first), int(last) + 1)) if dash else [int(part)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give a count (5: seeds 0-4), a range (10-14) or a list (10,11,12)") from None
     if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"{text!r}: the seeds must be at least one, none twice")
+        raise argparse.ArgumentTypeError(f"{text!r}: the seeds must be at least one (seed 0 alone: 1 or 0-0), none twice")
     return seeds
 
 
