@@ -152,3 +152,33 @@ def test_a_pool_in_random_order_draws_its_candidates_as_one_run_each_item_equall
     assert seen[[3, 4, 5]].sum() == 0
     share = seen[unlabelled] / 2000
     assert abs(share.mean() - 10 / 97) < 1e-9 and share.min() > 0.07 and share.max() < 0.14  # 10/97 each, in expectation
+
+
+def test_a_round_reads_one_run_of_rows_for_its_guesses_and_its_candidates():
+    """Self-training's guesses and the choice draw the same run of a random-order pool,
+    so a feature store on disk reads it once a round; leaving out the batch on screen
+    costs at most its own rows and a shift of the run by as many."""
+    import torch
+
+    from aeep_core.learning.learner import ActiveLearner
+    from aeep_core.learning.training import TrainConfig
+    from aeep_core.pool import Pool
+    from aeep_core.strategies import make_strategy
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 600)
+    features = torch.from_numpy((rng.normal(0, 1, (600, 8)) + truth[:, None] * 2).astype(np.float32))
+    pool = Pool(features, [str(i) for i in range(600)], ["a", "b"], modality="features", meta={"random_order": True})
+    config = TrainConfig(max_steps=20, min_steps=10, guess_steps=10, pseudo_label_steps=10)
+    learner = ActiveLearner(pool, make_strategy("random"), config=config, candidates=100, device="cpu")
+    learner.add_labels([0, 1, 2, 3], truth[:4])
+    draws: list[np.ndarray] = []
+    draw = learner._draw_candidates
+    learner._draw_candidates = lambda r, u: draws.append(draw(r, u)) or draws[-1]  # type: ignore[method-assign]
+    for exclude in (None, np.arange(10, 20)):
+        draws.clear()
+        learner.train()
+        learner.propose(5, exclude=exclude)
+        guessed, chosen_from = (set(d.tolist()) for d in draws)
+        assert len(guessed - chosen_from) <= (0 if exclude is None else 2 * len(exclude))
+        learner.teach(learner.propose(5), truth[:5])

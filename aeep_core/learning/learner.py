@@ -283,8 +283,11 @@ class ActiveLearner:
     def _confident_guesses(self, model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
         """(items, classes): ``model``'s guesses for its most confident
         ``pseudo_label_share`` of a random candidate subset of U (at most ``candidates``
-        items, as :meth:`propose` scores, so a huge pool costs no more)."""
-        unlabelled = self._draw_candidates(np.random.default_rng([self.seed, self.round, 1]), self.unlabelled_ids())
+        items, as :meth:`propose` scores, so a huge pool costs no more). A pool in random
+        order draws the run of rows this round's :meth:`propose` draws (the same seed), so a
+        store on disk reads it once, not twice; other pools keep a draw of their own."""
+        key = [self.seed, self.round] if self.pool.meta.get("random_order") else [self.seed, self.round, 1]
+        unlabelled = self._draw_candidates(np.random.default_rng(key), self.unlabelled_ids())
         probs, _ = self._score(model, unlabelled)
         n = int(self.config.pseudo_label_share * len(unlabelled))
         confident = np.argsort(-probs.max(1), kind="stable")[:n]
@@ -295,12 +298,14 @@ class ActiveLearner:
         positions are already in a random order (``meta["random_order"]``: a photo folder's
         seeded order, its features stored in that order) gives a run of them, wrapping at the
         end: as random, and read from a store on disk in one sequential pass instead of
-        10,000 scattered ones (BENCHMARKS.md, "Scale")."""
+        10,000 scattered ones (BENCHMARKS.md, "Scale"). The run starts at the same fraction
+        of ``unlabelled`` for the same ``rng``, so draws that leave out a few items (the
+        batch on screen) still cover nearly the same rows."""
         n, c = len(unlabelled), self.candidates
         if n <= c:
             return unlabelled
         if self.pool.meta.get("random_order"):
-            return unlabelled[(int(rng.integers(n)) + np.arange(c)) % n]
+            return unlabelled[(int(rng.random() * n) + np.arange(c)) % n]
         return rng.choice(unlabelled, c, replace=False)
 
     def propose(
