@@ -181,6 +181,25 @@ def test_novel_exploration_takes_the_unfamiliar_small_cluster_before_the_large_o
     assert 120 <= by_novelty[0] < 126  # the cluster least like anything known: the rare class
 
 
+def test_mass_exploration_weighs_unfamiliarity_by_how_much_pool_it_stands_for():
+    """A head cluster near L, a rare class's cluster far from it, and two odd items
+    farther still: by size the head is explored, by novelty sometimes the odd pair,
+    by size times unfamiliarity the rare class every time."""
+    rng = np.random.default_rng(0)
+    e = np.eye(16)
+    centres_and_sizes = [((e[0] + e[1]) * 5, 120), (e[2] * 5, 40), (-e[0] * 5, 2), (e[0] * 5, 40)]
+    unit = np.vstack([c + rng.normal(0, 0.3, (n, 16)) for c, n in centres_and_sizes])
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    known = unit[-3:]
+    first = {
+        order: [greedy.typical_unexplored(unit, known, 1, seed=s, order_by=order)[0] for s in range(5)]
+        for order in ("size", "novelty", "mass")
+    }
+    assert all(i < 120 for i in first["size"])
+    assert any(160 <= i < 162 for i in first["novelty"])
+    assert all(120 <= i < 160 for i in first["mass"])
+
+
 @pytest.mark.parametrize(
     "counts, rare",
     [

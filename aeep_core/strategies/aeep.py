@@ -11,8 +11,9 @@ from scipy.stats import chisquare
 from aeep_core.strategies.base import QueryContext, QueryStrategy, Selection, degenerate_rows, unit_rows
 from aeep_core.strategies.greedy import farthest_first, fisher_greedy, informative_diverse, typical_unexplored
 
-#: exploration rules: farthest-first, or typical picks of uncovered clusters ranked by size or novelty
-EXPLORATION = {"typical": "size", "novel": "novelty", "farthest": ""}
+#: exploration rules: farthest-first, or typical picks of uncovered clusters ranked by
+#: size, novelty or both (greedy.typical_unexplored's order_by)
+EXPLORATION = {"typical": "size", "novel": "novelty", "novel-mass": "mass", "farthest": ""}
 
 
 class ExplorationExploitation(QueryStrategy):
@@ -24,6 +25,7 @@ class ExplorationExploitation(QueryStrategy):
     ``explore="typical"`` takes the central candidates of the largest k-means clusters
     holding no known item (far from L ∪ S *and* representative of the pool),
     ``"novel"`` those of the uncovered clusters least similar to anything known,
+    ``"novel-mass"`` those whose size times unfamiliarity is largest,
     ``"farthest"`` plain farthest-first. ``explore_rare`` is the rule used instead while
     a class is rare in L (:func:`rare_classes`; None: always ``explore``): a long-tailed
     pool's largest uncovered clusters are its head classes. Candidates with phi = 0 have no direction, so

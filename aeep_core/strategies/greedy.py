@@ -70,8 +70,11 @@ def typical_unexplored(
 
     ``order_by`` ranks the uncovered clusters: ``"size"``, the largest first (the most
     pool a pick represents), or ``"novelty"``, the cluster whose centre is least similar
-    to anything known first. On a long-tailed pool the largest uncovered clusters are
-    the head classes again; the least familiar ones are where a rare class hides."""
+    to anything known first, or ``"mass"``, by size times unfamiliarity (1 - that
+    similarity): how much unseen pool a pick stands for. On a long-tailed pool the
+    largest uncovered clusters are the head classes again; the least familiar ones are
+    where a rare class hides, and on photos also where a handful of odd pictures sit,
+    which weighing by size passes over."""
     chosen = list(chosen or [])
     free = np.setdiff1d(np.arange(len(unit)), chosen)
     n = min(n, len(free))
@@ -86,9 +89,10 @@ def typical_unexplored(
         km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
     size = np.bincount(km.labels_, minlength=n_clusters)
     covered = np.bincount(km.predict(known), minlength=n_clusters) if len(known) else np.zeros(n_clusters, int)
-    if order_by == "novelty" and len(known):
-        centres = unit_rows(km.cluster_centers_)
-        rank = similarity(centres, known).max(axis=1)  # the least familiar first
+    if order_by in ("novelty", "mass") and len(known):
+        familiarity = similarity(unit_rows(km.cluster_centers_), known).max(axis=1)
+        # the least familiar first, or the most unfamiliar pool first
+        rank = familiarity if order_by == "novelty" else -size * (1.0 - familiarity)
     else:
         rank = -size.astype(np.float64)  # the largest first
     order = np.lexsort((rank, covered))  # uncovered first
