@@ -53,3 +53,28 @@ async def test_a_key_repaints_the_same_cells_from_fewer_widgets(image_folder):
         assert ours.render_segments(app.console) == stock.render_segments(app.console)
         lines = sum(len(strips) for _, _, strips in rendered)
         assert lines < sum(len(strips) for _, _, strips in everything) / 2
+
+
+async def test_a_count_gaining_a_digit_repaints_its_line_without_a_layout_pass(image_folder):
+    """9 -> 10 labels makes the panel's line longer, not taller: no layout of the screen
+    (which re-renders every card). A text that wraps to a second line still gets one."""
+    app = LabellingApp(image_folder, quick_settings(batch_size=8), confirm_setup=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        panel = labelling_screen(app).query_one(StatsPanel)
+        line = panel.query_one("#stat-labelled")
+        layouts: list[bool] = []
+        real_refresh = line.refresh
+
+        def refresh(*regions, layout: bool = False, **kwargs):
+            layouts.append(layout)
+            return real_refresh(*regions, layout=layout, **kwargs)
+
+        line.refresh = refresh
+        panel._show("#stat-labelled", "Labelled [b]9[/b] / 60")
+        panel._show("#stat-labelled", "Labelled [b]10[/b] / 60")
+        await pilot.pause()
+        assert layouts and not any(layouts) and line.size.height == 1
+        panel._show("#stat-labelled", "Labelled [b]10[/b] / 60 · " + "many skipped " * 4)
+        await pilot.pause()
+        assert layouts[-1] and line.size.height > 1

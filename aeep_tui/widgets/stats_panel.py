@@ -117,13 +117,21 @@ class StatsPanel(VerticalScroll, can_focus=False):
         )
 
     # The panel is refreshed after every answer, when only a count changes. A repeated
-    # text is skipped, and a text of unchanged length (same template, same number of
-    # digits) wraps the same way, so it is repainted without a layout pass of the screen.
+    # text is skipped, and a line is repainted in place unless its new text wraps to
+    # another number of lines: a Static fills the panel's fixed width, so only its height
+    # can move anything else. A layout pass of the screen, as a count gaining a digit
+    # (9 -> 10 labels) used to ask for, took that key's paint from 7 to 59 ms on the
+    # emulated slow kind (BENCHMARKS.md, issue 27).
     def _show(self, selector: str, text: str) -> None:
         before = self._shown.get(selector)
-        if before != text:
-            self._shown[selector] = text
-            self.query_one(selector, Static).update(text, layout=before is None or len(before) != len(text))
+        if before == text:
+            return
+        self._shown[selector] = text
+        line = self.query_one(selector, Static)
+        line.update(text, layout=False)
+        width, height = line.content_size
+        if before is None or not width or line.get_content_height(line.size, self.app.size, width) != height:
+            line.refresh(layout=True)
 
     def _plot(self, selector: str, values: list[float]) -> None:
         sparkline = self.query_one(selector, Sparkline)
