@@ -97,6 +97,35 @@ def test_every_thread_of_a_process_tree_gets_its_own_quota():
     assert all(0.05 < s <= 0.3 for s in shares), shares
 
 
+BUSY_AT_NICE = """
+import os, sys, time
+os.sched_setaffinity(0, {0})
+os.nice(int(sys.argv[1]))
+end = time.time() + 4
+while time.time() < end:
+    pass
+"""
+
+
+@needs_cgroup
+def test_a_niced_thread_yields_a_shared_core_as_on_a_real_machine():
+    """Two busy threads on one core, nice 0 and nice 10: the kernel's weights (1024 to
+    110) give the first about nine tenths. Sub-cgroups of equal weight gave each half,
+    so the emulated UI lost half a core to the niced background embedder."""
+    with SlowMachine() as machine:
+        procs = [machine.popen([sys.executable, "-c", BUSY_AT_NICE, str(nice)], {}) for nice in (0, 10)]
+        try:
+            time.sleep(1.0)  # started, niced, each in its own weighted sub-cgroup
+            before = [_cpu_seconds(p.pid, p.pid) for p in procs]
+            time.sleep(2.0)
+            used = [_cpu_seconds(p.pid, p.pid) - b for p, b in zip(procs, before, strict=True)]
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    assert used[0] > 4 * used[1], used
+
+
 @needs_cgroup
 def test_a_process_inside_uses_avx2_kernels():
     from aeep_core.bench.slow_machine import AVX2_ENV

@@ -13,6 +13,10 @@ trains 3× slower. Here everything the tree does is slowed:
   as a whole gets ``cpus``/``factor``: a machine with as many cores as this one, each
   ``factor`` times slower, rather than one slow core shared by all. Periods are short
   (a thread runs 5 ms, then waits (factor - 1) * 5 ms), not the default 100 ms.
+- a thread's priority still counts: its sub-cgroup's CPU weight is the kernel's weight
+  for the thread's nice value. Without it every sub-cgroup weighed the same, so the
+  background embedder (nice 10: a tenth of the UI's weight on a real machine) took as
+  much of a contended core as the UI's thread.
 
 ``factor`` is found by measuring :func:`training_steps_per_second` inside the emulation
 (the threads the app trains with) until it is within 3% of the target. Membership is
@@ -44,6 +48,12 @@ DESCRIPTION_ENV = "AEEP_SLOW_MACHINE"
 # throttling itself costs, and varied with the machine's load), 2 ms 70-76%, 5 ms 92%
 # steadily; 5 ms keeps calibration stable, at waits of (factor - 1) * 5 ms.
 _QUOTA_US = 5000
+
+
+def nice_weight(nice: int) -> int:
+    """The CFS weight of a thread at ``nice`` (the kernel's sched_prio_to_weight table is
+    1024 / 1.25**nice, rounded: nice 0 -> 1024, 10 -> 110, 19 -> 15)."""
+    return max(2, round(1024 / 1.25 ** max(-20, min(19, nice))))
 
 
 class NoCgroup(RuntimeError):
@@ -94,6 +104,7 @@ class ThreadQuotas:
         # machine has its cores to itself, as a real one would (the quota caps what it takes)
         _write(self.path / ("cpu.shares" if self.version == 1 else "cpu.weight"), "262144" if self.version == 1 else "10000")
         self._subs: list[Path] = []
+        self._weights: dict[Path, int] = {}  # the weight last written to each sub-cgroup
         self._count = 0
         self.factor = 1.0
         self.period_us = 0
@@ -129,14 +140,30 @@ class ThreadQuotas:
         """Put process ``pid`` (all its threads) into the emulation."""
         _write(self.path / "cgroup.procs", str(pid))
 
+    def _set_weight(self, d: Path, nice: int) -> None:
+        weight = nice_weight(nice)
+        if self._weights.get(d) != weight:
+            if self.version == 1:
+                _write(d / "cpu.shares", str(weight))
+            else:  # cpu.weight: 100 is the default share of 1024
+                _write(d / "cpu.weight", str(max(1, min(10_000, round(weight * 100 / 1024)))))
+            self._weights[d] = weight
+
     def rebalance(self) -> None:
-        """Give every thread that shares a sub-cgroup, or sits in the top one, its own."""
+        """Give every thread that shares a sub-cgroup, or sits in the top one, its own,
+        weighted by the thread's nice value (which it may change at any time)."""
         loose = _read_ids(self._threads_file(self.path))
         for sub in list(self._subs):
             tids = _read_ids(self._threads_file(sub))
             if not tids:
                 if _rmdir(sub):
                     self._subs.remove(sub)
+                    self._weights.pop(sub, None)
+                continue
+            try:
+                self._set_weight(sub, os.getpriority(os.PRIO_PROCESS, tids[0]))  # a thread id: that thread's nice
+            except ProcessLookupError:
+                pass
             loose.extend(tids[1:])
         for tid in loose:
             sub = self.path / f"t{self._count}"
