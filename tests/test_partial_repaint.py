@@ -62,19 +62,22 @@ async def test_a_count_gaining_a_digit_repaints_its_line_without_a_layout_pass(i
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, batch_ready(app, 1), what="the first batch")
         panel = labelling_screen(app).query_one(StatsPanel)
-        line = panel.query_one("#stat-labelled")
         layouts: list[bool] = []
-        real_refresh = line.refresh
+        for selector, template in (("#stat-labelled", "Labelled [b]{}[/b] / 60"), ("#stat-budget-label", "Budget {} / 60")):
+            line = panel.query_one(selector)
+            real_refresh = line.refresh
 
-        def refresh(*regions, layout: bool = False, **kwargs):
-            layouts.append(layout)
-            return real_refresh(*regions, layout=layout, **kwargs)
+            def refresh(*regions, layout: bool = False, real_refresh=real_refresh, **kwargs):
+                layouts.append(layout)
+                return real_refresh(*regions, layout=layout, **kwargs)
 
-        line.refresh = refresh
-        panel._show("#stat-labelled", "Labelled [b]9[/b] / 60")
-        panel._show("#stat-labelled", "Labelled [b]10[/b] / 60")
-        await pilot.pause()
-        assert layouts and not any(layouts) and line.size.height == 1
+            line.refresh = refresh
+            panel._show(selector, template.format(9))
+            panel._show(selector, template.format(10))
+            await pilot.pause()
+            assert layouts and not any(layouts) and line.size.height == 1, selector
+            assert "10" in str(line.render())  # repainted in place, not clipped
+        line = panel.query_one("#stat-labelled")
         panel._show("#stat-labelled", "Labelled [b]10[/b] / 60 · " + "many skipped " * 4)
         await pilot.pause()
         assert layouts[-1] and line.size.height > 1
