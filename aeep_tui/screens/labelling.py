@@ -260,7 +260,7 @@ class LabellingScreen(Screen):
             card.add_class("-cursor", update=False)
             changed.add(card)
         for each in changed:
-            each.update_node_styles()
+            each.restyle_frame()
         self._scroll_to_cursor()
 
     def _scroll_to_cursor(self) -> None:
@@ -342,7 +342,7 @@ class LabellingScreen(Screen):
         card.item = self.session.batch.items[position]
         card.refresh_answer(restyle=False)
         if cursor is None:
-            card.update_node_styles()
+            card.restyle_frame()
         else:
             self.move_cursor(cursor, restyle=card)
         self._show_progress()

@@ -94,6 +94,18 @@ class ItemCard(Widget):
         else:
             self.border_subtitle = f"{self.keys[answer]} ▸ {self.class_names[answer]}"
 
+    def restyle_frame(self) -> None:
+        """Apply the stylesheet to the card after its state classes changed (``-cursor``,
+        ``-labelled``, ``-skipped``), to the card alone.
+
+        Those classes style only the frame: border, titles, opacity (whose change repaints
+        the card's children itself). Textual's ``update_node_styles`` would also restyle the
+        body, the picture and the guess line, which no rule selects by those classes
+        (``tests/test_card_styles.py`` checks the stylesheet): three quarters of a class
+        key's style work, on the UI's thread, for nothing. Without animation, as no card
+        style has a transition."""
+        self.app.stylesheet.update_nodes([self], animate=False)
+
     def describe(self) -> str:
         """What the guess line says when shown."""
         return describe_guess(self.item, self.class_names)
