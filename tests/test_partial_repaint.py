@@ -81,3 +81,31 @@ async def test_a_count_gaining_a_digit_repaints_its_line_without_a_layout_pass(i
         panel._show("#stat-labelled", "Labelled [b]10[/b] / 60 · " + "many skipped " * 4)
         await pilot.pause()
         assert layouts[-1] and line.size.height > 1
+
+
+async def test_the_budget_bar_is_updated_only_when_an_answer_moves_a_half_cell(image_folder):
+    """Each update re-renders the bar; on a budget of hundreds most answers move nothing."""
+    app = LabellingApp(image_folder, quick_settings(batch_size=8), confirm_setup=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        panel = labelling_screen(app).query_one(StatsPanel)
+        bar = panel.query_one("#stat-budget")
+        panel._show_budget(0, 300)  # shown (the test project may have no budget), then laid out
+        await pilot.pause()
+        width = bar.content_size.width
+        assert width > 0
+        updates = 0
+        real_update = bar.update
+
+        def update(**kwargs):
+            nonlocal updates
+            updates += "total" in kwargs  # the panel's calls (the bar calls update(progress=) itself)
+            return real_update(**kwargs)
+
+        bar.update = update
+        for labelled in range(301):
+            panel._show_budget(labelled, 300)
+            # what the bar draws (half cells) is what the true count would draw
+            assert int(2 * width * bar.progress / bar.total) == int(2 * width * labelled / 300), labelled
+        assert bar.progress == bar.total == 300
+        assert updates <= 2 * width + 1 < 300

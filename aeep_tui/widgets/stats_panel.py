@@ -72,6 +72,7 @@ class StatsPanel(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.border_title = "Active learning"
         self._shown: dict[str, str] = {}
+        self._budget_drawn: tuple[int, int, int] | None = None  # (total, width, half cells) on screen
         # Background embedding moves without a key being pressed: its line follows it.
         self.set_interval(1.0, self._follow_embedding)
 
@@ -163,4 +164,12 @@ class StatsPanel(VerticalScroll, can_focus=False):
             self._show("#stat-budget-none", "none set (--budget N)")
         else:
             self._show("#stat-budget-label", f"Budget {min(labelled, budget):,} / {budget:,}")
-            bar.update(total=max(budget, 1), progress=min(labelled, budget))
+            total, done = max(budget, 1), min(labelled, budget)
+            # The bar draws in half cells and re-renders on every update (1 ms of a key's
+            # paint on the fast machine): an answer that moves no half cell, most of them
+            # on a budget of hundreds, leaves it as it is. Unlaid out (width 0), always.
+            width = bar.content_size.width
+            drawn = (total, width, int(2 * width * done / total))
+            if not width or drawn != self._budget_drawn:
+                self._budget_drawn = drawn
+                bar.update(total=total, progress=done)
