@@ -52,7 +52,14 @@ from aeep_core.learning.learner import (
     confusion_accuracy,
     next_batch_size,
 )
-from aeep_core.learning.training import adamw, class_balanced_batch, small_network_threads, training_step
+from aeep_core.learning.training import (
+    adamw,
+    class_balanced_batch,
+    small_network_threads,
+    steps_for_pace,
+    training_step,
+    training_steps_per_second,
+)
 from aeep_core.processes import native_threads_as_torch
 
 if TYPE_CHECKING:
@@ -164,7 +171,7 @@ class PipelinedLearner:
         learner: ActiveLearner,
         batch_size: int,
         lookahead: int = 2,
-        steps_per_label: int = 25,
+        steps_per_label: int | None = 25,
         lr: float = 2e-3,
         evaluate: bool = False,
         resume: dict[str, Any] | None = None,
@@ -181,7 +188,10 @@ class PipelinedLearner:
         self.pace = Pace() if follow_pace else None
         self._batch_lookahead = max(0, lookahead)
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
-        self.lookahead, self.steps_per_label, self.lr = max(0, lookahead), steps_per_label, lr
+        self.lookahead, self.lr = max(0, lookahead), lr
+        # None: the trainer's thread measures the machine before its first step (_run)
+        self.steps_per_label: int = 0 if steps_per_label is None else steps_per_label
+        self._measure_pace = steps_per_label is None
         self.average = average  # EMA decay per step of the weights that choose (0: the latest weights)
         # Seconds the choice may wait at the lookahead point for steps still owed (None:
         # for all of them, so every replay is exact to the step, whatever the machine).
@@ -366,6 +376,11 @@ class PipelinedLearner:
     def _run(self) -> None:
         try:
             native_threads_as_torch()
+            if self._measure_pace:
+                # Measured here, by the thread that trains: whoever starts the pipeline
+                # (the app's first batch) does not wait for it, and the app's process
+                # never loads the optimiser's machinery for it. Kept in every snapshot.
+                self.steps_per_label = steps_for_pace(training_steps_per_second(self.learner.pool))
             while not self._stop.is_set():
                 if self._selection_due() and self.learner.labels:
                     self._select()

@@ -22,7 +22,6 @@ import numpy as np
 
 from aeep_core.learning.learner import RETRACT, ActiveLearner, Proposal
 from aeep_core.learning.pipelined import PipelinedLearner
-from aeep_core.learning.training import steps_for_pace, training_steps_per_second
 from aeep_core.pool import Pool
 from aeep_core.processes import ServiceCrashed
 from aeep_core.session.engines import Choice, RecordOutcome, SaveCorrection, SaveCorrections, StageProgress, batch_arrays
@@ -266,8 +265,8 @@ class PipelinedEngine:
                 steps = int(snapshot["steps_per_label"])  # what this project's trainer used: replay it exactly
             elif s.steps_per_label > 0:
                 steps = s.steps_per_label
-            else:  # a trainer's first start (no review yet to wait on the lock): a second or so
-                steps = steps_for_pace(training_steps_per_second(self.learner.pool))
+            else:  # a trainer's first start: it measures the machine itself (in its own process)
+                steps = None
             options: dict[str, Any] = dict(
                 batch_size=s.batch_size,
                 lookahead=s.lookahead,
