@@ -281,7 +281,7 @@ async def test_keys_answer_while_training_runs(image_folder):
         await pilot.press("1", "2", "3", "1", "enter")
         screen = app.screen
         status = screen.query_one(RetrainStatus)
-        await until(pilot, lambda: "Retraining" in str(status.query_one("#retrain-label").render()), what="training progress")
+        await until(pilot, lambda: "Retraining" in status.text, what="training progress")
         assert screen.busy
 
         await pilot.press("question_mark")
@@ -324,7 +324,7 @@ async def test_training_failure_is_shown_not_a_crash(image_folder):
         await pilot.press("1", "2", "3", "1", "enter")
         screen = app.screen
         await until(pilot, lambda: screen.failed, what="the failure")
-        label = str(screen.query_one("#retrain-label").render())
+        label = screen.query_one(RetrainStatus).text
         assert "Retraining failed" in label and "learning rate" in label
         assert app.is_running and screen.check_action("retry", ()) is True
         await pilot.press("r")  # retry fails the same way, still without a crash

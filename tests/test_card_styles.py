@@ -14,7 +14,7 @@ from aeep_tui.app import LabellingApp
 from aeep_tui.widgets.item_card import ItemCard
 from tests.test_app import batch_ready, labelling_screen, quick_settings, until
 
-STATE_CLASSES = {"-cursor", "-labelled", "-skipped"}
+STATE_CLASSES = {"-cursor", "-labelled", "-skipped", "-done"}
 
 
 def _render_rules(card: ItemCard) -> list[dict]:
@@ -54,3 +54,33 @@ async def test_after_label_skip_undo_and_moves_every_card_is_styled_as_a_full_pa
             app.update_styles(card, animate=False)  # Textual's own pass: the card and everything inside
         assert [_render_rules(card) for card in screen.cards] == kept
         assert kept[0][0] != kept[2][0]  # a labelled card's frame differs from an open one's
+
+
+async def test_a_batch_dimmed_and_then_shown_in_the_same_cards_is_styled_as_a_full_pass_would(image_folder):
+    """Dimming the answered batch (``-done``) and showing the next one in the cards on
+    screen restyle each card's frame alone; what is inside ends up as Textual's full pass
+    leaves it."""
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        screen = labelling_screen(app)
+        first_cards = list(screen.cards)
+        screen.busy = True  # as while the next batch is prepared: the dimming acts only then
+        screen._dim_batch()
+        screen.busy = False
+        assert all(card.has_class("-done") for card in screen.cards)
+        dimmed = [_render_rules(card) for card in screen.cards]
+        for card in screen.cards:
+            app.update_styles(card, animate=False)
+        assert [_render_rules(card) for card in screen.cards] == dimmed
+        assert dimmed[0][0]["opacity"] != 1.0
+
+        await pilot.press("1", "2", "3", "1", "enter")
+        await until(pilot, batch_ready(app, 2), what="the second batch")
+        assert screen.cards == first_cards  # shown in the same cards
+        assert not any(card.has_class("-done") or card.has_class("-labelled") for card in screen.cards)
+        shown = [_render_rules(card) for card in screen.cards]
+        for card in screen.cards:
+            app.update_styles(card, animate=False)
+        assert [_render_rules(card) for card in screen.cards] == shown
+        await pilot.press("q")

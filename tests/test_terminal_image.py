@@ -225,10 +225,13 @@ async def test_full_screen_view_keeps_the_images_aspect_ratio(size):
         assert widget.size.width == body.size.width or widget.size.height == body.size.height  # fills one side
 
 
-async def test_the_retrain_strip_shows_and_hides_without_refitting_the_cards(image_folder):
-    """The retrain strip under the grid appears while a batch is prepared and hides when it
-    is shown. It keeps its row while hidden, so the grid never changes height and no card is
-    refitted: a refit re-rendered every picture of the batch, twice a round."""
+async def test_the_retrain_strip_shows_and_hides_without_a_layout_pass(image_folder, monkeypatch):
+    """The retrain strip under the grid shows a stage and a bar while a batch is prepared
+    and is blank when it is shown. It always holds its row and only repaints it: the grid
+    never changes height, no card is refitted, and nothing asks for a layout pass of the
+    screen (two a round, each about 90 ms on the way from Enter to the next batch)."""
+    from textual.widget import Widget
+
     from aeep_tui.app import LabellingApp
     from aeep_tui.widgets.retrain_status import RetrainStatus
     from tests.test_app import batch_ready, quick_settings, until
@@ -242,11 +245,30 @@ async def test_the_retrain_strip_shows_and_hides_without_refitting_the_cards(ima
         strip.finish()
         await pilot.pause(0.3)
         grid_height, card_size = grid.size.height, screen.cards[0].outer_size
+        layouts: list[Widget] = []
+        refresh = Widget.refresh
+
+        def recording(widget, *regions, layout=False, **kwargs):
+            if layout:
+                layouts.append(widget)
+            return refresh(widget, *regions, layout=layout, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", recording)
         for show in (True, False, True):
-            strip.start() if show else strip.finish()
+            if show:
+                strip.start()
+                strip.stage("score", 500, 2000)
+            else:
+                strip.finish()
             await pilot.pause(0.3)
-            assert strip.visible is show and strip.size.height == (1 if show else 0)
+            line = str(screen.query_one(RetrainStatus).render_line(0).text)
+            assert strip.showing is show and strip.size.height == 1
+            assert ("Scoring unlabelled items" in line and "━" in line) if show else not line.strip()
             assert grid.size.height == grid_height and screen.cards[0].outer_size == card_size
+        strip.failed("out of memory")
+        await pilot.pause(0.3)
+        assert "Retraining failed: out of memory" in str(strip.render_line(0).text)
+        assert layouts == []
         strip.finish()
         await pilot.press("q")
 

@@ -435,7 +435,8 @@ class LabellingScreen(Screen):
         repaints them all (0.3 s on a slow machine), which held that batch up."""
         if self.busy:
             for card in self.cards:
-                card.add_class("-done")
+                card.add_class("-done", update=False)
+                card.restyle_frame()
 
     def _prepare_next_batch(self):
         """Runs in a thread: train, score, select; progress goes to the UI thread."""

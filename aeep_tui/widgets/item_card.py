@@ -69,7 +69,8 @@ class ItemCard(Widget):
         self.border_title = item.name
         self._show_guess_line()
         self.remove_class("-done", update=False)
-        self.refresh_answer()
+        self.refresh_answer(restyle=False)
+        self.restyle_frame()
 
     def show_classes(self, class_names: list[str], keys: list[str]) -> None:
         """The project's classes changed (added, renamed, merged): name the answer and the
@@ -96,7 +97,7 @@ class ItemCard(Widget):
 
     def restyle_frame(self) -> None:
         """Apply the stylesheet to the card after its state classes changed (``-cursor``,
-        ``-labelled``, ``-skipped``), to the card alone.
+        ``-labelled``, ``-skipped``, ``-done``), to the card alone.
 
         Those classes style only the frame: border, titles, opacity (whose change repaints
         the card's children itself). Textual's ``update_node_styles`` would also restyle the

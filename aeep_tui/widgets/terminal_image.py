@@ -76,6 +76,7 @@ _RASTER = re.compile(r'\x1bP[0-9;]*q"\d+;\d+;\d+;\d+')  # DCS … q and the rast
 _DEFINE = re.compile(r"#(\d+);2;(\d+);(\d+);(\d+)")  # a colour register definition (RGB %)
 _KEEP_UNSET = "\x1bP0;1;0q"  # P2=1: pixels the data leaves unset keep what is on screen
 _NULL_STYLE = Style()
+Picture = StrOrBytesPath | IO[bytes] | PILImage.Image | None  # what textual-image's widgets take
 _VERBATIM = ((ControlType.CURSOR_FORWARD, 0),)  # a no-op control: Rich passes the text through
 
 
@@ -238,6 +239,37 @@ class _KeepsLines(_MixinBase):
     _kept_picture: object = None
     _kept: tuple[object, ...] | None = None
     _kept_lines: dict[Region, list[Strip]]
+    _shape_before: tuple[int, int] | None = None  # while a new picture is set: the old one's
+
+    @property
+    def image(self) -> Picture:
+        return cast(HalfcellImage, self)._image
+
+    @image.setter
+    def image(self, value: Picture) -> None:
+        widget = cast(HalfcellImage, self)
+        self._shape_before = (widget._image_width, widget._image_height)
+        try:
+            super(_KeepsLines, type(self)).image.fset(self, value)  # type: ignore[misc]
+        finally:
+            self._shape_before = None
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False):
+        # textual-image asks for a layout pass of the screen for every new picture, as its
+        # size may change. It does not when the picture takes the old one's size, pixel
+        # for pixel or, sized ``auto`` both ways (the cards), by aspect ratio: every Enter
+        # on a batch of digits laid the whole screen out again for nothing.
+        return super().refresh(*regions, repaint=repaint, layout=layout and not self._keeps_size(), recompose=recompose)
+
+    def _keeps_size(self) -> bool:
+        if self._shape_before is None:
+            return False
+        widget = cast(HalfcellImage, self)
+        (w0, h0), (w1, h1) = self._shape_before, (widget._image_width, widget._image_height)
+        if (w0, h0) == (w1, h1):
+            return True
+        auto = widget._get_styled_size() == ("auto", "auto")
+        return auto and 0 not in (w0, h0, w1, h1) and w0 * h1 == w1 * h0
 
     def render_lines(self, crop: Region) -> list[Strip]:
         picture = cast(HalfcellImage, self).image  # by identity: a PIL image's == compares pixels
