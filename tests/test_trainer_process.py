@@ -270,3 +270,19 @@ def test_the_lookahead_follows_the_time_to_choose_and_the_persons_pace():
     restored = Pace()
     restored.load_state_dict(pace.state_dict())
     assert restored.state_dict() == pace.state_dict()
+
+
+def test_the_pipelined_trainer_believes_a_slower_choice_at_once():
+    """Its choice grows with L: a smoothed time lagged the growth, and Enter waited."""
+    from aeep_core.learning.pipelined import Pace
+
+    smoothed, at_once = Pace(), Pace(slower_at_once=True)
+    for pace in (smoothed, at_once):
+        for t in (0.0, 1.0, 2.0):
+            pace.answered(generation=0, arrived=t)
+        pace.lookahead(due=0.0, chosen=4.0, least=2, k=20)
+    # the next choice took 8 s: 8 answers' time, plus one to spare
+    assert at_once.lookahead(due=0.0, chosen=8.0, least=2, k=20) == 9
+    assert smoothed.lookahead(due=0.0, chosen=8.0, least=2, k=20) == 7  # 0.7 * 4 + 0.3 * 8 = 5.2 s
+    # a faster one is believed slowly by both
+    assert at_once.lookahead(due=0.0, chosen=2.0, least=2, k=20) == 8  # 0.7 * 8 + 0.3 * 2 = 6.2 s

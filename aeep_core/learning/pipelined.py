@@ -92,7 +92,12 @@ class Pace:
     SMOOTHING = 0.3
     BREAK_S = 30.0  # a gap this long is a pause, not the pace
 
-    def __init__(self) -> None:
+    def __init__(self, slower_at_once: bool = False) -> None:
+        # slower_at_once: a choice slower than the smoothed time is believed at once (a
+        # faster one only slowly). The pipelined trainer's choice grows with L (k-means
+        # over |L| + n clusters): on a machine at 12 steps/s the smoothed time lagged
+        # that growth by about a second, and Enter waited for it at every batch.
+        self.slower_at_once = slower_at_once
         self.seconds_per_answer: float | None = None
         self.seconds_to_choose: float | None = None
         self.due_at: float | None = None
@@ -115,7 +120,10 @@ class Pace:
         """Record a choice that took ``chosen - due`` seconds; the next batch's lookahead
         (``spare``: answers' time to spare beyond the choice)."""
         if due is not None:
-            self.seconds_to_choose = self._smooth(self.seconds_to_choose, chosen - due)
+            took = chosen - due
+            self.seconds_to_choose = self._smooth(self.seconds_to_choose, took)
+            if self.slower_at_once:
+                self.seconds_to_choose = max(self.seconds_to_choose, took)
         self.due_at = None
         if self.seconds_per_answer is None or self.seconds_to_choose is None:
             return least
@@ -185,7 +193,7 @@ class PipelinedLearner:
         # follow_pace: ``lookahead`` is the least; each batch's lookahead is then set, when
         # the batch is chosen, from the measured time to choose and the person's pace
         # (see Pace), and kept in the snapshot so a replay chooses at the same answer.
-        self.pace = Pace() if follow_pace else None
+        self.pace = Pace(slower_at_once=True) if follow_pace else None
         self._batch_lookahead = max(0, lookahead)
         self.learner, self.batch_size, self.evaluate, self.budget = learner, batch_size, evaluate, budget
         self.lookahead, self.lr = max(0, lookahead), lr
