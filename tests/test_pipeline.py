@@ -221,3 +221,31 @@ def test_the_trainer_thread_chooses_with_torchs_thread_count_in_every_native_poo
     finally:
         torch.set_num_threads(before)
     assert seen and all(threads == {1} for threads in seen), seen
+
+
+def test_a_slow_machine_chooses_its_first_batch_further_ahead(image_folder, monkeypatch):
+    """Before any choice is timed, the first batch's lookahead comes from the measured
+    training rate: a first choice takes about 80 steps' time per 10,000 candidates."""
+    from aeep_core.learning import pipelined
+    from aeep_core.learning.pipelined import FIRST_CHOICE_STEPS, Pace
+
+    assert Pace.first_lookahead(6.5, least=3, k=20) == 8  # 6.5 s at a label a second, one to spare
+    assert Pace.first_lookahead(0.4, least=3, k=20) == 3 and Pace.first_lookahead(60.0, least=3, k=20) == 19
+    lookaheads = {}
+    for rate in (0.002, 1000.0):  # steps/s: a machine that needs the whole batch, and a fast one
+        monkeypatch.setattr(pipelined, "training_steps_per_second", lambda pool, rate=rate: rate)
+        ds = load_dataset(image_folder)
+        learner = ActiveLearner(
+            ds.pool, make_strategy("aeep"), config=TrainConfig(min_steps=6, max_steps=6), device="cpu", seed=0, candidates=50
+        )
+        pipe = PipelinedLearner(learner, batch_size=8, lookahead=3, steps_per_label=None, follow_pace=True)
+        pipe.start()
+        try:
+            deadline = time.monotonic() + 30
+            while pipe.steps_per_label == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            lookaheads[rate] = pipe._batch_lookahead
+        finally:
+            pipe.close()
+    assert FIRST_CHOICE_STEPS * 50 / 10_000 / 0.002 > 5  # the estimate exceeds the batch
+    assert lookaheads == {0.002: 7, 1000.0: 3}  # at most k - 1; the least when choosing is quick
