@@ -130,14 +130,14 @@ class Pace:
         self.due_at = None
         if self.seconds_per_answer is None or self.seconds_to_choose is None:
             return least
-        ahead = math.ceil(self.seconds_to_choose / max(self.seconds_per_answer, 0.05)) + spare
-        return int(min(max(least, ahead), max(least, k - 1)))
+        return self.first_lookahead(self.seconds_to_choose, least, k, max(self.seconds_per_answer, 0.05), spare)
 
     @staticmethod
-    def first_lookahead(estimate_s: float, least: int, k: int, seconds_per_answer: float = 1.0, spare: int = 1) -> int:
-        """The lookahead of a new project's first batch, before any choice or answer was
-        timed: ``estimate_s`` to choose at ``seconds_per_answer`` (a second a label)."""
-        ahead = math.ceil(estimate_s / seconds_per_answer) + spare
+    def first_lookahead(seconds_to_choose: float, least: int, k: int, seconds_per_answer: float = 1.0, spare: int = 1) -> int:
+        """Answers ahead for a choice that takes ``seconds_to_choose`` at
+        ``seconds_per_answer``, plus ``spare``, within [``least``, k - 1]. Alone, before
+        anything was timed: a new project's first batch, at a label a second."""
+        ahead = math.ceil(seconds_to_choose / seconds_per_answer) + spare
         return int(min(max(least, ahead), max(least, k - 1)))
 
     def _smooth(self, old: float | None, new: float) -> float:
