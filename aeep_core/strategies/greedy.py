@@ -15,6 +15,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from aeep_core.strategies.base import unit_rows
+from aeep_core.strategies.seeding import kmeans_plusplus
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,6 +59,11 @@ def informative_diverse(unit: np.ndarray, entropy: np.ndarray, n: int, beta: flo
     return picks
 
 
+def _seeds(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState) -> np.ndarray:
+    """scikit-learn's k-means++ seeding, faster (:mod:`aeep_core.strategies.seeding`)."""
+    return kmeans_plusplus(X, n_clusters, random_state)[0]
+
+
 def typical_unexplored(
     unit: np.ndarray, known_unit: np.ndarray, n: int, seed: int, chosen: list[int] | None = None, order_by: str = "size"
 ) -> list[int]:
@@ -86,7 +92,7 @@ def typical_unexplored(
         # Identical embeddings (duplicate items, a tiny pool) leave some clusters empty;
         # the picks below skip those, so sklearn's warning says nothing to act on.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        km = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit(unit[free])
+        km = KMeans(n_clusters=n_clusters, init=_seeds, n_init=1, random_state=seed).fit(unit[free])
     size = np.bincount(km.labels_, minlength=n_clusters)
     covered = np.bincount(km.predict(known), minlength=n_clusters) if len(known) else np.zeros(n_clusters, int)
     if order_by in ("novelty", "mass") and len(known):
