@@ -7,6 +7,26 @@ from torch import nn
 from torch.nn import functional as F
 
 
+class HalvingMaxPool(nn.MaxPool2d):
+    """``nn.MaxPool2d(2)`` whose inference is four strided maxima: the same values, exactly
+    (a maximum rounds nothing), in a quarter of the time on the CPU. Scoring 10,000 MNIST
+    candidates spent as long pooling as convolving (0.58 s each, one thread on the fast
+    machine); the first pool of a 1,024-image batch went from 60 to 16 ms. While
+    gradients are recorded it is ``MaxPool2d`` itself: its backward sends a tie's whole
+    gradient to one input, the maxima's would split it, and a blank background's cells
+    tie (same input, same value), so training steps would no longer be the same."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x)
+        even = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]  # MaxPool2d drops an odd last row or column
+        top = torch.maximum(even[..., 0::2, 0::2], even[..., 0::2, 1::2])
+        return torch.maximum(top, torch.maximum(even[..., 1::2, 0::2], even[..., 1::2, 1::2]))
+
+
 class PairwiseCNN(nn.Module):
     """3 conv + 2 pool + 2 FC (the spec's reference shape), ReLU after every conv.
 
@@ -29,10 +49,10 @@ class PairwiseCNN(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            HalvingMaxPool(),
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            HalvingMaxPool(),
             nn.Conv2d(2 * width, 2 * width, 3, padding=1),
             nn.ReLU(inplace=True),
         )
