@@ -10,7 +10,9 @@ import gc
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
+from PIL import Image as PILImage
 from textual_image.widget import Image as TerminalImage
 
 from aeep_core.session import SKIPPED, LabellingSession, ProjectSettings
@@ -104,7 +106,8 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
         assert screen.cards == first_cards
         for card, item in zip(screen.cards, app.session.batch.items):
             assert card.item is item and card.border_title == item.name and card.border_subtitle == "·"
-            assert str(card.query_one(TerminalImage).image) == str(app.session.source_path(item.item_id))
+            with PILImage.open(app.session.source_path(item.item_id)) as photo:  # the item's own pixels
+                assert np.array_equal(np.asarray(card.query_one(TerminalImage).image), np.asarray(photo))
             assert not card.has_class("-done") and not card.has_class("-labelled")
         assert [c.has_class("-cursor") for c in screen.cards] == [True, False, False, False]
         assert app.session.stats.labelled == 4
