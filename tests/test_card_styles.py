@@ -66,7 +66,7 @@ async def test_a_batch_dimmed_and_then_shown_in_the_same_cards_is_styled_as_a_fu
         screen = labelling_screen(app)
         first_cards = list(screen.cards)
         screen.busy = True  # as while the next batch is prepared: the dimming acts only then
-        screen._dim_batch()
+        screen._show_wait()
         screen.busy = False
         assert all(card.has_class("-done") for card in screen.cards)
         dimmed = [_render_rules(card) for card in screen.cards]

@@ -37,7 +37,7 @@ from aeep_tui.widgets.retrain_status import RetrainStatus
 from aeep_tui.widgets.stats_panel import StatsPanel
 
 PROGRESS_INTERVAL_S = 0.1  # at most ten progress repaints a second from the worker
-DIM_AFTER_S = 0.4  # a wait shorter than this leaves the answered batch undimmed
+WAIT_SHOWN_AFTER_S = 0.4  # a wait shorter than this is not shown: see start_retraining
 ANNOUNCE_AFTER_S = 2.0  # a new batch after a longer wait is announced: the person may have looked away
 COLLECT_AFTER_S = 0.3  # the full garbage collection, this long after a new batch is painted
 RETRAIN_GROUP = "retrain"
@@ -104,7 +104,7 @@ class LabellingScreen(Screen):
         self._stats: SessionStats | None = None
         self._counted_outside = (0, 0)
         self._title_shown = ""
-        self._dim_timer: Timer | None = None
+        self._wait_timer: Timer | None = None
         self._retrain_started = 0.0
         self._screen_bindings = dict(self._bindings.key_to_bindings)
         self._bind_class_keys()
@@ -372,8 +372,7 @@ class LabellingScreen(Screen):
             return
         if self._store_call(self.session.confirm_batch) is FAILED:
             return
-        self.refresh_stats()
-        self.start_retraining()
+        self.start_retraining()  # the panel follows with the next batch, or when the wait is shown
 
     def action_page(self, direction: int) -> None:
         position = self.cursor_position()
@@ -419,24 +418,30 @@ class LabellingScreen(Screen):
 
     # --- the retrain worker -----------------------------------------------------
     def start_retraining(self) -> None:
+        """Prepare the next batch in a worker. The wait is shown (the strip, the title, the
+        footer's keys, the answered batch dimmed) only once it has lasted
+        :data:`WAIT_SHOWN_AFTER_S`: a batch chosen ahead is usually on screen sooner, and
+        showing the wait for it read the store for the side panel and repainted it, the
+        strip, the title, the footer and, dimmed, all twenty cards, on the UI's thread
+        between Enter and the next batch (the next batch repaints them all again). Keys
+        are refused while busy either way (:meth:`check_action` is asked at each key)."""
         self.busy, self.failed = True, False
         self._stop.clear()
-        self._dim_timer = self.set_timer(DIM_AFTER_S, self._dim_batch)
+        self._wait_timer = self.set_timer(WAIT_SHOWN_AFTER_S, self._show_wait)
         self._retrain_started = time.monotonic()
         self._retrain_status = self.query_one(RetrainStatus)
-        self._retrain_status.start()
-        self._refresh_title()
-        self.refresh_bindings()
         self.run_worker(self._prepare_next_batch, thread=True, group=RETRAIN_GROUP, exit_on_error=False)
 
-    def _dim_batch(self) -> None:
-        """The answered batch, dimmed while the next one is still being prepared. Not at
-        once: a batch chosen ahead is usually there sooner, and dimming twenty images
-        repaints them all (0.3 s on a slow machine), which held that batch up."""
-        if self.busy:
-            for card in self.cards:
-                card.add_class("-done", update=False)
-                card.restyle_frame()
+    def _show_wait(self) -> None:
+        """The next batch is still being prepared: say so, and dim the answered batch."""
+        if not self.busy:
+            return
+        self.query_one(RetrainStatus).start()
+        self.refresh_stats()  # the answered batch's figures, and the title
+        self.refresh_bindings()
+        for card in self.cards:
+            card.add_class("-done", update=False)
+            card.restyle_frame()
 
     def _prepare_next_batch(self):
         """Runs in a thread: train, score, select; progress goes to the UI thread."""
@@ -484,8 +489,8 @@ class LabellingScreen(Screen):
         ):
             return
         self.busy = False
-        if self._dim_timer is not None:
-            self._dim_timer.stop()
+        if self._wait_timer is not None:
+            self._wait_timer.stop()
         self.query_one(RetrainStatus).finish()
         if event.state == WorkerState.ERROR:
             self.failed = True

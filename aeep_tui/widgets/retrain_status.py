@@ -16,7 +16,8 @@ LABEL_WIDTH = 42  # the bar starts at the same column whatever the stage says
 
 
 class RetrainStatus(Widget):
-    """Blank while labelling; a stage and a progress bar while the worker runs.
+    """Blank while labelling; a stage and a progress bar once the screen shows the wait
+    (:meth:`start`; the worker's reports before then are kept, and the newest is shown).
 
     One line drawn by :meth:`render`, always holding its row: showing, hiding and moving
     it only repaints that line. Toggling a child's ``visible`` or ``display``, or a Label
@@ -39,6 +40,8 @@ class RetrainStatus(Widget):
         super().__init__(id=id)
         self.text = ""  # what the strip says (empty: hidden)
         self._progress: tuple[int, int] | None = None  # (done, total); None: no bar
+        self._started = False
+        self._latest: tuple[str, int, int] | None = None  # the newest report, shown or not
 
     @property
     def showing(self) -> bool:
@@ -46,22 +49,30 @@ class RetrainStatus(Widget):
 
     def start(self) -> None:
         self.remove_class("-error")
-        self._show("Retraining the network…", None)
+        self._started = True
+        if self._latest is None:
+            self._show("Retraining the network…", None)
+        else:
+            self.stage(*self._latest)
 
     def stage(self, stage: str, done: int, total: int) -> None:
         """One progress report of the worker (``stage`` is ``train`` or ``score``)."""
-        text = STAGE_TEXT.get(stage, stage.capitalize())
-        self._show(f"{text}…  {done:,}/{total:,}", (done, max(total, 1)))
+        self._latest = (stage, done, total)
+        if self._started:
+            text = STAGE_TEXT.get(stage, stage.capitalize())
+            self._show(f"{text}…  {done:,}/{total:,}", (done, max(total, 1)))
 
     def on_retrain_status_progress(self, report: Progress) -> None:
         self.stage(report.stage, report.done, report.total)
 
     def failed(self, message: str) -> None:
         """Show a training failure in place of the bar; the screen offers a retry key."""
+        self._started, self._latest = False, None
         self.add_class("-error")
         self._show(f"Retraining failed: {message}  —  r retries, q quits", None)
 
     def finish(self) -> None:
+        self._started, self._latest = False, None
         self._show("", None)
 
     def _show(self, text: str, progress: tuple[int, int] | None) -> None:
