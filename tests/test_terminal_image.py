@@ -225,6 +225,31 @@ async def test_full_screen_view_keeps_the_images_aspect_ratio(size):
         assert widget.size.width == body.size.width or widget.size.height == body.size.height  # fills one side
 
 
+async def test_the_retrain_strip_keeps_reports_until_the_wait_is_shown(image_folder):
+    """Reports of the worker before the screen shows the wait draw nothing; showing it
+    draws the newest; a report left over from a finished worker is never shown."""
+    from aeep_tui.app import LabellingApp
+    from aeep_tui.widgets.retrain_status import RetrainStatus
+    from tests.test_app import batch_ready, quick_settings, until
+
+    app = LabellingApp(image_folder, quick_settings(budget=40, batch_size=6), confirm_setup=False)
+    async with app.run_test(size=(120, 33)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        strip = app.screen.query_one(RetrainStatus)
+        strip.finish()
+        strip.stage("train", 10, 40)
+        strip.stage("score", 500, 2000)
+        assert not strip.showing
+        strip.start()
+        assert strip.text.startswith("Scoring unlabelled items") and "500/2,000" in strip.text
+        strip.finish()
+        strip.stage("train", 40, 40)  # late, after the worker ended
+        strip.finish()  # the next retrain starts
+        strip.start()
+        assert strip.text == "Retraining the network…"
+        await pilot.press("q")
+
+
 async def test_the_retrain_strip_shows_and_hides_without_a_layout_pass(image_folder, monkeypatch):
     """The retrain strip under the grid shows a stage and a bar while a batch is prepared
     and is blank when it is shown. It always holds its row and only repaints it: the grid

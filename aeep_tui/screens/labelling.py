@@ -430,6 +430,7 @@ class LabellingScreen(Screen):
         self._wait_timer = self.set_timer(WAIT_SHOWN_AFTER_S, self._show_wait)
         self._retrain_started = time.monotonic()
         self._retrain_status = self.query_one(RetrainStatus)
+        self._retrain_status.finish()  # a failure shown, or a report that came after the last worker ended
         self.run_worker(self._prepare_next_batch, thread=True, group=RETRAIN_GROUP, exit_on_error=False)
 
     def _show_wait(self) -> None:
