@@ -72,6 +72,33 @@ def test_embed_photos_keeps_its_results_and_reuses_the_store(tmp_path):
     np.testing.assert_allclose(unstored, feats, rtol=2e-3, atol=2e-2)
 
 
+def test_a_complete_store_is_read_while_another_process_writes_it(tmp_path):
+    """A second reader of a folder already embedded (a second bench job) reads without
+    the writer's lock; one with files still to embed waits for the writer, then embeds
+    only what it left."""
+    import threading
+
+    paths = _photos(tmp_path / "p", 6)
+    first, _, _ = embed_photos(paths[:4], BACKBONE, tmp_path / "cache")
+    writer = open_feature_store(tmp_path / "cache", BACKBONE)  # holds the writer's lock
+    try:
+        again, kept, _ = embed_photos(paths[:4], BACKBONE, tmp_path / "cache")  # would raise if it asked for the lock
+        np.testing.assert_array_equal(again, first)
+        assert kept == paths[:4]
+        result: list = []
+        waiting = threading.Thread(target=lambda: result.append(embed_photos(paths, BACKBONE, tmp_path / "cache")))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive() and not result  # two files are missing: it waits for the writer
+    finally:
+        writer.close()
+    waiting.join(60)
+    feats, kept, _ = result[0]
+    assert feats.shape == (6, 1600) and kept == paths
+    np.testing.assert_array_equal(feats[:4], first)
+    assert len(open_store(tmp_path / "cache")) == 6
+
+
 _WORKER = """
 import sys, time
 from pathlib import Path

@@ -297,13 +297,15 @@ def open_store(
     dtype: str = "float16",
     meta: dict[str, Any] | None = None,
     writable: bool = False,
+    wait_for_writer: bool = False,
 ) -> FeatureStore:
     """Open the store at ``stem`` (files ``<stem>.rows``, ``.index``, ``.meta.json``).
 
     A missing store is created when ``writable`` and ``dim`` is given. ``meta`` (e.g. the
     backbone and feature version) must match the stored one where both name a field, so
     rows of two definitions never mix. A writable store takes the writer's lock (one
-    process at a time: a second gets a :class:`StoreError`) and cuts off a torn tail.
+    process at a time: a second gets a :class:`StoreError`, or with ``wait_for_writer``
+    waits until the first closes it) and cuts off a torn tail.
     """
     files = _Files(Path(stem))
     meta = dict(meta or {})
@@ -330,7 +332,7 @@ def open_store(
     if writable:
         fd = os.open(files.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait_for_writer else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise StoreError(f"{files.stem}: another process is writing this feature store; wait for it or stop it") from None

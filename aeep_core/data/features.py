@@ -119,11 +119,14 @@ def store_meta(backbone: str) -> dict[str, object]:
     return {"backbone": backbone, "features_version": FEATURES_VERSION}
 
 
-def open_feature_store(stem: Path, backbone: str, embedder: Embedder | None = None, writable: bool = True) -> FeatureStore:
+def open_feature_store(
+    stem: Path, backbone: str, embedder: Embedder | None = None, writable: bool = True, wait_for_writer: bool = False
+) -> FeatureStore:
     """The feature store of ``backbone`` at ``stem``, created (with ``embedder``'s width)
     when missing."""
     dim = None if embedder is None else embedder.feature_dim
-    return open_store(stem, dim=dim, dtype=store_dtype(backbone), meta=store_meta(backbone), writable=writable)
+    meta = store_meta(backbone)
+    return open_store(stem, dim=dim, dtype=store_dtype(backbone), meta=meta, writable=writable, wait_for_writer=wait_for_writer)
 
 
 @dataclass
@@ -219,7 +222,12 @@ def embed_photos(
                 progress(min(start + CHUNK, len(paths)), len(paths))
         return np.concatenate(out) if out else np.zeros((0, embedder.feature_dim), np.float32), kept_paths, skipped
     keys = [file_key(p) for p in paths]
-    store, embedder = open_or_create_store(cache, backbone, keys, device)
+    whole = _read_if_complete(cache, backbone, paths, keys)
+    if whole is not None:
+        return whole
+    # Another process embedding the same folder (a second bench job, a second project on
+    # it) holds the writer's lock: wait for it, then embed only what it did not.
+    store, embedder = open_or_create_store(cache, backbone, keys, device, wait_for_writer=True)
     try:
         report = embed_into_store(paths, store, embedder or backbone, progress=progress, keys=keys)
         rows = store.rows_for(keys)
@@ -229,16 +237,37 @@ def embed_photos(
         store.close()
 
 
+def _read_if_complete(
+    stem: Path, backbone: str, paths: list[Path], keys: list[str]
+) -> tuple[np.ndarray, list[Path], list[SkippedFile]] | None:
+    """:func:`embed_photos`'s answer read from the store at ``stem`` without the writer's
+    lock, when it already holds every file (a row, or a note that the file is broken);
+    None when it does not or does not exist yet."""
+    if not Path(f"{stem}.meta.json").is_file():
+        return None
+    store = open_feature_store(stem, backbone, writable=False)
+    try:
+        missing, report = still_to_embed(paths, keys, store)
+        if len(missing):
+            return None
+        rows = store.rows_for(keys)
+        kept_at = np.flatnonzero(rows >= 0)
+        return store.read(rows[kept_at]), [paths[i] for i in kept_at], report.skipped
+    finally:
+        store.close()
+
+
 def open_or_create_store(
-    stem: Path, backbone: str, keys: Sequence[str], device: str | torch.device
+    stem: Path, backbone: str, keys: Sequence[str], device: str | torch.device, wait_for_writer: bool = False
 ) -> tuple[FeatureStore, Embedder | None]:
     """The store at ``stem``, and the embedder when it had to be loaded: a new store needs
     the width. A new store takes in the rows of an old-format cache (``<stem>.npy`` +
-    ``<stem>.json``) when there is one."""
+    ``<stem>.json``) when there is one. ``wait_for_writer``: wait while another process
+    writes the store (else :class:`StoreError`)."""
     if Path(f"{stem}.meta.json").is_file():
-        return open_feature_store(stem, backbone), None
+        return open_feature_store(stem, backbone, wait_for_writer=wait_for_writer), None
     embedder = load_embedder(backbone, device=device)
-    store = open_feature_store(stem, backbone, embedder)
+    store = open_feature_store(stem, backbone, embedder, wait_for_writer=wait_for_writer)
     _migrate_old_cache(stem, store, set(keys))
     return store, embedder
 
