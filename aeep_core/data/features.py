@@ -230,9 +230,7 @@ def embed_photos(
     store, embedder = open_or_create_store(cache, backbone, keys, device, wait_for_writer=True)
     try:
         report = embed_into_store(paths, store, embedder or backbone, progress=progress, keys=keys)
-        rows = store.rows_for(keys)
-        kept_at = np.flatnonzero(rows >= 0)
-        return store.read(rows[kept_at]), [paths[i] for i in kept_at], report.skipped
+        return _stored_features(store, paths, keys, report.skipped)
     finally:
         store.close()
 
@@ -248,13 +246,18 @@ def _read_if_complete(
     store = open_feature_store(stem, backbone, writable=False)
     try:
         missing, report = still_to_embed(paths, keys, store)
-        if len(missing):
-            return None
-        rows = store.rows_for(keys)
-        kept_at = np.flatnonzero(rows >= 0)
-        return store.read(rows[kept_at]), [paths[i] for i in kept_at], report.skipped
+        return None if len(missing) else _stored_features(store, paths, keys, report.skipped)
     finally:
         store.close()
+
+
+def _stored_features(
+    store: FeatureStore, paths: list[Path], keys: list[str], skipped: list[SkippedFile]
+) -> tuple[np.ndarray, list[Path], list[SkippedFile]]:
+    """The store's rows of the ``paths`` it has (float32, in order), those paths, ``skipped``."""
+    rows = store.rows_for(keys)
+    kept_at = np.flatnonzero(rows >= 0)
+    return store.read(rows[kept_at]), [paths[i] for i in kept_at], skipped
 
 
 def open_or_create_store(
