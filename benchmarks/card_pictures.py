@@ -4,12 +4,14 @@
 
 textual-image opens a card's file and scales the whole decoded image to the card each
 time a new picture is shown; ``aeep_tui.widgets.cards.shrunk_photo`` hands it a picture
-decoded at reduced scale (JPEG draft mode) and shrunk to 640 pixels instead. For a batch
-of 12 cards, each scaled to a 40 × 20-cell card of 10 × 20-pixel cells (what a Kitty or
-Sixel terminal draws; half-blocks scale to fewer pixels, after the same decode), this
-times both, on the real flower photographs (500 × 375) and on generated camera-sized
-JPEGs (4000 × 3000, 12 megapixels). Medians of ``--repeats``; writes a table and
-``benchmarks/results/latency/card-pictures.json``.
+decoded at reduced scale (JPEG draft mode) and shrunk to 640 pixels instead, and since
+``card_pictures`` the worker that prepares a batch decodes them, side by side, so that the
+UI's thread only scales them to the card. For a batch of 12 cards, each scaled to a
+40 × 20-cell card of 10 × 20-pixel cells (what a Kitty or Sixel terminal draws;
+half-blocks scale to fewer pixels, after the same decode), this times each way
+(:func:`batch_seconds`), on the real flower photographs (500 × 375) and on generated
+camera-sized JPEGs (4000 × 3000, 12 megapixels). Medians of ``--repeats``; writes a table
+and ``benchmarks/results/latency/card-pictures.json``.
 """
 
 from __future__ import annotations
@@ -45,18 +47,36 @@ def camera_photos(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def batch_seconds(paths: list[Path], shrink: bool) -> float:
+def _scale_to_card(picture) -> None:
     from textual_image._pixeldata import PixelData
 
-    from aeep_tui.widgets.cards import shrunk_photo
+    pixels = PixelData(picture, mode="rgb")  # what textual-image's renderables do
+    scale = min(CARD[0] / pixels.width, CARD[1] / pixels.height)
+    pixels.scaled(max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
 
+
+def batch_seconds(paths: list[Path], how: str) -> float:
+    """Seconds to get ``paths`` onto cards: ``whole`` (textual-image decodes each file),
+    ``shrunk`` (each shrunk first, one after another: the UI's thread since 654ad73),
+    ``worker`` (shrunk side by side, as the worker preparing the batch does now) or
+    ``ui-after-worker`` (what is left to the UI's thread then: scaling to the card)."""
+    from aeep_tui.widgets.cards import shrunk_photo, side_by_side
+
+    ready = side_by_side(shrunk_photo, paths) if how == "ui-after-worker" else None
     start = time.perf_counter()
-    for path in paths:
-        picture = shrunk_photo(path) if shrink else path
-        pixels = PixelData(picture, mode="rgb")  # what textual-image's renderables do
-        scale = min(CARD[0] / pixels.width, CARD[1] / pixels.height)
-        pixels.scaled(max(1, round(pixels.width * scale)), max(1, round(pixels.height * scale)))
+    if how == "worker":
+        side_by_side(shrunk_photo, paths)
+    for position, path in enumerate(paths):
+        if how == "whole":
+            _scale_to_card(path)
+        elif how == "shrunk":
+            _scale_to_card(shrunk_photo(path))
+        elif how == "ui-after-worker":
+            _scale_to_card(ready[position])
     return time.perf_counter() - start
+
+
+HOWS = ("whole", "shrunk", "worker", "ui-after-worker")
 
 
 def main() -> None:
@@ -77,14 +97,19 @@ def main() -> None:
         sets["camera 4000x3000"] = camera_photos(Path(tmp), args.cards)
         rows = []
         for name, paths in sets.items():
-            times = {shrink: [batch_seconds(paths, shrink) for _ in range(args.repeats)] for shrink in (False, True)}
-            whole, shrunk = statistics.median(times[False]), statistics.median(times[True])
-            rows.append({"photos": name, "cards": len(paths), "whole_s": whole, "shrunk_s": shrunk, "ratio": whole / shrunk})
+            row: dict[str, object] = {"photos": name, "cards": len(paths)}
+            for how in HOWS:
+                row[f"{how}_s"] = statistics.median(batch_seconds(paths, how) for _ in range(args.repeats))
+            rows.append(row)
     cpu = cpu_description()
     print(f"on {cpu['model']} ({' '.join(cpu['simd'])}; {cpu['cores']} cores)")
-    print(f"{'photos':<18} {'cards':>5} {'whole file':>11} {'shrunk':>9} {'ratio':>6}")
-    for row in rows:
-        print(f"{row['photos']:<18} {row['cards']:>5} {row['whole_s']:>10.3f}s {row['shrunk_s']:>8.3f}s {row['ratio']:>5.1f}x")
+    print("UI thread: whole file (textual-image) / shrunk there (654ad73) / after the worker; worker: decoding side by side")
+    print(f"{'photos':<18} {'cards':>5} {'whole file':>11} {'shrunk':>9} {'worker':>9} {'UI after':>9}")
+    for r in rows:
+        print(
+            f"{r['photos']:<18} {r['cards']:>5} {r['whole_s']:>10.3f}s {r['shrunk_s']:>8.3f}s"
+            f" {r['worker_s']:>8.3f}s {r['ui-after-worker_s']:>8.3f}s"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "card-pictures.json"
     out.write_text(

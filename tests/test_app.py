@@ -127,6 +127,38 @@ async def test_label_a_batch_and_the_next_arrives(image_folder):
     assert app.session is None  # closed on quit
 
 
+async def test_the_next_batch_s_pictures_are_decoded_off_the_ui_thread(image_folder, monkeypatch):
+    """The worker that prepares a batch also decodes its photos: showing it only hands each
+    card its picture (twelve camera JPEGs held the UI's thread for 0.6 s)."""
+    import threading
+
+    from aeep_tui.widgets import cards
+
+    decoded_on: list[tuple[int, bool]] = []  # (item, on the UI's thread)
+    real = cards.card_picture
+
+    def recording(session, item_id):
+        decoded_on.append((item_id, threading.current_thread() is threading.main_thread()))
+        return real(session, item_id)
+
+    monkeypatch.setattr(cards, "card_picture", recording)
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        for key in "1231":
+            await pilot.press(key)
+        decoded_on.clear()
+        await pilot.press("enter")
+        await until(pilot, batch_ready(app, 2), what="the second batch")
+        shown = [item.item_id for item in app.session.batch.items]
+        assert sorted(item for item, _ in decoded_on) == sorted(shown)  # each once
+        assert not any(on_ui for _, on_ui in decoded_on)
+        for card, item in zip(app.screen.cards, app.session.batch.items):
+            with PILImage.open(app.session.source_path(item.item_id)) as photo:
+                assert np.array_equal(np.asarray(card.query_one(TerminalImage).image), np.asarray(photo))
+        await pilot.press("q")
+
+
 async def test_full_collections_wait_for_the_end_of_a_batch(image_folder):
     """A full GC pass stalls every key for hundreds of ms on a big pool: the app runs it
     itself once a new batch is painted (while the person reads it, never among the keys),

@@ -22,7 +22,7 @@ from textual.timer import Timer
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
-from aeep_core.session import SessionStats, StoreError
+from aeep_core.session import Batch, SessionStats, StoreError
 from aeep_tui.gc_schedule import collect_between_batches
 from aeep_tui.partial_repaint import repaint_changes_only
 from aeep_tui.screens.class_keys import with_class_keys
@@ -30,7 +30,7 @@ from aeep_tui.screens.help import HelpScreen
 from aeep_tui.screens.image_view import ImageViewScreen
 from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.widgets.card_grid import GRID_MOVES, fit_grid
-from aeep_tui.widgets.cards import card_for, item_image, reuse_cards
+from aeep_tui.widgets.cards import Picture, card_for, card_pictures, item_image, reuse_cards
 from aeep_tui.widgets.footer import QuietFooter
 from aeep_tui.widgets.item_card import SKIPPED, ItemCard
 from aeep_tui.widgets.retrain_status import RetrainStatus
@@ -208,13 +208,14 @@ class LabellingScreen(Screen):
             # one fixed-size line (see app.tcss): a new text is repainted without a layout pass
             self.query_one("#batch-title", Static).update(text, layout=False)
 
-    def show_batch(self) -> None:
-        """Replace the cards with those of ``session.batch``."""
+    def show_batch(self, pictures: list[Picture] | None = None) -> None:
+        """Replace the cards with those of ``session.batch`` (``pictures``: its items'
+        card pictures, decoded ahead by the worker that prepared it)."""
         items = self.session.batch.items
-        if not reuse_cards(self.session, self.cards, items):
+        if not reuse_cards(self.session, self.cards, items, pictures):
             grid = self.query_one("#card-grid")
             grid.remove_children()
-            self.cards = [card_for(self.session, item) for item in items]
+            self.cards = [card_for(self.session, item, None if pictures is None else pictures[i]) for i, item in enumerate(items)]
             for card in self.cards:
                 card.show_guess = self.show_guesses
             grid.mount_all(self.cards)
@@ -444,8 +445,9 @@ class LabellingScreen(Screen):
             card.add_class("-done", update=False)
             card.restyle_frame()
 
-    def _prepare_next_batch(self):
-        """Runs in a thread: train, score, select; progress goes to the UI thread."""
+    def _prepare_next_batch(self) -> tuple[Batch, list[Picture] | None] | None:
+        """Runs in a thread: train, score, select, then decode the chosen items' pictures
+        (off the UI's thread); progress goes to the UI thread."""
         last = 0.0
         status = self._retrain_status  # looked up on the UI thread; the DOM is not thread-safe
 
@@ -456,7 +458,10 @@ class LabellingScreen(Screen):
                 last = now
                 status.post_message(RetrainStatus.Progress(stage, done, total))
 
-        return self.session.prepare_next_batch(progress=progress, should_stop=self._stop.is_set)
+        batch = self.session.prepare_next_batch(progress=progress, should_stop=self._stop.is_set)
+        if batch is None or self._stop.is_set():
+            return None
+        return batch, card_pictures(self.session, batch.items)
 
     def _await_evaluation(self) -> None:
         """The pipelined trainer tests the model that chose this batch after sending it: its
@@ -501,7 +506,8 @@ class LabellingScreen(Screen):
         elif self._stop.is_set():
             return  # quitting: the app closes the session next
         elif self.session.batch is not None:
-            self.show_batch()
+            prepared = event.worker.result if event.state == WorkerState.SUCCESS else None
+            self.show_batch(prepared[1] if prepared is not None and prepared[0] is self.session.batch else None)
             if time.monotonic() - self._retrain_started >= ANNOUNCE_AFTER_S:
                 self.notify(f"Round {self.session.batch.round}: a new batch of {len(self.cards)} is ready.")
             # The person reads the new batch before the first key: a full pass fits there,

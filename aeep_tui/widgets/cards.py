@@ -8,7 +8,11 @@ is open.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
@@ -57,8 +61,34 @@ def shrunk_photo(path: Path, longest: int = CARD_PIXELS) -> PILImage.Image | Pat
         return path
 
 
-def body_for(session, item) -> Widget:
-    """The modality-specific inside of a card."""
+Picture = PILImage.Image | Path  # what a card's image widget is given
+T = TypeVar("T")
+
+
+def card_pictures(session, items) -> list[Picture] | None:
+    """:func:`card_picture` for every item, or None for a pool without pictures (sequences).
+
+    Called in the worker that prepares the next batch, not on the UI's thread, so that
+    showing the batch only hands each card its picture: twelve camera JPEGs took 0.6 s to
+    decode on the fast machine (``benchmarks/card_pictures.py``). Pillow releases the GIL
+    while it decodes and resizes, so the pictures are decoded side by side."""
+    if session.pool.modality == "sequence":
+        return None
+    return side_by_side(lambda item: card_picture(session, item.item_id), items)
+
+
+def side_by_side(decode: Callable[[T], Picture], values: Sequence[T]) -> list[Picture]:
+    """``decode`` of each value, in order, on up to one thread per core (at most four)."""
+    threads = min(len(values), os.cpu_count() or 1, 4)
+    if threads < 2:
+        return [decode(v) for v in values]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="card-pictures") as pool:
+        return list(pool.map(decode, values))
+
+
+def body_for(session, item, picture: Picture | None = None) -> Widget:
+    """The modality-specific inside of a card (``picture``: the item's
+    :func:`card_picture`, when it was decoded ahead)."""
     if session.pool.modality == "sequence":
         from aeep_tui.widgets.timeline import TimelineCard
 
@@ -70,23 +100,27 @@ def body_for(session, item) -> Widget:
         timeline.can_focus = False
         return timeline
     # styled by class (app.tcss: auto width and height keep the aspect ratio)
-    return terminal_image(card_picture(session, item.item_id), classes="card-image")
+    if picture is None:
+        picture = card_picture(session, item.item_id)
+    return terminal_image(picture, classes="card-image")
 
 
-def card_for(session, item) -> ItemCard:
+def card_for(session, item, picture: Picture | None = None) -> ItemCard:
     """A card for one batch item, with the body its modality needs."""
     classes = session.classes.current
-    return ItemCard(item, body_for(session, item), classes.names, classes.keys)
+    return ItemCard(item, body_for(session, item, picture), classes.names, classes.keys)
 
 
-def reuse_cards(session, cards: list[ItemCard], items: list) -> bool:
+def reuse_cards(session, cards: list[ItemCard], items: list, pictures: list[Picture] | None = None) -> bool:
     """Show ``items`` in the ``cards`` already on screen, one each, when every card's body can
     take its new item (a picture, in place); False, changing nothing, when any cannot.
     Mounting a batch of new cards (a card, its frame, picture and guess line each) cost a
     slow machine about a quarter of a second of the wait between batches."""
     if len(cards) != len(items) or not all(takes_new_pictures(card.body) for card in cards):
         return False
-    for card, item in zip(cards, items):
-        show_picture(card.body, card_picture(session, item.item_id))
+    if pictures is None:
+        pictures = [card_picture(session, item.item_id) for item in items]
+    for card, item, picture in zip(cards, items, pictures):
+        show_picture(card.body, picture)
         card.show_item(item)
     return True
