@@ -84,3 +84,33 @@ async def test_a_batch_dimmed_and_then_shown_in_the_same_cards_is_styled_as_a_fu
             app.update_styles(card, animate=False)
         assert [_render_rules(card) for card in screen.cards] == shown
         await pilot.press("q")
+
+
+def _counting(render, name: str, drawn: list[str]):
+    def counted():
+        drawn.append(name)
+        return render()
+
+    return counted
+
+
+async def test_a_class_key_repaints_the_two_frames_and_nothing_inside_them(image_folder):
+    """A key changes the answered card's frame and the next card's: their guess lines and
+    bodies keep the lines they drew (a rule colouring a border title would refresh them)."""
+    from tests.test_app import subtitle, title
+
+    app = LabellingApp(image_folder, quick_settings(), confirm_setup=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, batch_ready(app, 1), what="the first batch")
+        await pilot.pause()
+        screen = labelling_screen(app)
+        drawn: list[str] = []
+        for card in screen.cards[:2]:
+            for inside in card.walk_children():
+                inside.render = _counting(inside.render, type(inside).__name__, drawn)  # called to draw its lines anew
+        await pilot.press("1")
+        await pilot.pause()
+        assert subtitle(screen.cards[0]) == "1 ▸ class0" and screen.cards[1].has_class("-cursor")
+        assert "[bold]" in screen.cards[1].border_title and "[bold]" not in screen.cards[0].border_title
+        assert title(screen.cards[1]) == screen.cards[1].item.name
+        assert drawn == []

@@ -17,7 +17,7 @@ from aeep_tui.screens.classes import ClassNameScreen, PickClassScreen
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.review import ReviewScreen
 from tests.conftest import make_image_folder
-from tests.test_app import SIZE, batch_ready, quick_settings, until
+from tests.test_app import SIZE, batch_ready, quick_settings, subtitle, until
 from tests.test_stats_app import _palette
 
 
@@ -59,7 +59,7 @@ async def test_add_a_class_mid_batch_train_with_one_more_output_export_it_and_re
         await pilot.press("f", "f", "2")  # two items of the new class, on this very batch
         screen = app.screen
         assert [it.answer for it in app.session.batch.items] == [0, 3, 3, 1]
-        assert screen.cards[1].border_subtitle == "f ▸ fox"
+        assert subtitle(screen.cards[1]) == "f ▸ fox"
         await pilot.press("enter")
         await until(pilot, batch_ready(app, 3), what="the batch after training with fox")
         after = newest_weights(project)
@@ -116,7 +116,7 @@ async def test_rename_and_merge_through_the_palette_keep_every_answer_and_its_hi
         await pilot.press("1")
         await until(pilot, lambda: isinstance(app.screen, LabellingScreen), what="back to the batch")
         assert "2:label(1)" not in footer_keys(app) and "1:label(0)" in footer_keys(app)  # its key is free
-        assert app.session.batch.items[0].answer == 0 and app.screen.cards[0].border_subtitle == "1 ▸ class0"
+        assert app.session.batch.items[0].answer == 0 and subtitle(app.screen.cards[0]) == "1 ▸ class0"
         for item in first_two:
             assert app.session.learner.labels[item] == 0
             assert [h.label for h in app.session.review.history(item)] == [1, 0]  # the old answer stays

@@ -16,7 +16,7 @@ from aeep_tui.keys import CLASS_KEYS
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.screens.review import ReviewScreen
 from aeep_tui.widgets.review_card import ReviewCard
-from tests.test_app import SIZE, batch_ready, labelling_screen, quick_settings, until
+from tests.test_app import SIZE, batch_ready, labelling_screen, quick_settings, subtitle, until
 
 KEYS = ["1", "2", "3"]
 
@@ -65,12 +65,12 @@ async def test_a_correction_changes_training_and_export_and_keeps_the_history(im
         assert all(isinstance(c, ReviewCard) and c.show_guess for c in screen.cards)
         assert all(it.model_predicted is not None for it in screen.items)  # the trained model's view
         first = screen.view[0]
-        assert screen.cards[0].border_subtitle == f"{KEYS[answers[0]]} ▸ class{answers[0]}"
+        assert subtitle(screen.cards[0]) == f"{KEYS[answers[0]]} ▸ class{answers[0]}"
         new = (answers[0] + 1) % 3
         await pilot.press(KEYS[new])
         # (a) the next training set holds the new answer
         assert session.learner.labels[first.item_id] == new
-        assert screen.cards[0].border_subtitle.startswith("✎")
+        assert subtitle(screen.cards[0]).startswith("✎")
         assert screen.cursor == 1  # on to the next item
         # (b) the export says the new label
         path = str(image_folder.resolve() / first.name)
@@ -126,7 +126,7 @@ async def test_undo_in_review_gives_back_the_answer_before_and_keeps_every_answe
         await pilot.press("backspace")  # the newest correction first, and the cursor goes to it
         assert second.answer == before_second and session.learner.labels[second.item_id] == before_second
         assert screen.cursor == 1 and first.answer == (before_first + 1) % 3
-        assert screen.cards[1].border_subtitle.endswith(f"class{before_second}")
+        assert subtitle(screen.cards[1]).endswith(f"class{before_second}")
         await pilot.press("backspace", "backspace")  # the second press has nothing left to undo
         assert first.answer == before_first and session.learner.labels[first.item_id] == before_first
         assert screen.cursor == 0 and screen.undoable == []

@@ -13,6 +13,7 @@ from aeep_tui.app import LabellingApp
 from aeep_tui.screens.labelling import LabellingScreen
 from aeep_tui.widgets.timeline import TimelineCard
 from tests.sequences_fixtures import write_jsonl_folder
+from tests.test_app import title
 
 SIZE = (140, 44)
 
@@ -61,7 +62,7 @@ async def test_label_a_batch_of_patients(tmp_path):
         for card, item in zip(screen.cards, app.session.batch.items):
             timeline = card.query_one(TimelineCard)
             assert timeline.events == events[item.item_id] and timeline.events  # the patient's own history
-            assert card.border_title == item.name
+            assert title(card) == item.name
 
         for key in "1212":
             await pilot.press(key)

@@ -250,16 +250,11 @@ class LabellingScreen(Screen):
         by the caller and not restyled yet): a style pass covers the card and everything
         inside it, and a card restyled twice for one key was paid for twice."""
         changed = {restyle} if restyle is not None else set()
-        if self.cursor < len(self.cards) and self.cursor != position:
-            old = self.cards[self.cursor]
-            if old.has_class("-cursor"):
-                old.remove_class("-cursor", update=False)
-                changed.add(old)
+        if self.cursor < len(self.cards) and self.cursor != position and self.cards[self.cursor].set_cursor(False):
+            changed.add(self.cards[self.cursor])
         self.cursor = position
-        card = self.cards[position]
-        if not card.has_class("-cursor"):
-            card.add_class("-cursor", update=False)
-            changed.add(card)
+        if self.cards[position].set_cursor(True):
+            changed.add(self.cards[position])
         for each in changed:
             each.restyle_frame()
         self._scroll_to_cursor()
@@ -349,9 +344,9 @@ class LabellingScreen(Screen):
         self._show_progress()
 
     def _show_progress(self) -> None:
-        """The figures an answer changes: the batch's title, the keys, the panel's counts."""
+        """The figures an answer changes: the batch's title and the panel's counts. (No
+        key changes state with an answer, :meth:`check_action`: the footer is left alone.)"""
         self._refresh_title()
-        self.refresh_bindings()
         self.query_one(StatsPanel).update_stats(self._answered_stats())
 
     def _next_open(self, position: int) -> int | None:

@@ -182,7 +182,8 @@ class ReviewScreen(Screen):
     def _mark_cursor(self) -> None:
         first = self.cursor // self.page_size * self.page_size
         for i, card in enumerate(self.cards):
-            card.set_class(first + i == self.cursor, "-cursor")
+            if card.set_cursor(first + i == self.cursor) and card.is_mounted:
+                card.restyle_frame()
         self._refresh_title()
         self._refresh_detail()
 

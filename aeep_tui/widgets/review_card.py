@@ -6,7 +6,7 @@ In review the guess is the point, not a bias to hide: the answer was given alrea
 
 from __future__ import annotations
 
-from aeep_core.session import SKIPPED, ReviewItem
+from aeep_core.session import ReviewItem
 from aeep_tui.widgets.item_card import ItemCard
 
 
@@ -36,14 +36,14 @@ class ReviewCard(ItemCard):
 
     def refresh_answer(self, *, restyle: bool = True) -> None:
         """Show the item's current answer, whether it was corrected, and the model's view."""
+        self.set_class(self.item.disagrees, "-disagrees", update=restyle)
         super().refresh_answer(restyle=restyle)
-        item = self.item
-        mark = "✎ " if item.corrected else ""
-        if item.answer is None:
-            self.border_subtitle = f"{mark}back in the pool"
-        elif item.answer != SKIPPED:
-            self.border_subtitle = f"{mark}{self.keys[item.answer]} ▸ {self.class_names[item.answer]}"
-        else:
-            self.border_subtitle = f"{mark}skipped"
-        self.set_class(item.disagrees, "-disagrees", update=restyle)
         self._show_guess_line()
+
+    def answer_text(self) -> str:
+        """The answer, marked ✎ when corrected; ``back in the pool`` when taken back."""
+        mark = "✎ " if self.item.corrected else ""
+        return f"{mark}back in the pool" if self.item.answer is None else mark + super().answer_text()
+
+    def answer_style(self) -> str:
+        return "$error" if self.item.disagrees else super().answer_style()
